@@ -1,0 +1,227 @@
+"""The check step: one batch of items -> a decision per item, outcomes and jobs in S3.
+
+Per item it costs one upstream manifest HEAD (free on Docker Hub) and one request to the
+target. Items that need nothing, or cannot be done now, get their outcome here; the rest
+go into at most two jobs (copies, builds), each run by one CodeBuild build.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hubmirror.decisions import (
+    DEFERRED,
+    FAILED,
+    UNCHANGED,
+    WOULD_BUILD,
+    WOULD_COPY,
+    Decision,
+    Outcome,
+    TargetState,
+    decide,
+    is_derived,
+)
+from hubmirror.items import BUILD, COPY, WorkItem
+from hubmirror.oci import INDEX_MEDIA_TYPES
+from hubmirror.ratelimit import PullBudget, RateLimit
+from hubmirror.registry import ManifestHead, ManifestUnknownError, RegistryClient, RegistryError
+from hubmirror.store import run_key
+
+logger = logging.getLogger(__name__)
+#: Manifest GETs a copy of an index of unknown size is expected to cost (index + platforms).
+DEFAULT_INDEX_PULLS = 2
+
+
+class CheckStore(Protocol):
+    def get_json(self, key: str) -> Any: ...
+    def put_json(self, key: str, value: Any) -> str: ...
+
+
+@dataclass
+class ItemCheck:
+    """The result of checking one item."""
+
+    item: WorkItem
+    decision: Decision | None = None
+    upstream: ManifestHead | None = None
+    target: TargetState | None = None
+    outcome: Outcome | None = None
+
+
+@dataclass
+class BatchResult:
+    """What the state machine needs to go on: job locations and counts (small)."""
+
+    batch: str
+    checked: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    copy_job: str | None = None
+    build_job: str | None = None
+    ratelimit_remaining: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def target_state(client: RegistryClient, item: WorkItem) -> TargetState | None:
+    """What the target tag holds now; None if it does not exist.
+
+    A verbatim copy needs only the digest (HEAD); a derived image's annotations need the
+    manifest itself (GET; ECR does not rate-limit it).
+    """
+    try:
+        if not is_derived(item):
+            head = client.head_manifest(item.target_repository, item.target_tag)
+            return TargetState(head.digest, head.media_type)
+        manifest = client.get_manifest(item.target_repository, item.target_tag)
+    except ManifestUnknownError:
+        return None
+    annotations = manifest.document().get("annotations") or {}
+    return TargetState(manifest.digest, manifest.media_type, {str(k): str(v) for k, v in annotations.items()})
+
+
+def expected_pulls(item: WorkItem, head: ManifestHead) -> int:
+    """Manifest GETs (pulls) syncing ``item`` will spend upstream."""
+    if head.media_type not in INDEX_MEDIA_TYPES:
+        return 1
+    if item.platforms is not None:
+        return len(item.platforms)
+    return DEFAULT_INDEX_PULLS
+
+
+def check_item(
+    item: WorkItem,
+    *,
+    upstream: Callable[[str], RegistryClient],
+    target: RegistryClient,
+    budget: PullBudget,
+    force: bool,
+    dry_run: bool,
+) -> ItemCheck:
+    """Decide one item; every failure becomes a ``failed`` outcome naming its reason."""
+    result = ItemCheck(item)
+    ref = item.upstream
+    try:
+        head = upstream(ref.api_host).head_manifest(ref.repository, item.tag)
+    except ManifestUnknownError as exc:
+        result.outcome = Outcome.for_item(item, FAILED, f"not found upstream: {exc}")
+        return result
+    except RegistryError as exc:
+        result.outcome = Outcome.for_item(item, FAILED, f"{exc.reason}: {exc}")
+        return result
+    result.upstream = head
+    try:
+        result.target = target_state(target, item)
+    except RegistryError as exc:
+        result.outcome = Outcome.for_item(item, FAILED, f"target {exc.reason}: {exc}", upstream_digest=head.digest)
+        return result
+    decision = decide(item, head.digest, result.target, force=force)
+    result.decision = decision
+    target_digest = result.target.digest if result.target else None
+    if not decision.needs_work:
+        result.outcome = Outcome.for_item(
+            item, UNCHANGED, decision.reason, upstream_digest=head.digest, target_digest=target_digest
+        )
+    elif dry_run:
+        would = WOULD_BUILD if decision.action == BUILD else WOULD_COPY
+        result.outcome = Outcome.for_item(
+            item, would, f"dry run: {decision.reason}", upstream_digest=head.digest, target_digest=target_digest
+        )
+    elif not budget.reserve(ref.registry, head.ratelimit, expected_pulls(item, head)):
+        result.outcome = Outcome.for_item(
+            item,
+            DEFERRED,
+            f"{ref.registry} pull budget low ({_budget_text(head.ratelimit)}); {decision.reason}",
+            upstream_digest=head.digest,
+            target_digest=target_digest,
+            retry_after=_reset_text(head.ratelimit),
+        )
+    return result
+
+
+def _budget_text(limit: RateLimit | None) -> str:
+    if limit is None:
+        return "unknown"
+    return f"{limit.remaining} of {limit.limit} pulls left"
+
+
+def _reset_text(limit: RateLimit | None) -> str | None:
+    if limit is None or limit.window is None:
+        return None
+    return f"within {limit.window // 3600}h (Docker Hub's rolling {limit.window}s window)"
+
+
+def check_batch(
+    *,
+    run: str,
+    batch: str,
+    items: Sequence[WorkItem],
+    store: CheckStore,
+    upstream: Callable[[str], RegistryClient],
+    target: RegistryClient,
+    target_registry: str,
+    floor: int,
+    concurrency: int,
+    force: bool,
+    dry_run: bool,
+) -> BatchResult:
+    """Check every item of a batch; write its outcomes and jobs; return the job keys."""
+    budget = PullBudget(floor)
+
+    def one(item: WorkItem) -> ItemCheck:
+        try:
+            return check_item(item, upstream=upstream, target=target, budget=budget, force=force, dry_run=dry_run)
+        except Exception as exc:  # one bad item never stops the others; it is reported failed
+            logger.exception("check of %s failed unexpectedly", item.key)
+            return ItemCheck(
+                item, outcome=Outcome.for_item(item, FAILED, f"internal error: {type(exc).__name__}: {exc}")
+            )
+
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1))) as pool:
+        checks = list(pool.map(one, items))
+
+    result = BatchResult(batch=batch, checked=len(checks))
+    outcomes = [c.outcome.to_dict() for c in checks if c.outcome is not None]
+    for check in checks:
+        name = check.outcome.outcome if check.outcome else check.item.kind
+        result.counts[name] = result.counts.get(name, 0) + 1
+    remaining = [c.upstream.ratelimit.remaining for c in checks if c.upstream and c.upstream.ratelimit]
+    result.ratelimit_remaining = min(remaining) if remaining else None
+    store.put_json(run_key(run, "outcomes", f"{batch}-check.json"), outcomes)
+
+    for kind in (COPY, BUILD):
+        work = [c for c in checks if c.outcome is None and c.decision is not None and c.decision.action == kind]
+        if not work:
+            continue
+        job = {
+            "run": run,
+            "batch": batch,
+            "kind": kind,
+            "target_registry": target_registry,
+            "outcomes_key": run_key(run, "outcomes", f"{batch}-{kind}.json"),
+            "items": [job_item(c) for c in work],
+        }
+        key = store.put_json(run_key(run, "jobs", f"{batch}-{kind}.json"), job)
+        if kind == COPY:
+            result.copy_job = key
+        else:
+            result.build_job = key
+    return result
+
+
+def job_item(check: ItemCheck) -> dict[str, Any]:
+    """One job entry: the item, the digest the check saw, and why it needs work."""
+    assert check.upstream is not None
+    assert check.decision is not None
+    return {
+        **check.item.to_dict(),
+        "upstream_digest": check.upstream.digest,
+        "upstream_media_type": check.upstream.media_type,
+        "target_digest": check.target.digest if check.target else None,
+        "recipe": check.decision.recipe,
+        "reason": check.decision.reason,
+    }

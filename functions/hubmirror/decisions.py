@@ -1,0 +1,151 @@
+"""Deciding what an item needs, from what upstream and the target hold now.
+
+Truth lives in the target registry: an item is up to date when the target tag holds the
+upstream digest (a verbatim copy) or carries the recipe hash of what would be built now
+(a derived image). Nothing is remembered between runs.
+
+Pure: no I/O, no environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hubmirror.items import BUILD, COPY, WorkItem
+from hubmirror.oci import ANNOTATION_RECIPE, INDEX_MEDIA_TYPES, canonical_json, sha256_digest
+
+#: Bumped whenever the copy/build script changes what it produces for the same recipe.
+BUILDER_VERSION = "1"
+
+UNCHANGED = "unchanged"
+COPIED = "copied"
+BUILT = "built"
+DEFERRED = "deferred"
+FAILED = "failed"
+WOULD_COPY = "would_copy"
+WOULD_BUILD = "would_build"
+#: Every outcome, in the order reports list them.
+OUTCOMES = (FAILED, DEFERRED, BUILT, COPIED, WOULD_BUILD, WOULD_COPY, UNCHANGED)
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """What the target tag holds: its digest, media type and annotations (None: no tag)."""
+
+    digest: str
+    media_type: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``unchanged``, ``copy`` or ``build``, and why."""
+
+    action: str
+    reason: str
+    recipe: str | None = None
+
+    @property
+    def needs_work(self) -> bool:
+        return self.action in (COPY, BUILD)
+
+
+def recipe_hash(item: WorkItem, upstream_digest: str) -> str:
+    """The hash of everything that shapes a derived image.
+
+    Upstream digest, build lines, platforms and the builder's version: a change of any of
+    them changes the hash, so exactly the affected items are rebuilt.
+
+    >>> item = WorkItem("docker.io/library/nginx", "1", "m/nginx", "1", build_commands=("RUN true",))
+    >>> recipe_hash(item, "sha256:" + "0" * 64) != recipe_hash(item, "sha256:" + "1" * 64)
+    True
+    """
+    recipe = {
+        "builder": BUILDER_VERSION,
+        "kind": item.kind,
+        "source": item.source,
+        "digest": upstream_digest,
+        "platforms": sorted(item.platforms) if item.platforms is not None else None,
+        "lines": [" ".join(line.split()) for line in item.build_commands],
+    }
+    return sha256_digest(canonical_json(recipe))
+
+
+def is_derived(item: WorkItem) -> bool:
+    """Whether the target will not be byte-identical to upstream (built, or platform-filtered)."""
+    return item.kind == BUILD or item.platforms is not None
+
+
+def decide(item: WorkItem, upstream_digest: str, target: TargetState | None, *, force: bool = False) -> Decision:
+    """What ``item`` needs, given the upstream digest and the target tag's state.
+
+    Examples
+    --------
+    >>> item = WorkItem("docker.io/library/nginx", "1.27", "mirror/nginx", "1.27")
+    >>> digest = "sha256:" + "a" * 64
+    >>> decide(item, digest, TargetState(digest, "application/vnd.oci.image.index.v1+json")).action
+    'unchanged'
+    >>> decide(item, digest, None).reason
+    'mirror/nginx:1.27 does not exist in the target'
+    """
+    recipe = recipe_hash(item, upstream_digest) if is_derived(item) else None
+    action = item.kind
+    if force:
+        return Decision(action, "forced by the execution input", recipe)
+    if target is None:
+        return Decision(action, f"{item.target} does not exist in the target", recipe)
+    if recipe is None:
+        if target.digest == upstream_digest:
+            return Decision("unchanged", f"target holds upstream {short(upstream_digest)}")
+        return Decision(action, f"upstream moved to {short(upstream_digest)}; target holds {short(target.digest)}")
+    if target.annotations.get(ANNOTATION_RECIPE) == recipe:
+        return Decision("unchanged", f"target was made from upstream {short(upstream_digest)} with this recipe", recipe)
+    if item.kind == COPY and target.digest == upstream_digest and target.media_type not in INDEX_MEDIA_TYPES:
+        return Decision("unchanged", f"target holds upstream {short(upstream_digest)}", recipe)
+    if ANNOTATION_RECIPE not in target.annotations:
+        return Decision(action, f"target {short(target.digest)} was not made by hubmirror for this recipe", recipe)
+    return Decision(action, f"upstream {short(upstream_digest)} or the recipe changed", recipe)
+
+
+def short(digest: str | None) -> str:
+    """``sha256:0123456789ab`` — enough of a digest for a person to compare."""
+    if not digest:
+        return "(none)"
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{algorithm}:{hexpart[:12]}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one item in a run: exactly one per item ends in the report."""
+
+    key: str
+    outcome: str
+    reason: str
+    target: str
+    upstream_digest: str | None = None
+    target_digest: str | None = None
+    kind: str = COPY
+    retry_after: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
+        return cls(
+            key=str(data["key"]),
+            outcome=str(data["outcome"]),
+            reason=str(data.get("reason", "")),
+            target=str(data.get("target", "")),
+            upstream_digest=data.get("upstream_digest"),
+            target_digest=data.get("target_digest"),
+            kind=str(data.get("kind", COPY)),
+            retry_after=data.get("retry_after"),
+        )
+
+    @classmethod
+    def for_item(cls, item: WorkItem, outcome: str, reason: str, **extra: Any) -> Outcome:
+        return cls(key=item.key, outcome=outcome, reason=reason, target=item.target, kind=item.kind, **extra)

@@ -1,0 +1,32 @@
+"""What every handler shares: settings read once, and the adapters built from them."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from hubmirror.ecr import Ecr
+from hubmirror.registry import RegistryClient
+from hubmirror.settings import Settings
+from hubmirror.store import Store
+
+
+@cache
+def settings() -> Settings:
+    """The environment, read at the first invocation (the cold start) and kept."""
+    return Settings.from_env()
+
+
+@cache
+def store() -> Store:
+    return Store(settings().bucket)
+
+
+@cache
+def upstream_client(host: str) -> RegistryClient:
+    """One client per upstream registry host, kept warm (connections, tokens)."""
+    return RegistryClient(host)
+
+
+def target_client() -> RegistryClient:
+    """The target registry with fresh ECR credentials (they last 12 hours)."""
+    return RegistryClient(settings().target_registry, Ecr().credentials())

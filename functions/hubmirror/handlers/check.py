@@ -1,0 +1,43 @@
+"""Check: one batch of items -> outcomes for the settled ones, jobs for the rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hubmirror.checking import check_batch
+from hubmirror.handlers._runtime import settings, store, target_client, upstream_client
+from hubmirror.items import WorkItem
+from hubmirror.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """``{"run", "batch": {"batch", "key"}, "force", "dry_run"}`` -> job keys and counts."""
+    config = settings()
+    run, batch = str(event["run"]), event["batch"]
+    logger.append_keys(execution=run, batch=batch["batch"])
+    items = [WorkItem.from_dict(i) for i in store().get_json(batch["key"])]
+    result = check_batch(
+        run=run,
+        batch=batch["batch"],
+        items=items,
+        store=store(),
+        upstream=upstream_client,
+        target=target_client(),
+        target_registry=config.target_registry,
+        floor=config.rate_limit_floor,
+        concurrency=config.check_concurrency,
+        force=bool(event.get("force")),
+        dry_run=bool(event.get("dry_run")),
+    )
+    metrics.add_metadata(key="execution", value=run)
+    metrics.add_metric(name="ItemsChecked", unit=MetricUnit.Count, value=result.checked)
+    if result.ratelimit_remaining is not None:
+        metrics.add_metric(name="RateLimitRemaining", unit=MetricUnit.Count, value=result.ratelimit_remaining)
+    logger.info("checked", extra={"counts": result.counts, "copy_job": result.copy_job, "build_job": result.build_job})
+    return result.to_dict()

@@ -1,0 +1,40 @@
+"""Plan: the allowlist and the execution input -> the run's items and batches in S3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hubmirror.bundle import runner_bundle
+from hubmirror.handlers._runtime import settings, store
+from hubmirror.observability import logger, metrics, tracer
+from hubmirror.planning import plan_run
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """``{"execution": NAME, "input": {...}}`` -> the plan (run id, batch list location, counts)."""
+    config = settings()
+    run = str(event["execution"])
+    logger.append_keys(execution=run)
+    plan = plan_run(
+        run=run,
+        allowlist_text=config.allowlist_path.read_bytes(),
+        allowlist_name=config.allowlist_path.name,
+        execution_input=event.get("input"),
+        prefix=config.target_prefix,
+        batch_size=config.batch_size,
+        map_concurrency=config.map_concurrency,
+        store=store(),
+        bundle=runner_bundle(),
+    )
+    metrics.add_metadata(key="execution", value=run)
+    metrics.add_metric(name="ItemsPlanned", unit=MetricUnit.Count, value=plan.items)
+    logger.info(
+        "planned", extra={"items": plan.items, "batches": plan.batches, "dry_run": plan.dry_run, "force": plan.force}
+    )
+    return plan.to_dict()

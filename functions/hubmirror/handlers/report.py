@@ -1,0 +1,40 @@
+"""Report: one outcome per item, saved to S3 and shaped for the SNS publish step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hubmirror import reporting
+from hubmirror.handlers._runtime import store
+from hubmirror.observability import logger, metrics, tracer
+
+METRIC_NAMES = {
+    "unchanged": "ItemsUnchanged",
+    "copied": "ItemsCopied",
+    "built": "ItemsBuilt",
+    "deferred": "ItemsDeferred",
+    "failed": "ItemsFailed",
+}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """``{"run", "plan_error"?}`` -> subject, message, attributes and the failure count."""
+    run = str(event["run"])
+    logger.append_keys(execution=run)
+    if event.get("plan_error"):
+        report = reporting.plan_failure(run, event["plan_error"])
+    else:
+        report = reporting.collect(store(), run)
+        reporting.save(store(), report)
+    metrics.add_metadata(key="execution", value=run)
+    for outcome, name in METRIC_NAMES.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=report.counts.get(outcome, 0))
+    metrics.add_metric(name="PlanRefused", unit=MetricUnit.Count, value=1 if report.plan_error else 0)
+    logger.info("reported", extra={"status": report.status, "counts": report.counts})
+    return reporting.summary(report)

@@ -1,0 +1,206 @@
+"""Work items: one (upstream image, tag) -> (target repository, tag) with its recipe.
+
+Also the execution input a person types in the console (``{"only": [...], "force": true,
+"dry_run": true}``) and the planning that turns an allowlist into items and batches.
+
+Pure: no I/O, no environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hubmirror.allowlist import ECR_REPOSITORY_MAX, ECR_REPOSITORY_RE, Allowlist, ImageEntry
+from hubmirror.references import ImageReference
+
+COPY = "copy"
+BUILD = "build"
+
+
+class InputError(ValueError):
+    """The execution input is not what hubmirror accepts; the message says why."""
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One tag to keep in sync.
+
+    Examples
+    --------
+    >>> item = WorkItem("docker.io/library/nginx", "1.27", target_repository="mirror/nginx", target_tag="1.27")
+    >>> item.key, item.kind, str(item.upstream)
+    ('docker.io/library/nginx:1.27', 'copy', 'docker.io/library/nginx:1.27')
+    """
+
+    source: str
+    tag: str
+    target_repository: str
+    target_tag: str
+    platforms: tuple[str, ...] | None = None
+    build_commands: tuple[str, ...] = ()
+    entry: int = 0
+
+    @property
+    def key(self) -> str:
+        """A stable identifier: the upstream reference with its tag."""
+        return f"{self.source}:{self.tag}"
+
+    @property
+    def kind(self) -> str:
+        """``build`` when the item adds lines to the image, else ``copy``."""
+        return BUILD if self.build_commands else COPY
+
+    @property
+    def upstream(self) -> ImageReference:
+        return ImageReference.parse(self.source).with_tag(self.tag)
+
+    @property
+    def target(self) -> str:
+        return f"{self.target_repository}:{self.target_tag}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["platforms"] = list(self.platforms) if self.platforms is not None else None
+        data["build_commands"] = list(self.build_commands)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkItem:
+        platforms = data.get("platforms")
+        return cls(
+            source=str(data["source"]),
+            tag=str(data["tag"]),
+            target_repository=str(data["target_repository"]),
+            target_tag=str(data["target_tag"]),
+            platforms=tuple(platforms) if platforms is not None else None,
+            build_commands=tuple(data.get("build_commands") or ()),
+            entry=int(data.get("entry", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a person asked for when starting an execution."""
+
+    only: tuple[str, ...] = ()
+    force: bool = False
+    dry_run: bool = False
+
+    @classmethod
+    def parse(cls, data: Any) -> RunOptions:
+        """Validate the execution input.
+
+        >>> RunOptions.parse({"only": ["hashicorp/vault"], "dry_run": True})
+        RunOptions(only=('hashicorp/vault',), force=False, dry_run=True)
+        >>> RunOptions.parse({"foo": 1})
+        Traceback (most recent call last):
+        ...
+        hubmirror.items.InputError: unknown execution input key 'foo'; accepted: only, force, dry_run
+        """
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise InputError('the execution input must be a JSON object such as {} or {"only": ["nginx"]}')
+        allowed = ("only", "force", "dry_run")
+        for key in data:
+            if key not in allowed:
+                raise InputError(f"unknown execution input key {key!r}; accepted: {', '.join(allowed)}")
+        only = data.get("only", [])
+        if isinstance(only, str):
+            only = [only]
+        if not isinstance(only, list) or not all(isinstance(o, str) and o for o in only):
+            raise InputError("'only' must be a list of image names, such as [\"hashicorp/vault\"]")
+        for flag in ("force", "dry_run"):
+            if not isinstance(data.get(flag, False), bool):
+                raise InputError(f"{flag!r} must be true or false")
+        return cls(only=tuple(only), force=bool(data.get("force", False)), dry_run=bool(data.get("dry_run", False)))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A slice of the run's items, checked by one Lambda invocation."""
+
+    id: str
+    items: tuple[WorkItem, ...] = field(default_factory=tuple)
+
+
+def target_repository(prefix: str, target: str) -> str:
+    """The full target repository name under ``prefix``.
+
+    >>> target_repository("mirror", "nginx")
+    'mirror/nginx'
+    >>> target_repository("", "nginx")
+    'nginx'
+    """
+    name = f"{prefix.strip('/')}/{target}" if prefix.strip("/") else target
+    if not ECR_REPOSITORY_RE.match(name) or len(name) > ECR_REPOSITORY_MAX:
+        raise InputError(f"{name!r} is not a valid ECR repository name (check the target prefix)")
+    return name
+
+
+def expand(allowlist: Allowlist, *, prefix: str) -> list[WorkItem]:
+    """Every (entry, tag) of the allowlist as a work item, in allowlist order."""
+    items = []
+    for entry in allowlist.entries:
+        repository = target_repository(prefix, entry.target)
+        for tag in entry.tags:
+            items.append(
+                WorkItem(
+                    source=entry.source.name,
+                    tag=tag,
+                    target_repository=repository,
+                    target_tag=tag,
+                    platforms=entry.platforms,
+                    build_commands=entry.build_commands,
+                    entry=entry.index,
+                )
+            )
+    return items
+
+
+def _matches(selector: str, item: WorkItem, entry: ImageEntry | None) -> bool:
+    names = {item.source, item.target_repository, item.target_repository.split("/", 1)[-1]}
+    if entry is not None:
+        names.add(entry.source.familiar)
+        names.add(entry.target)
+    if selector in names:
+        return True
+    name, sep, tag = selector.rpartition(":")
+    return bool(sep) and "/" not in tag and tag == item.tag and name in names
+
+
+def select(items: Sequence[WorkItem], allowlist: Allowlist, only: Sequence[str]) -> list[WorkItem]:
+    """Items named by ``only`` (image names, target names, or ``name:tag``); all if empty.
+
+    A selector that matches nothing is an error: a typo must not turn into a silent no-op.
+    """
+    if not only:
+        return list(items)
+    entries = {e.index: e for e in allowlist.entries}
+    chosen: list[WorkItem] = []
+    unmatched = []
+    for selector in only:
+        hits = [i for i in items if _matches(selector, i, entries.get(i.entry))]
+        if not hits:
+            unmatched.append(selector)
+        chosen.extend(i for i in hits if i not in chosen)
+    if unmatched:
+        raise InputError("'only' names images the allowlist does not hold: " + ", ".join(repr(u) for u in unmatched))
+    order = {item: n for n, item in enumerate(items)}
+    return sorted(chosen, key=order.__getitem__)
+
+
+def batches(items: Sequence[WorkItem], size: int) -> list[Batch]:
+    """Split items into batches of at most ``size``, ids zero-padded in order.
+
+    >>> [b.id for b in batches([WorkItem("a", str(n), "r", str(n)) for n in range(5)], 2)]
+    ['00000', '00001', '00002']
+    """
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    return [
+        Batch(id=f"{n:05d}", items=tuple(items[start : start + size]))
+        for n, start in enumerate(range(0, len(items), size))
+    ]

@@ -1,0 +1,117 @@
+"""OCI and Docker manifest facts: media types, platforms, annotations, index selection.
+
+Pure: no I/O, no environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+#: Sent on every manifest request, so a multi-platform image answers with its index digest.
+MANIFEST_MEDIA_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
+INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+
+ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
+ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
+ANNOTATION_RECIPE = "io.hubmirror.recipe"
+ANNOTATION_SOURCE = "org.opencontainers.image.source"
+
+#: Platforms an allowlist may name (``os/arch[/variant]``).
+KNOWN_PLATFORMS = frozenset(
+    {
+        "linux/amd64",
+        "linux/amd64/v2",
+        "linux/amd64/v3",
+        "linux/arm64",
+        "linux/arm64/v8",
+        "linux/arm/v5",
+        "linux/arm/v6",
+        "linux/arm/v7",
+        "linux/386",
+        "linux/ppc64le",
+        "linux/s390x",
+        "linux/riscv64",
+        "linux/mips64le",
+        "linux/loong64",
+        "windows/amd64",
+        "windows/arm64",
+    }
+)
+
+
+def sha256_digest(data: bytes) -> str:
+    """The OCI digest of ``data``.
+
+    >>> sha256_digest(b"")
+    'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    """
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no spaces), for hashing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def normalise_platform(platform: str) -> str:
+    """``linux/arm64/v8`` and ``linux/arm64`` name the same platform; keep the short one.
+
+    >>> normalise_platform("linux/arm64/v8")
+    'linux/arm64'
+    """
+    return "linux/arm64" if platform == "linux/arm64/v8" else platform
+
+
+def descriptor_platform(descriptor: Mapping[str, Any]) -> str | None:
+    """``os/arch[/variant]`` of an index entry, or None for entries without a platform."""
+    platform = descriptor.get("platform")
+    if not isinstance(platform, Mapping):
+        return None
+    os_name, arch = platform.get("os"), platform.get("architecture")
+    if not os_name or not arch or os_name == "unknown" or arch == "unknown":
+        return None
+    variant = platform.get("variant")
+    return normalise_platform(f"{os_name}/{arch}" + (f"/{variant}" if variant else ""))
+
+
+def index_platforms(index: Mapping[str, Any]) -> list[str]:
+    """Platforms of the runnable images of an index, in index order (attestations skipped)."""
+    seen: list[str] = []
+    for descriptor in index.get("manifests", []):
+        platform = descriptor_platform(descriptor)
+        if platform is not None and platform not in seen:
+            seen.append(platform)
+    return seen
+
+
+def select_platforms(index: Mapping[str, Any], platforms: Iterable[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The index entries for ``platforms`` plus the attestations that refer to them.
+
+    Returns ``(descriptors, missing)``: the entries kept verbatim, in index order, and the
+    requested platforms the index does not hold.
+    """
+    wanted = {normalise_platform(p) for p in platforms}
+    kept: list[dict[str, Any]] = []
+    kept_digests: set[str] = set()
+    found: set[str] = set()
+    manifests = list(index.get("manifests", []))
+    for descriptor in manifests:
+        platform = descriptor_platform(descriptor)
+        if platform in wanted:
+            kept.append(dict(descriptor))
+            kept_digests.add(descriptor["digest"])
+            found.add(platform)
+    for descriptor in manifests:
+        refers_to = (descriptor.get("annotations") or {}).get("vnd.docker.reference.digest")
+        if refers_to in kept_digests:
+            kept.append(dict(descriptor))
+    order = {d["digest"]: n for n, d in enumerate(manifests)}
+    kept.sort(key=lambda d: order[d["digest"]])
+    return kept, sorted(wanted - found)

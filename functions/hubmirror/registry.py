@@ -1,0 +1,400 @@
+"""A small client for the OCI distribution API: HEAD, GET and PUT of manifests, tag lists.
+
+Authentication follows what the registry asks for in ``WWW-Authenticate``: a bearer
+challenge (Docker Hub, ghcr.io, quay.io, public.ecr.aws) sends the client to the realm for
+a token scoped to the repository, with basic auth when credentials are known; a basic
+challenge (ECR, a plain Distribution registry) gets the credentials directly. The realm,
+service and scope come from the challenge, never assumed. Once a host has challenged,
+tokens are fetched before the first request to a new repository, so a check costs exactly
+one manifest request.
+
+Loopback registries (``127.0.0.1:5000``, ``localhost``) are spoken to over plain HTTP, as
+Docker does; every other registry over HTTPS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+
+from hubmirror.oci import MANIFEST_MEDIA_TYPES, sha256_digest
+from hubmirror.ratelimit import RateLimit
+from hubmirror.references import is_loopback
+
+USER_AGENT = "hubmirror/1"
+_CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+class RegistryError(RuntimeError):
+    """A registry request failed; ``reason`` is a short word for reports."""
+
+    reason = "registry"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ManifestUnknownError(RegistryError):
+    """The tag or digest does not exist in the repository."""
+
+    reason = "not found"
+
+
+class AuthenticationError(RegistryError):
+    """The registry refused our credentials, or asks for some we do not have."""
+
+    reason = "authentication"
+
+
+class RateLimitedError(RegistryError):
+    """The registry answered 429 and kept doing so through the bounded retries."""
+
+    reason = "rate limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, ratelimit: RateLimit | None = None) -> None:
+        super().__init__(message, status=429)
+        self.retry_after = retry_after
+        self.ratelimit = ratelimit
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry could not be reached or answered with a server error."""
+
+    reason = "unavailable"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and password (or token) for one registry. Never logged."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def basic(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+
+@dataclass(frozen=True)
+class ManifestHead:
+    """What a manifest HEAD tells: digest, media type, size and the rate-limit headers."""
+
+    digest: str
+    media_type: str
+    size: int
+    ratelimit: RateLimit | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A fetched manifest: its exact bytes, digest, media type and parsed document."""
+
+    digest: str
+    media_type: str
+    body: bytes
+    ratelimit: RateLimit | None = None
+
+    def document(self) -> dict[str, Any]:
+        value = json.loads(self.body)
+        if not isinstance(value, dict):
+            raise RegistryError("the manifest is not a JSON object")
+        return value
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries of 429 and 5xx answers, exponential with jitter, honouring Retry-After."""
+
+    attempts: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 20.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        backoff: float = min(self.max_delay, self.base_delay * 2**attempt)
+        return backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """Split a ``WWW-Authenticate`` header into its scheme and parameters.
+
+    >>> parse_challenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io"')
+    ('bearer', {'realm': 'https://auth.docker.io/token', 'service': 'registry.docker.io'})
+    """
+    scheme, _, rest = header.strip().partition(" ")
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _CHALLENGE_PARAM.finditer(rest)
+    }
+    return scheme.lower(), params
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class RegistryClient:
+    """One registry host.
+
+    Examples
+    --------
+    >>> client = RegistryClient("registry-1.docker.io")
+    >>> client.base_url
+    'https://registry-1.docker.io'
+    """
+
+    def __init__(
+        self,
+        host: str,
+        credentials: Credentials | None = None,
+        *,
+        pool: urllib3.PoolManager | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 20.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.host = host
+        self.credentials = credentials
+        self.base_url = f"{'http' if is_loopback(host) else 'https'}://{host}"
+        self.pool = pool or urllib3.PoolManager(num_pools=4, maxsize=16, retries=False)
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.sleep = sleep
+        self._challenge: tuple[str, dict[str, str]] | None = None
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    # -- public API --------------------------------------------------------------------
+    def head_manifest(self, repository: str, reference: str) -> ManifestHead:
+        """HEAD a manifest with all four manifest media types accepted."""
+        response = self._request("HEAD", f"/v2/{repository}/manifests/{reference}", repository)
+        digest = response.headers.get("Docker-Content-Digest")
+        if not digest:
+            raise RegistryError(f"{self.host}/{repository}:{reference}: the registry sent no Docker-Content-Digest")
+        return ManifestHead(
+            digest=digest,
+            media_type=_media_type(response.headers),
+            size=int(response.headers.get("Content-Length") or 0),
+            ratelimit=RateLimit.from_headers(response.headers),
+        )
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        """GET a manifest (on Docker Hub this counts as a pull)."""
+        response = self._request("GET", f"/v2/{repository}/manifests/{reference}", repository)
+        body = response.data
+        digest = sha256_digest(body)
+        claimed = response.headers.get("Docker-Content-Digest")
+        if reference.startswith("sha256:") and digest != reference:
+            raise RegistryError(f"{self.host}/{repository}@{reference}: the manifest's bytes hash to {digest}")
+        if claimed and claimed.startswith("sha256:") and claimed != digest:
+            raise RegistryError(f"{self.host}/{repository}:{reference}: Docker-Content-Digest {claimed} != {digest}")
+        return Manifest(
+            digest=digest,
+            media_type=_media_type(response.headers),
+            body=body,
+            ratelimit=RateLimit.from_headers(response.headers),
+        )
+
+    def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
+        """PUT a manifest under a tag or digest; returns its digest."""
+        self._request(
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            repository,
+            push=True,
+            body=body,
+            headers={"Content-Type": media_type},
+        )
+        return sha256_digest(body)
+
+    def get_blob(self, repository: str, digest: str) -> bytes:
+        """GET a (small) blob, such as an image config; blob GETs are not pulls."""
+        response = self._request("GET", f"/v2/{repository}/blobs/{digest}", repository)
+        data = response.data
+        if sha256_digest(data) != digest:
+            raise RegistryError(f"{self.host}/{repository}: blob {digest} does not match its content")
+        return data
+
+    def tags(self, repository: str, *, page_size: int = 1000, limit: int = 100_000) -> list[str]:
+        """Every tag of a repository, following ``Link: <...>; rel="next"`` pages."""
+        path = f"/v2/{repository}/tags/list?{urlencode({'n': page_size})}"
+        tags: list[str] = []
+        while path and len(tags) < limit:
+            response = self._request("GET", path, repository)
+            tags.extend(json.loads(response.data).get("tags") or [])
+            match = _LINK_NEXT.search(response.headers.get("Link", ""))
+            path = match.group(1) if match else ""
+            if path.startswith("http"):
+                path = "/" + path.split("/", 3)[3]
+        return tags
+
+    # -- internals ---------------------------------------------------------------------
+    def _request(
+        self,
+        method: str,
+        path: str,
+        repository: str,
+        *,
+        push: bool = False,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
+        request_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        if "/manifests/" in path and method in ("GET", "HEAD"):
+            request_headers["Accept"] = ", ".join(MANIFEST_MEDIA_TYPES)
+        where = f"{self.host}/{repository}"
+        attempt = 0
+        authorised_once = False
+        while True:
+            auth = self._authorization(scope)
+            if auth:
+                request_headers["Authorization"] = auth
+            try:
+                response = self.pool.request(
+                    method,
+                    self.base_url + path,
+                    headers=request_headers,
+                    body=body,
+                    timeout=self.timeout,
+                    redirect=True,
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                if attempt + 1 >= self.retry.attempts:
+                    raise RegistryUnavailableError(f"{where}: cannot reach {self.host}: {exc}") from exc
+                self.sleep(self.retry.delay(attempt, None))
+                attempt += 1
+                continue
+            status = response.status
+            if status == 401 and not authorised_once:
+                authorised_once = True
+                self._learn_challenge(response.headers.get("WWW-Authenticate", ""), where)
+                self._forget_token(scope)
+                continue
+            if status in (429, 502, 503, 504):
+                retry_after = _retry_after(response.headers)
+                if attempt + 1 >= self.retry.attempts:
+                    if status == 429:
+                        raise RateLimitedError(
+                            f"{where}: the registry answered 429 Too Many Requests {attempt + 1} times",
+                            retry_after=retry_after,
+                            ratelimit=RateLimit.from_headers(response.headers),
+                        )
+                    raise RegistryUnavailableError(
+                        f"{where}: the registry answered {status} {attempt + 1} times", status=status
+                    )
+                self.sleep(self.retry.delay(attempt, retry_after))
+                attempt += 1
+                continue
+            if status in (200, 201, 202):
+                return response
+            raise self._error(status, response, where, path)
+
+    def _error(self, status: int, response: urllib3.BaseHTTPResponse, where: str, path: str) -> RegistryError:
+        detail = _error_detail(response.data)
+        if status == 404:
+            thing = path.rsplit("/", 1)[-1]
+            return ManifestUnknownError(f"{where}: {thing} not found{detail}", status=status)
+        if status in (401, 403):
+            who = "with the configured credentials" if self.credentials else "anonymously"
+            return AuthenticationError(f"{where}: access denied {who} ({status}){detail}", status=status)
+        if status >= 500:
+            return RegistryUnavailableError(f"{where}: server error {status}{detail}", status=status)
+        return RegistryError(f"{where}: unexpected answer {status}{detail}", status=status)
+
+    def _learn_challenge(self, header: str, where: str) -> None:
+        scheme, params = parse_challenge(header)
+        if scheme not in ("bearer", "basic"):
+            raise AuthenticationError(
+                f"{where}: the registry asks for unsupported authentication {header!r}", status=401
+            )
+        if scheme == "basic" and self.credentials is None:
+            raise AuthenticationError(f"{where}: the registry requires credentials and none are configured", status=401)
+        if scheme == "bearer" and "realm" not in params:
+            raise AuthenticationError(f"{where}: bearer challenge without a realm: {header!r}", status=401)
+        with self._lock:
+            self._challenge = (scheme, params)
+
+    def _forget_token(self, scope: str) -> None:
+        with self._lock:
+            self._tokens.pop(scope, None)
+
+    def _authorization(self, scope: str) -> str | None:
+        with self._lock:
+            challenge = self._challenge
+            cached = self._tokens.get(scope)
+        if challenge is None:
+            return None
+        scheme, params = challenge
+        if scheme == "basic":
+            return self.credentials.basic() if self.credentials else None
+        if cached and cached[1] > time.monotonic():
+            return f"Bearer {cached[0]}"
+        token, ttl = self._fetch_token(params, scope)
+        with self._lock:
+            self._tokens[scope] = (token, time.monotonic() + max(ttl - 30, 10))
+        return f"Bearer {token}"
+
+    def _fetch_token(self, params: Mapping[str, str], scope: str) -> tuple[str, float]:
+        query = {"scope": scope}
+        if "service" in params:
+            query["service"] = params["service"]
+        headers = {"User-Agent": USER_AGENT}
+        if self.credentials:
+            headers["Authorization"] = self.credentials.basic()
+        url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urlencode(query)
+        try:
+            response = self.pool.request("GET", url, headers=headers, timeout=self.timeout)
+        except urllib3.exceptions.HTTPError as exc:
+            raise RegistryUnavailableError(
+                f"{self.host}: cannot reach the token service {params['realm']}: {exc}"
+            ) from exc
+        if response.status in (401, 403):
+            raise AuthenticationError(
+                f"{self.host}: the token service refused the configured credentials ({response.status})",
+                status=response.status,
+            )
+        if response.status == 429:
+            raise RateLimitedError(
+                f"{self.host}: the token service answered 429", retry_after=_retry_after(response.headers)
+            )
+        if response.status != 200:
+            raise RegistryUnavailableError(
+                f"{self.host}: the token service answered {response.status}", status=response.status
+            )
+        data = json.loads(response.data)
+        token = data.get("token") or data.get("access_token")
+        if not token:
+            raise AuthenticationError(f"{self.host}: the token service sent no token")
+        return str(token), float(data.get("expires_in") or 60)
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return (headers.get("Content-Type") or "").split(";")[0].strip()
+
+
+def _error_detail(data: bytes) -> str:
+    try:
+        errors = json.loads(data).get("errors") or []
+    except (ValueError, AttributeError):
+        return ""
+    parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)]
+    return f" ({'; '.join(parts)})" if parts else ""

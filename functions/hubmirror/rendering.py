@@ -1,0 +1,41 @@
+"""The render step: build contexts for a batch's build job, content-addressed in S3."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from hubmirror.dockerfile import render_context
+from hubmirror.items import WorkItem
+
+
+class RenderStore(Protocol):
+    def get_json(self, key: str) -> Any: ...
+    def put_json(self, key: str, value: Any) -> str: ...
+    def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> str: ...
+    def exists(self, key: str) -> bool: ...
+
+
+def context_key(digest: str) -> str:
+    """``contexts/<hex>.tar.gz`` for a context digest."""
+    return f"contexts/{digest.split(':', 1)[1]}.tar.gz"
+
+
+def render_job(store: RenderStore, job_key: str) -> dict[str, Any]:
+    """Render and upload the build context of every item of a build job.
+
+    The job file is rewritten with each item's ``context`` key and Dockerfile, so the
+    build and the report see exactly what was rendered.
+    """
+    job = store.get_json(job_key)
+    rendered = 0
+    for entry in job["items"]:
+        item = WorkItem.from_dict(entry)
+        context = render_context(item, entry["upstream_digest"], entry["recipe"])
+        key = context_key(context.digest)
+        if not store.exists(key):
+            store.put_bytes(key, context.archive, "application/gzip")
+            rendered += 1
+        entry["context"] = key
+        entry["dockerfile"] = context.dockerfile
+    store.put_json(job_key, job)
+    return {"job": job_key, "contexts": len(job["items"]), "uploaded": rendered}

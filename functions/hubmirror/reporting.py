@@ -1,0 +1,250 @@
+"""The report: exactly one outcome per item, readable by people and by programs.
+
+``collect`` reconciles what the run wrote to S3: the plan's items, the outcomes written by
+the check and by the builds, and the errors of whole steps caught by the state machine.
+An item that has no outcome gets ``failed`` with the best reason known, so no item can
+disappear from a report.
+
+``render`` turns a report into an SNS message: a subject with the counts, a plain-text
+body for e-mail and chat, and a JSON document for queues and functions (SNS delivers the
+right one to each protocol). Failures and changes are listed in full up to a cap; unchanged
+items are listed for small runs and counted for large ones. The full report is in S3.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hubmirror.decisions import FAILED, OUTCOMES, UNCHANGED, Outcome, short
+from hubmirror.items import WorkItem
+from hubmirror.store import run_key
+
+SUBJECT_MAX = 100
+LIST_CAP = 100
+UNCHANGED_LISTED_UP_TO = 50
+CHANGED = ("copied", "built")
+
+
+class ReportStore(Protocol):
+    bucket: str
+
+    def get_json(self, key: str) -> Any: ...
+    def put_json(self, key: str, value: Any) -> str: ...
+    def keys(self, prefix: str) -> list[str]: ...
+    def exists(self, key: str) -> bool: ...
+
+
+@dataclass
+class Report:
+    """The outcome of every item of one run, or why the run could not start."""
+
+    run: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    plan_error: str | None = None
+    dry_run: bool = False
+    location: str | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {name: 0 for name in OUTCOMES if not name.startswith("would_")}
+        for outcome in self.outcomes:
+            counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+        return counts
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(FAILED, 0) + (1 if self.plan_error else 0)
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.failed else "succeeded"
+
+
+def _error_reason(error: Mapping[str, Any], phase: str) -> str:
+    name = str(error.get("Error") or "error")
+    cause = str(error.get("Cause") or "")
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, Mapping):
+        if "errorMessage" in parsed:
+            cause = f"{parsed.get('errorType', '')}: {parsed['errorMessage']}"
+        elif "Build" in parsed or "buildStatus" in parsed or "BuildStatus" in parsed:
+            build = parsed.get("Build", parsed)
+            status = build.get("BuildStatus") or build.get("buildStatus")
+            build_id = build.get("Id") or build.get("id")
+            cause = f"CodeBuild build {build_id} ended {status}"
+    return f"{phase} step failed: {name}: {cause}".strip()[:1000]
+
+
+def collect(store: ReportStore, run: str) -> Report:
+    """Reconcile a run's plan, outcomes, jobs and step errors into one outcome per item."""
+    plan = store.get_json(run_key(run, "plan.json"))
+    items = [WorkItem.from_dict(i) for i in plan["items"]]
+    dry_run = bool(plan.get("options", {}).get("dry_run"))
+    recorded: dict[str, Outcome] = {}
+    job_of: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for key in store.keys(run_key(run, "outcomes") + "/"):
+        for data in store.get_json(key):
+            outcome = Outcome.from_dict(data)
+            if key.endswith("-check.json") and outcome.target in recorded:
+                continue  # a build's outcome wins over the check's
+            recorded[outcome.target] = outcome
+    for key in store.keys(run_key(run, "jobs") + "/"):
+        job = store.get_json(key)
+        for entry in job.get("items", []):
+            job_of[f"{entry['target_repository']}:{entry['target_tag']}"] = f"{job['batch']}-{job['kind']}"
+    for key in store.keys(run_key(run, "errors") + "/"):
+        name = key.rsplit("/", 1)[-1].removesuffix(".json")
+        batch, _, phase = name.partition("-")
+        errors[name] = _error_reason(store.get_json(key), phase)
+        errors.setdefault(batch, errors[name])
+    batch_size = max(1, int(plan.get("batch_size") or 0)) if plan.get("batch_size") else None
+    report = Report(run=run, dry_run=dry_run, location=f"s3://{store.bucket}/{run_key(run, 'report.json')}")
+    for n, item in enumerate(items):
+        found = recorded.get(item.target)
+        if found is not None:
+            report.outcomes.append(found)
+            continue
+        job_name = job_of.get(item.target, "")
+        batch_id = job_name.split("-")[0] if job_name else (f"{n // batch_size:05d}" if batch_size else "")
+        reason = errors.get(job_name) or errors.get(batch_id) or "no outcome was recorded (its batch did not finish)"
+        report.outcomes.append(Outcome.for_item(item, FAILED, reason))
+    return report
+
+
+def plan_failure(run: str, error: Mapping[str, Any]) -> Report:
+    """The report of a run whose plan step failed (invalid allowlist or input)."""
+    cause = str(error.get("Cause") or "")
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, Mapping) and "errorMessage" in parsed:
+            cause = str(parsed["errorMessage"])
+    except ValueError:
+        pass
+    name = str(error.get("Error") or "Error")
+    return Report(run=run, plan_error=f"{name}: {cause}" if cause else name)
+
+
+def subject(report: Report) -> str:
+    """An SNS subject (ASCII, one line, at most 100 characters) carrying the counts.
+
+    >>> subject(Report(run="r", plan_error="AllowlistError: x"))
+    'hubmirror FAILED: the plan was refused, nothing synced (r)'
+    """
+    if report.plan_error:
+        text = f"hubmirror FAILED: the plan was refused, nothing synced ({report.run})"
+    else:
+        counts = report.counts
+        shown = [f"{n} {name}" for name, n in counts.items() if n and name != UNCHANGED]
+        shown.append(f"{counts.get(UNCHANGED, 0)} unchanged")
+        status = "FAILED" if report.failed else ("DRY RUN" if report.dry_run else "OK")
+        text = f"hubmirror {status}: {', '.join(shown)} of {len(report.outcomes)} ({report.run})"
+    text = "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
+    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
+
+
+def _listed(report: Report) -> tuple[list[Outcome], int]:
+    order = {name: n for n, name in enumerate(OUTCOMES)}
+    notable = sorted((o for o in report.outcomes if o.outcome != UNCHANGED), key=lambda o: order.get(o.outcome, 99))
+    unchanged = [o for o in report.outcomes if o.outcome == UNCHANGED]
+    if len(report.outcomes) <= UNCHANGED_LISTED_UP_TO:
+        notable += unchanged
+    listed = notable[:LIST_CAP]
+    return listed, len(report.outcomes) - len(listed)
+
+
+def document(report: Report) -> dict[str, Any]:
+    """The JSON report for programs (queues, functions, webhooks)."""
+    listed, omitted = _listed(report)
+    return {
+        "run": report.run,
+        "status": report.status,
+        "dry_run": report.dry_run,
+        "counts": report.counts,
+        "total": len(report.outcomes),
+        "plan_error": report.plan_error,
+        "items": [o.to_dict() for o in listed],
+        "items_not_listed": omitted,
+        "full_report": report.location,
+    }
+
+
+def text(report: Report) -> str:
+    """The plain-text report for people (e-mail, chat)."""
+    lines = [f"hubmirror run {report.run}: {report.status.upper()}" + (" (dry run)" if report.dry_run else ""), ""]
+    if report.plan_error:
+        lines += ["The plan step refused to start; nothing was contacted or synced:", ""]
+        lines += [f"  {line}" for line in report.plan_error.splitlines()]
+        return "\n".join(lines) + "\n"
+    width = max(len(name) for name in report.counts)
+    lines += [f"  {name.ljust(width)}  {n}" for name, n in report.counts.items()]
+    lines.append(f"  {'total'.ljust(width)}  {len(report.outcomes)}")
+    listed, omitted = _listed(report)
+    current = None
+    for outcome in listed:
+        if outcome.outcome != current:
+            current = outcome.outcome
+            lines += ["", current.replace("_", " ").capitalize() + ":"]
+        digests = ""
+        if outcome.upstream_digest:
+            digests = f" [{short(outcome.upstream_digest)}]"
+        lines.append(f"  {outcome.key} -> {outcome.target}{digests}")
+        if outcome.reason:
+            lines.append(f"      {outcome.reason}")
+        if outcome.retry_after:
+            lines.append(f"      retry: {outcome.retry_after}")
+    if omitted:
+        lines += ["", f"{omitted} more item(s) are in the full report, not listed here."]
+    if report.location:
+        lines += ["", f"Full report: {report.location}"]
+    return "\n".join(lines) + "\n"
+
+
+def sns_message(report: Report) -> str:
+    """The ``MessageStructure=json`` message: text for people, JSON for programs."""
+    body = text(report)
+    doc = json.dumps(document(report), sort_keys=True)
+    per_protocol = dict.fromkeys(("sqs", "lambda", "http", "https", "email-json", "firehose"), doc)
+    return json.dumps({"default": body, "email": body, **per_protocol})
+
+
+def sns_attributes(report: Report) -> dict[str, dict[str, str]]:
+    """Message attributes subscribers can filter on (``status``, counts)."""
+    counts = report.counts
+    changed = sum(counts.get(name, 0) for name in CHANGED)
+    return {
+        "status": {"DataType": "String", "StringValue": report.status},
+        "failed": {"DataType": "Number", "StringValue": str(report.failed)},
+        "changed": {"DataType": "Number", "StringValue": str(changed)},
+        "deferred": {"DataType": "Number", "StringValue": str(counts.get("deferred", 0))},
+    }
+
+
+def summary(report: Report) -> dict[str, Any]:
+    """What the state machine carries after the report step (small)."""
+    return {
+        "run": report.run,
+        "status": report.status,
+        "failed": report.failed,
+        "counts": report.counts,
+        "subject": subject(report),
+        "message": sns_message(report),
+        "attributes": sns_attributes(report),
+        "cause": f"{report.failed} item(s) failed; see {report.location or 'the report'}"
+        if report.outcomes or not report.plan_error
+        else (report.plan_error or "")[:2000],
+    }
+
+
+def save(store: ReportStore, report: Report) -> str:
+    """Write the full report (every item) next to the run's data."""
+    return store.put_json(
+        run_key(report.run, "report.json"),
+        {**document(report), "items": [o.to_dict() for o in report.outcomes], "items_not_listed": 0},
+    )

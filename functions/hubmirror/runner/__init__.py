@@ -1,0 +1,1 @@
+"""The copy/build script CodeBuild runs; see :mod:`hubmirror.runner.job`."""

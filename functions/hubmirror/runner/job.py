@@ -1,0 +1,334 @@
+"""The copy/build script CodeBuild runs (``python3 -m hubmirror.runner s3://BUCKET/JOB``).
+
+A job is the list of items of one batch that need a copy, or a build. For each item:
+
+* **copy**, no platforms named: ``skopeo copy --all --preserve-digests`` from the upstream
+  digest the check saw to the target tag: every platform and attestation manifest, the
+  index digest preserved (signatures stay valid);
+* **copy** with platforms: the chosen platform manifests (and their attestations) are
+  copied by digest, byte for byte, then an index listing just them, annotated with the
+  base image and recipe hash, is written to the tag;
+* **build**: ``buildah build`` of the rendered context for every platform, pushed through a
+  local OCI layout whose index gets the base-image and recipe annotations, then
+  ``skopeo copy --all`` to the tag.
+
+In every case the tag moves only with the last write, after everything it points to is in
+place. Each item's outcome is written to S3 as soon as it is known; the script exits 1 if
+any item failed, so the build shows as failed too. It runs on Debian 12's python3 with
+python3-boto3; it imports nothing from Powertools.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hubmirror import dockerfile
+from hubmirror.decisions import BUILT, COPIED, FAILED, Outcome, short
+from hubmirror.ecr import Ecr
+from hubmirror.items import BUILD, WorkItem
+from hubmirror.oci import (
+    INDEX_MEDIA_TYPES,
+    OCI_INDEX,
+    descriptor_platform,
+    index_platforms,
+    select_platforms,
+    sha256_digest,
+)
+from hubmirror.references import is_loopback
+from hubmirror.registry import Credentials, RegistryClient, RegistryError
+from hubmirror.store import Store
+
+TOOL_TIMEOUT = 3600
+
+
+class JobError(RuntimeError):
+    """An item could not be copied or built; the message is the report's reason."""
+
+
+@dataclass
+class Toolbox:
+    """The environment skopeo and buildah run in: auth file and storage."""
+
+    workdir: Path
+    env: dict[str, str]
+    authfile: Path
+
+    @classmethod
+    def create(cls, workdir: Path, logins: Mapping[str, Credentials]) -> Toolbox:
+        auths = {
+            host: {"auth": base64.b64encode(f"{c.username}:{c.password}".encode()).decode()}
+            for host, c in logins.items()
+        }
+        authfile = workdir / "auth.json"
+        authfile.touch(mode=0o600)
+        authfile.write_text(json.dumps({"auths": auths}))
+        storage_conf = workdir / "storage.conf"
+        storage_conf.write_text(
+            f'[storage]\ndriver = "vfs"\nrunroot = "{workdir}/run"\ngraphroot = "{workdir}/storage"\n'
+        )
+        env = {
+            **os.environ,
+            "REGISTRY_AUTH_FILE": str(authfile),
+            "CONTAINERS_STORAGE_CONF": str(storage_conf),
+            "STORAGE_DRIVER": "vfs",
+            "BUILDAH_ISOLATION": "chroot",
+            "TMPDIR": str(workdir / "tmp"),
+        }
+        (workdir / "tmp").mkdir(exist_ok=True)
+        return cls(workdir=workdir, env=env, authfile=authfile)
+
+    def run(self, args: list[str]) -> str:
+        """Run a tool; its failure becomes a JobError with the tool's last words."""
+        print("+ " + " ".join(args), flush=True)
+        started = time.monotonic()
+        proc = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False)
+        if proc.stdout:
+            sys.stdout.write(proc.stdout[-4000:])
+        if proc.stderr:
+            sys.stdout.write(proc.stderr[-4000:])
+        print(f"  ({time.monotonic() - started:.1f}s, exit {proc.returncode})", flush=True)
+        if proc.returncode != 0:
+            raise JobError(f"{args[0]} {args[1]} failed: {_last_words(proc.stderr or proc.stdout)}")
+        return proc.stdout
+
+    def skopeo_copy(self, source: str, destination: str, *, all_images: bool) -> None:
+        """``skopeo copy`` between two transports (``docker://...``, ``oci:...``), digests kept.
+
+        Loopback registries (the test stack) are spoken to over plain HTTP; every other
+        registry over verified TLS.
+        """
+        args = ["skopeo", "copy", "--authfile", str(self.authfile), "--preserve-digests", "--retry-times", "3"]
+        if all_images:
+            args.append("--all")
+        if _loopback_docker(source):
+            args.append("--src-tls-verify=false")
+        if _loopback_docker(destination):
+            args.append("--dest-tls-verify=false")
+        self.run([*args, source, destination])
+
+
+def _loopback_docker(reference: str) -> bool:
+    return reference.startswith("docker://") and is_loopback(reference[len("docker://") :].split("/", 1)[0])
+
+
+def _last_words(output: str) -> str:
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    text = lines[-1] if lines else "no output"
+    if 'msg="' in text:
+        text = text.split('msg="', 1)[1].rsplit('"', 1)[0]
+    return text[:600]
+
+
+def copy_item(
+    entry: Mapping[str, Any], *, tools: Toolbox, upstream: RegistryClient, target: RegistryClient, target_registry: str
+) -> str:
+    """Copy one item; returns the digest the target tag now holds."""
+    item = WorkItem.from_dict(entry)
+    ref = item.upstream
+    digest = str(entry["upstream_digest"])
+    source = f"{ref.api_host}/{ref.repository}"
+    destination = f"{target_registry}/{item.target_repository}"
+    if item.platforms is None or entry.get("upstream_media_type") not in INDEX_MEDIA_TYPES:
+        if item.platforms is not None:
+            _require_platform(upstream, ref.repository, digest, item.platforms)
+        tools.skopeo_copy(f"docker://{source}@{digest}", f"docker://{destination}:{item.target_tag}", all_images=True)
+        landed = target.head_manifest(item.target_repository, item.target_tag).digest
+        if landed != digest:
+            raise JobError(f"the target tag holds {landed} after the copy, not the upstream {digest}")
+        return landed
+    index = upstream.get_manifest(ref.repository, digest)
+    document = index.document()
+    kept, missing = select_platforms(document, item.platforms)
+    if missing:
+        have = ", ".join(index_platforms(document)) or "none"
+        raise JobError(f"upstream {short(digest)} has no {', '.join(missing)} (it has {have})")
+    for descriptor in kept:
+        tools.skopeo_copy(
+            f"docker://{source}@{descriptor['digest']}",
+            f"docker://{destination}@{descriptor['digest']}",
+            all_images=False,
+        )
+    filtered = {
+        **{k: v for k, v in document.items() if k != "manifests"},
+        "manifests": kept,
+        "annotations": {**(document.get("annotations") or {}), **_annotations(entry)},
+    }
+    body = json.dumps(filtered, separators=(",", ":")).encode()
+    return target.put_manifest(item.target_repository, item.target_tag, body, index.media_type or OCI_INDEX)
+
+
+def _require_platform(client: RegistryClient, repository: str, digest: str, platforms: Sequence[str]) -> None:
+    """A single-platform upstream image must be one of the platforms the allowlist names."""
+    manifest = client.get_manifest(repository, digest).document()
+    config = json.loads(client.get_blob(repository, manifest["config"]["digest"]))
+    platform = descriptor_platform({"platform": config})
+    if platform not in platforms:
+        raise JobError(
+            f"upstream {short(digest)} is a single {platform} image; the allowlist asks for {', '.join(platforms)}"
+        )
+
+
+def _annotations(entry: Mapping[str, Any]) -> dict[str, str]:
+    return dockerfile.image_annotations(WorkItem.from_dict(entry), str(entry["upstream_digest"]), str(entry["recipe"]))
+
+
+def build_item(
+    entry: Mapping[str, Any],
+    *,
+    tools: Toolbox,
+    store: Store,
+    upstream: RegistryClient,
+    target: RegistryClient,
+    target_registry: str,
+    number: int,
+) -> str:
+    """Build one item for its platforms and push it; returns the target tag's digest."""
+    item = WorkItem.from_dict(entry)
+    ref = item.upstream
+    digest = str(entry["upstream_digest"])
+    context = tools.workdir / f"context-{number}"
+    context.mkdir()
+    archive = context / "context.tar.gz"
+    archive.write_bytes(store.get_bytes(str(entry["context"])))
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if not member.isfile() or member.name not in ("Dockerfile", "hubmirror.json"):
+                raise JobError(f"unexpected entry {member.name!r} in the build context")
+            data = tar.extractfile(member)
+            assert data is not None
+            (context / member.name).write_bytes(data.read())
+    archive.unlink()
+    metadata = json.loads((context / "hubmirror.json").read_text())
+    platforms = metadata.get("platforms") or _upstream_platforms(upstream, ref.repository, digest, entry)
+    wanted = metadata["annotations"]
+    manifest_list = f"hubmirror-build-{number}"
+    args = ["buildah", "build", "--layers=false", "--manifest", manifest_list, "--platform", ",".join(platforms)]
+    if is_loopback(ref.api_host):
+        args.append("--tls-verify=false")
+    for key, value in sorted(wanted.items()):
+        args += ["--annotation", f"{key}={value}"]
+    tools.run([*args, "-f", str(context / "Dockerfile"), str(context)])
+    layout = tools.workdir / f"layout-{number}"
+    tools.run(["buildah", "manifest", "push", "--all", manifest_list, f"oci:{layout}:built"])
+    index_digest = annotate_layout_index(layout, "built", wanted)
+    tools.skopeo_copy(
+        f"oci:{layout}:built", f"docker://{target_registry}/{item.target_repository}:{item.target_tag}", all_images=True
+    )
+    landed = target.get_manifest(item.target_repository, item.target_tag)
+    if landed.digest != index_digest:
+        raise JobError(f"the target tag holds {landed.digest} after the push, not the built {index_digest}")
+    tools.run(["buildah", "manifest", "rm", manifest_list])
+    shutil.rmtree(layout, ignore_errors=True)
+    shutil.rmtree(context, ignore_errors=True)
+    return landed.digest
+
+
+def _upstream_platforms(client: RegistryClient, repository: str, digest: str, entry: Mapping[str, Any]) -> list[str]:
+    manifest = client.get_manifest(repository, digest)
+    if manifest.media_type in INDEX_MEDIA_TYPES:
+        platforms = index_platforms(manifest.document())
+        if not platforms:
+            raise JobError(f"upstream {short(digest)} is an index with no runnable platform")
+        return platforms
+    config = json.loads(client.get_blob(repository, manifest.document()["config"]["digest"]))
+    platform = descriptor_platform({"platform": config})
+    if platform is None:
+        raise JobError(f"upstream {short(digest)} does not say its platform")
+    return [platform]
+
+
+def annotate_layout_index(layout: Path, ref: str, extra: Mapping[str, str]) -> str:
+    """Add the ``extra`` annotations to the index stored under ``ref`` in an OCI layout; returns its new digest."""
+    index_path = layout / "index.json"
+    top = json.loads(index_path.read_text())
+    for descriptor in top["manifests"]:
+        if (descriptor.get("annotations") or {}).get("org.opencontainers.image.ref.name") != ref:
+            continue
+        old = layout / "blobs" / "sha256" / descriptor["digest"].split(":", 1)[1]
+        document = json.loads(old.read_bytes())
+        document["mediaType"] = document.get("mediaType", OCI_INDEX)
+        document["annotations"] = {**(document.get("annotations") or {}), **extra}
+        body = json.dumps(document, separators=(",", ":")).encode()
+        digest = sha256_digest(body)
+        (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).write_bytes(body)
+        descriptor.update(digest=digest, size=len(body), mediaType=document["mediaType"])
+        index_path.write_text(json.dumps(top))
+        return digest
+    raise JobError(f"the OCI layout has no image named {ref!r}")
+
+
+def run_job(uri: str, *, store_factory: Any = Store, ecr: Ecr | None = None) -> int:
+    """Run one job; returns the process exit code (0: every item done, 1: some failed)."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        print(f"hubmirror runner: expected s3://BUCKET/KEY, got {uri!r}", file=sys.stderr)
+        return 2
+    bucket, key = uri[5:].split("/", 1)
+    store = store_factory(bucket)
+    job = store.get_json(key)
+    target_registry = str(job["target_registry"])
+    ecr = ecr or Ecr()
+    target_credentials = ecr.credentials()
+    target = RegistryClient(target_registry, target_credentials)
+    upstream_clients: dict[str, RegistryClient] = {}
+    outcomes: list[dict[str, Any]] = []
+    failed = 0
+    workdir = Path(tempfile.mkdtemp(prefix="hubmirror-job-"))
+    try:
+        tools = Toolbox.create(workdir, {target_registry: target_credentials})
+        for number, entry in enumerate(job["items"]):
+            item = WorkItem.from_dict(entry)
+            ref = item.upstream
+            upstream = upstream_clients.setdefault(ref.api_host, RegistryClient(ref.api_host))
+            print(
+                f"== {job['kind']} {item.key} -> {target_registry}/{item.target}: {entry.get('reason', '')}", flush=True
+            )
+            started = time.monotonic()
+            try:
+                ecr.ensure_repository(item.target_repository)
+                if job["kind"] == BUILD:
+                    landed = build_item(
+                        entry, tools=tools, store=store, upstream=upstream, target=target,
+                        target_registry=target_registry, number=number,
+                    )  # fmt: skip
+                    outcome = Outcome.for_item(
+                        item,
+                        BUILT,
+                        f"built from {short(entry['upstream_digest'])}",
+                        upstream_digest=entry["upstream_digest"],
+                        target_digest=landed,
+                    )
+                else:
+                    landed = copy_item(
+                        entry, tools=tools, upstream=upstream, target=target, target_registry=target_registry
+                    )
+                    outcome = Outcome.for_item(
+                        item,
+                        COPIED,
+                        f"copied {short(entry['upstream_digest'])}",
+                        upstream_digest=entry["upstream_digest"],
+                        target_digest=landed,
+                    )
+            except (JobError, RegistryError, subprocess.TimeoutExpired, OSError) as exc:
+                failed += 1
+                outcome = Outcome.for_item(
+                    item, FAILED, f"{job['kind']} failed: {exc}", upstream_digest=entry.get("upstream_digest")
+                )
+            print(f"== {outcome.outcome}: {outcome.reason} ({time.monotonic() - started:.1f}s)", flush=True)
+            outcomes.append(outcome.to_dict())
+            store.put_json(job["outcomes_key"], outcomes)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"hubmirror runner: {len(outcomes) - failed} done, {failed} failed", flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,71 @@
+"""The Lambdas' configuration, read from the environment once, at cold start.
+
+A missing or malformed variable fails the cold start with a message naming it, instead of
+failing later in the middle of a run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_ALLOWLIST = PACKAGE_DIR / "allowlist.yaml"
+
+
+class SettingsError(RuntimeError):
+    """An environment variable is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the handlers read from their environment."""
+
+    bucket: str
+    target_registry: str
+    target_prefix: str = "mirror"
+    allowlist_path: Path = DEFAULT_ALLOWLIST
+    batch_size: int = 50
+    check_concurrency: int = 8
+    rate_limit_floor: int = 10
+    map_concurrency: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``HUBMIRROR_*`` variables.
+
+        >>> Settings.from_env({"HUBMIRROR_BUCKET": "b", "HUBMIRROR_TARGET_REGISTRY": "127.0.0.1:5001"}).batch_size
+        50
+        """
+        env = os.environ if env is None else env
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise SettingsError(f"environment variable {name} is required")
+            return value
+
+        def integer(name: str, default: int, minimum: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"environment variable {name} must be an integer, not {raw!r}") from None
+            if value < minimum:
+                raise SettingsError(f"environment variable {name} must be at least {minimum}, not {value}")
+            return value
+
+        return cls(
+            bucket=required("HUBMIRROR_BUCKET"),
+            target_registry=required("HUBMIRROR_TARGET_REGISTRY"),
+            target_prefix=env.get("HUBMIRROR_TARGET_PREFIX", "mirror").strip().strip("/"),
+            allowlist_path=Path(env.get("HUBMIRROR_ALLOWLIST") or DEFAULT_ALLOWLIST),
+            batch_size=integer("HUBMIRROR_BATCH_SIZE", 50, 1),
+            check_concurrency=integer("HUBMIRROR_CHECK_CONCURRENCY", 8, 1),
+            rate_limit_floor=integer("HUBMIRROR_RATE_LIMIT_FLOOR", 10, 0),
+            map_concurrency=integer("HUBMIRROR_MAP_CONCURRENCY", 10, 1),
+        )

@@ -1,0 +1,76 @@
+"""Where a run keeps its items, outcomes and build contexts: one S3 bucket.
+
+Layout (every key under the bucket)::
+
+    runs/<run>/plan.json                 every item of the run, in order
+    runs/<run>/batches.json              the Distributed Map's item list: one entry per batch
+    runs/<run>/batches/<batch>.json      the items of one batch
+    runs/<run>/jobs/<batch>-<kind>.json  what one CodeBuild build copies or builds
+    runs/<run>/outcomes/<batch>-<phase>.json   outcomes written by the check and by builds
+    runs/<run>/errors/<batch>-<phase>.json     a step that failed as a whole (from a Catch)
+    runs/<run>/report.json               the report
+    contexts/<sha256>.tar.gz             rendered build contexts, content-addressed
+    runner/<sha256>.zip                  the copy/build script CodeBuild runs, content-addressed
+
+Keeping items and outcomes here keeps every state payload small, whatever the run's size.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from hubmirror import aws
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def run_key(run: str, *parts: str) -> str:
+    """``run_key("r1", "batches", "00000.json")`` -> ``runs/r1/batches/00000.json``."""
+    return "/".join(("runs", run, *parts))
+
+
+class Store:
+    """JSON and bytes in one bucket."""
+
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self.client: S3Client = client or aws.client("s3")
+
+    def put_json(self, key: str, value: Any) -> str:
+        body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+        return key
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        return key
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def keys(self, prefix: str) -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        found: list[str] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            found.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(found)
+
+    def location(self, key: str) -> str:
+        """``bucket/key``, as CodeBuild's S3 source location wants it."""
+        return f"{self.bucket}/{key}"
