@@ -1,0 +1,64 @@
+# hubmirror — one place for setup, checks, tests, the demo, build and deploy.
+# `make` alone prints this help. `make check` runs exactly what CI runs.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# The Lambda runtime is python3.13: develop, test and build with it.
+PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || PYENV_VERSION=3.13.0 pyenv which python 2>/dev/null)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help setup system venv lint test test-unit test-functional test-e2e check demo build deploy clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+system: ## Install the Debian packages the local stack needs (registries, skopeo, buildah, qemu)
+	$(SUDO) bash scripts/setup-system.sh
+
+$(VENV)/.installed: pyproject.toml functions/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "python3.13 not found (pyenv install 3.13 or apt install python3.13)"; exit 1; }
+	$(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv (python3.13) with the project and its tools
+
+setup: system venv ## Everything: system packages and the virtual environment
+
+lint: venv ## ruff, mypy, sam validate --lint, statelint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam validate --lint --template template.yaml
+
+test-unit: venv ## Unit tests (pure logic, no network)
+	$(VENV)/bin/pytest tests/unit
+
+test-functional: venv ## Functional tests (moto, local registries)
+	$(VENV)/bin/pytest tests/functional
+
+test-e2e: setup ## End-to-end tests: the real state machine on the local stack
+	$(VENV)/bin/pytest tests/e2e
+
+test: setup lint ## The test command: lint, then unit, functional and end-to-end tests
+	$(VENV)/bin/pytest tests
+
+check: test ## What CI runs
+
+demo: setup ## Run the real state machine twice on the local stack; writes .demo/summary.json
+	$(PY) -m devstack.demo
+
+build: venv ## sam build (needs python3.13 on PATH)
+	PATH="$(dir $(PYTHON313)):$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build
+
+deploy: build ## sam deploy (uses samconfig.toml; needs AWS credentials)
+	$(VENV)/bin/sam deploy
+
+clean: ## Remove build output, caches and the demo's files
+	rm -rf .aws-sam .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The local stack hubmirror's tests, demo and benchmarks run against (see stack.py)."""

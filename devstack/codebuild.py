@@ -1,0 +1,338 @@
+"""A local CodeBuild for moto: builds that really run their buildspec.
+
+moto 5 records a ``StartBuild`` and reports every build ``SUCCEEDED`` at once; it ignores
+source and environment overrides, and Step Functions' ``codebuild:startBuild.sync`` is not
+supported by its interpreter. :func:`install` changes three things:
+
+* ``StartBuild`` (the API) takes the overrides (``sourceTypeOverride``,
+  ``sourceLocationOverride``, ``environmentVariablesOverride``,
+  ``privilegedModeOverride``) and starts a real build: the S3 source zip is downloaded and
+  unpacked, the ``buildspec.yml`` found in it is parsed, and the commands of its
+  ``install``, ``pre_build``, ``build`` and ``post_build`` phases run with ``bash`` in the
+  source directory, with the project's and the override's environment variables, as
+  CodeBuild does (a failing command fails the build; ``post_build`` still runs);
+* ``BatchGetBuilds`` reports the build's real status and phases;
+* Step Functions gets a ``codebuild`` service integration supporting ``startBuild.sync``:
+  start the build, poll ``BatchGetBuilds`` until it ends, succeed with the build (keys in
+  the PascalCase Step Functions uses) or fail with ``States.TaskFailed`` and the build as
+  the cause, as on AWS.
+
+Each build's output goes to ``<logdir>/<build-id>.log``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+import yaml
+from moto.codebuild.models import CodeBuildBackend
+from moto.codebuild.responses import CodeBuildResponse
+from moto.core.common_types import TYPE_RESPONSE
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+PHASES = ("install", "pre_build", "build", "post_build")
+BUILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _bind(function: Callable[..., bool], *args: Any) -> Callable[[], bool]:
+    return lambda: function(*args)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+@dataclass
+class LocalCodeBuild:
+    """Runs builds for moto's CodeBuild projects on this machine."""
+
+    logdir: Path
+    aws_env: dict[str, str]
+    builds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, backend: CodeBuildBackend, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["projectName"]
+        project = backend.codebuild_projects[name].project_metadata
+        metadata = backend.start_build(name, params.get("sourceVersion"), params.get("artifactsOverride"))
+        source_type = params.get("sourceTypeOverride") or project["source"]["type"]
+        location = params.get("sourceLocationOverride") or project["source"].get("location")
+        metadata["source"] = {"type": source_type, "location": location}
+        env_vars = [
+            *project["environment"].get("environmentVariables", []),
+            *params.get("environmentVariablesOverride", []),
+        ]
+        metadata["environment"] = {**project["environment"], "environmentVariables": env_vars}
+        if "privilegedModeOverride" in params:
+            metadata["environment"]["privilegedMode"] = bool(params["privilegedModeOverride"])
+        metadata["phases"] = [
+            {"phaseType": "SUBMITTED", "phaseStatus": "SUCCEEDED", "startTime": _now(), "endTime": _now()}
+        ]
+        metadata["logs"] = {"deepLink": str(self.logdir / f"{metadata['id'].replace(':', '_')}.log")}
+        with self._lock:
+            self.builds[metadata["id"]] = metadata
+            self.started.append(metadata["id"])
+        threading.Thread(target=self._run, args=(metadata,), name=f"codebuild-{metadata['id']}", daemon=True).start()
+        return metadata
+
+    def _run(self, build: dict[str, Any]) -> None:
+        log_path = Path(build["logs"]["deepLink"])
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="codebuild-"))
+        status = "SUCCEEDED"
+        try:
+            with log_path.open("w") as log:
+                self._phase(build, "DOWNLOAD_SOURCE", lambda: self._download(build, workdir / "src", log))
+                spec = yaml.safe_load((workdir / "src" / "buildspec.yml").read_text())
+                env = self._environment(build, spec, workdir / "src")
+                failed = False
+                for phase in PHASES:
+                    commands = ((spec.get("phases") or {}).get(phase) or {}).get("commands") or []
+                    if not commands or (failed and phase != "post_build"):
+                        continue
+                    ok = self._phase(build, phase.upper(), _bind(self._commands, commands, env, workdir / "src", log))
+                    failed = failed or not ok
+                status = "FAILED" if failed else "SUCCEEDED"
+        except Exception as exc:  # a broken source or buildspec fails the build, as on CodeBuild
+            status = "FAILED"
+            with log_path.open("a") as log:
+                log.write(f"[Container] build failed before its commands: {type(exc).__name__}: {exc}\n")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        build["phases"].append({"phaseType": "COMPLETED", "startTime": _now()})
+        build["currentPhase"] = "COMPLETED"
+        build["endTime"] = _now()
+        build["buildComplete"] = True
+        build["buildStatus"] = status
+
+    def _phase(self, build: dict[str, Any], name: str, work: Callable[[], object]) -> bool:
+        build["currentPhase"] = name
+        entry: dict[str, Any] = {"phaseType": name, "startTime": _now()}
+        build["phases"].append(entry)
+        started = time.monotonic()
+        result = work()
+        ok = result is not False
+        entry.update(
+            endTime=_now(),
+            durationInSeconds=int(time.monotonic() - started),
+            phaseStatus="SUCCEEDED" if ok else "FAILED",
+        )
+        return ok
+
+    def _download(self, build: dict[str, Any], target: Path, log: TextIO) -> None:
+        source = build["source"]
+        if source["type"] != "S3":
+            raise ValueError(f"only S3 sources are supported locally, not {source['type']}")
+        bucket, _, key = str(source["location"]).partition("/")
+        s3 = boto3.client(
+            "s3", endpoint_url=self.aws_env["AWS_ENDPOINT_URL"], region_name=self.aws_env["AWS_DEFAULT_REGION"]
+        )
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        target.mkdir(parents=True)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist():
+                path = target / info.filename
+                if not path.resolve().is_relative_to(target.resolve()):
+                    raise ValueError(f"unsafe path in the source zip: {info.filename}")
+                archive.extract(info, target)
+                mode = (info.external_attr >> 16) & 0o777
+                if mode:
+                    path.chmod(mode)
+        log.write(f"[Container] downloaded s3://{bucket}/{key} ({len(data)} bytes)\n")
+
+    def _environment(self, build: dict[str, Any], spec: dict[str, Any], src: Path) -> dict[str, str]:
+        env = {
+            "PATH": BUILD_PATH,
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+            "CODEBUILD_BUILD_ID": build["id"],
+            "CODEBUILD_BUILD_ARN": build["arn"],
+            "CODEBUILD_SRC_DIR": str(src),
+            "CODEBUILD_INITIATOR": build.get("initiator", "local"),
+            **self.aws_env,
+        }
+        for variable in ((spec.get("env") or {}).get("variables") or {}).items():
+            env[str(variable[0])] = str(variable[1])
+        for variable in build["environment"].get("environmentVariables", []):
+            env[variable["name"]] = variable["value"]
+        return env
+
+    def _commands(self, commands: list[str], env: dict[str, str], cwd: Path, log: TextIO) -> bool:
+        for command in commands:
+            log.write(f"[Container] Running command {command}\n")
+            log.flush()
+            proc = subprocess.run(
+                ["bash", "-c", command],
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+            if proc.returncode != 0:
+                log.write(f"[Container] Command did not exit successfully {command} exit status {proc.returncode}\n")
+                return False
+        return True
+
+    def wait_idle(self, timeout: float = 600) -> None:
+        """Wait until no build is running (tests call this before stopping the stack)."""
+        deadline = time.monotonic() + timeout
+        while any(b["buildStatus"] == "IN_PROGRESS" for b in list(self.builds.values())):
+            if time.monotonic() > deadline:
+                raise TimeoutError("CodeBuild builds still running")
+            time.sleep(0.1)
+
+
+_installed: dict[str, LocalCodeBuild] = {}
+_original_start_build = CodeBuildResponse.start_build
+_original_batch_get_builds = CodeBuildBackend.batch_get_builds
+_original_service_for = state_task_service_factory.state_task_service_for
+
+
+def _start_build(self: CodeBuildResponse) -> TYPE_RESPONSE:
+    local = _installed.get("local")
+    if local is None:
+        return _original_start_build(self)  # type: ignore[return-value]
+    params = json.loads(self.body)
+    if params.get("projectName") not in self.codebuild_backend.codebuild_projects:
+        return _original_start_build(self)  # type: ignore[return-value]
+    build = local.start(self.codebuild_backend, params)
+    return 200, {}, json.dumps({"build": build})
+
+
+def _batch_get_builds(self: CodeBuildBackend, ids: list[str]) -> list[dict[str, Any]]:
+    local = _installed.get("local")
+    if local is None:
+        return _original_batch_get_builds(self, ids)
+    return [local.builds[i] for i in ids if i in local.builds]
+
+
+def _lower_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k[:1].lower() + k[1:]: _lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(v) for v in value]
+    return value
+
+
+def _upper_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k[:1].upper() + k[1:]: _upper_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_upper_keys(v) for v in value]
+    return value
+
+
+class StateTaskServiceCodeBuild(StateTaskServiceCallback):
+    """``arn:aws:states:::codebuild:startBuild[.sync]`` for moto's Step Functions."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_integration_patterns={ResourceCondition.Sync})  # type: ignore[arg-type]
+
+    def _get_supported_parameters(self) -> set[str] | None:
+        if self.resource.api_action.lower() != "startbuild":
+            return None
+        return {
+            "ProjectName",
+            "SourceTypeOverride",
+            "SourceLocationOverride",
+            "SourceVersion",
+            "EnvironmentVariablesOverride",
+            "PrivilegedModeOverride",
+            "TimeoutInMinutesOverride",
+        }
+
+    def _eval_service_task(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
+        client: Any = boto_client_for(
+            region=resource_runtime_part.region, service="codebuild", state_credentials=state_credentials
+        )
+        response = client.start_build(**_lower_keys(normalised_parameters))
+        response.pop("ResponseMetadata", None)
+        env.stack.append(_upper_keys(json.loads(json.dumps(response, default=str))))
+
+    def _build_sync_resolver(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> Callable[[], Any]:
+        client: Any = boto_client_for(
+            region=resource_runtime_part.region, service="codebuild", state_credentials=state_credentials
+        )
+        started = env.stack.pop()
+        build_id = started["Build"]["Id"]
+
+        def resolve() -> dict[str, Any] | None:
+            builds = client.batch_get_builds(ids=[build_id])["builds"]
+            if not builds or builds[0]["buildStatus"] == "IN_PROGRESS":
+                return None
+            build = _upper_keys(json.loads(json.dumps(builds[0], default=str)))
+            if build["BuildStatus"] == "SUCCEEDED":
+                return {"Build": build}
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(  # type: ignore[typeddict-item]
+                        taskFailedEventDetails=TaskFailedEventDetails(
+                            resource=self._get_sfn_resource(),
+                            resourceType=self._get_sfn_resource_type(),
+                            error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                            cause=to_json_str({"Build": build}),
+                        )
+                    ),
+                )
+            )
+
+        return resolve
+
+
+def _service_for(service_name: str) -> Any:
+    if service_name == "codebuild":
+        return StateTaskServiceCodeBuild()
+    return _original_service_for(service_name)
+
+
+def install(local: LocalCodeBuild) -> None:
+    """Make moto's CodeBuild run real builds, and Step Functions wait for them."""
+    _installed["local"] = local
+    CodeBuildResponse.start_build = _start_build  # type: ignore[method-assign,assignment]
+    CodeBuildBackend.batch_get_builds = _batch_get_builds  # type: ignore[method-assign]
+    state_task_factory.state_task_service_for = _service_for  # type: ignore[attr-defined]
+
+
+def uninstall() -> None:
+    _installed.pop("local", None)
+    CodeBuildResponse.start_build = _original_start_build  # type: ignore[method-assign]
+    CodeBuildBackend.batch_get_builds = _original_batch_get_builds  # type: ignore[method-assign]
+    state_task_factory.state_task_service_for = _original_service_for  # type: ignore[attr-defined]

@@ -1,0 +1,244 @@
+"""Deploy the project's own ``template.yaml`` into moto, resource by resource.
+
+The tests must run what ``sam deploy`` deploys, so this reads the real template: the
+functions (handler, environment from ``Globals`` and the function, resolved intrinsics),
+the state machine (the real ``DefinitionUri`` file with the real
+``DefinitionSubstitutions``), the CodeBuild projects, the bucket and the topic. Only two
+values differ locally, and both are passed in by the caller: the target registry host (the
+local "ECR" rather than ``ACCOUNT.dkr.ecr.REGION.amazonaws.com``) and, optionally, the
+allowlist the functions read.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+STACK = "hubmirror"
+
+
+class _Tag:
+    def __init__(self, tag: str, value: Any) -> None:
+        self.tag, self.value = tag, value
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct(loader: yaml.Loader, suffix: str, node: yaml.Node) -> _Tag:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return _Tag(suffix, value)
+
+
+_CfnLoader.add_multi_constructor("!", _construct)
+
+
+def load_template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
+    """The template with CloudFormation's short-form tags kept as :class:`_Tag` values."""
+    return dict(yaml.load(path.read_text(), Loader=_CfnLoader))  # noqa: S506 - a SafeLoader subclass
+
+
+@dataclass
+class Deployment:
+    """Physical names and ARNs of what was deployed."""
+
+    bucket: str
+    topic_arn: str
+    state_machine_arn: str
+    functions: dict[str, str] = field(default_factory=dict)
+    projects: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, dict[str, str]] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+class _Resolver:
+    def __init__(self, template: dict[str, Any], parameters: dict[str, str]) -> None:
+        self.template = template
+        self.values: dict[str, str] = {
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Region": REGION,
+            "AWS::StackName": STACK,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::Partition": "aws",
+        }
+        for name, spec in template.get("Parameters", {}).items():
+            self.values[name] = str(parameters.get(name, spec.get("Default", "")))
+        self.attributes: dict[str, str] = {}
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, _Tag):
+            return self._tag(value)
+        if isinstance(value, dict):
+            if len(value) == 1:
+                key = next(iter(value))
+                if key == "Ref" or key.startswith("Fn::"):
+                    return self._tag(_Tag(key.removeprefix("Fn::"), value[key]))
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def _tag(self, tag: _Tag) -> Any:
+        if tag.tag == "Ref":
+            return self.values[tag.value]
+        if tag.tag == "GetAtt":
+            name = tag.value if isinstance(tag.value, str) else ".".join(tag.value)
+            return self.attributes[name]
+        if tag.tag == "Sub":
+            text, extra = (tag.value, {}) if isinstance(tag.value, str) else (tag.value[0], self.resolve(tag.value[1]))
+
+            def sub(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name in extra:
+                    return str(extra[name])
+                if name in self.values:
+                    return self.values[name]
+                return self.attributes[name]
+
+            return re.sub(r"\$\{([^}!]+)\}", sub, text)
+        raise ValueError(f"intrinsic function !{tag.tag} is not supported by the local deployer")
+
+
+def _dummy_code() -> bytes:
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.writestr("README", "The local Lambda runtime imports the handler from functions/.")
+    return raw.getvalue()
+
+
+def deploy(
+    *,
+    target_registry: str,
+    allowlist: Path | None = None,
+    parameters: dict[str, str] | None = None,
+    extra_environment: dict[str, str] | None = None,
+) -> Deployment:
+    """Create the template's resources in moto (the endpoint in ``AWS_ENDPOINT_URL``)."""
+    template = load_template()
+    resolver = _Resolver(template, parameters or {})
+    resources: dict[str, Any] = template["Resources"]
+    s3, sns, iam = boto3.client("s3"), boto3.client("sns"), boto3.client("iam")
+    lam, codebuild, sfn = boto3.client("lambda"), boto3.client("codebuild"), boto3.client("stepfunctions")
+
+    role_arn = iam.create_role(
+        RoleName=f"{STACK}-local",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+
+    for logical, resource in resources.items():
+        kind = resource["Type"]
+        if kind == "AWS::S3::Bucket":
+            name = f"{STACK}-{logical.lower()}-{ACCOUNT}"
+            s3.create_bucket(Bucket=name)
+            resolver.values[logical] = name
+            resolver.attributes[f"{logical}.Arn"] = f"arn:aws:s3:::{name}"
+        elif kind == "AWS::SNS::Topic":
+            arn = sns.create_topic(Name=f"{STACK}-{logical}")["TopicArn"]
+            resolver.values[logical] = arn
+            resolver.attributes[f"{logical}.TopicName"] = arn.rsplit(":", 1)[1]
+        elif kind == "AWS::Logs::LogGroup":
+            name = resolver.resolve(resource["Properties"]["LogGroupName"])
+            resolver.values[logical] = name
+            resolver.attributes[f"{logical}.Arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}"
+        elif kind == "AWS::IAM::Role":
+            resolver.values[logical] = role_arn.rsplit("/", 1)[1]
+            resolver.attributes[f"{logical}.Arn"] = role_arn
+
+    deployment = Deployment(bucket="", topic_arn="", state_machine_arn="")
+    globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    for logical, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        env = {
+            k: str(v)
+            for k, v in resolver.resolve({**globals_env, **props.get("Environment", {}).get("Variables", {})}).items()
+        }
+        env["HUBMIRROR_TARGET_REGISTRY"] = target_registry
+        if allowlist is not None:
+            env["HUBMIRROR_ALLOWLIST"] = str(allowlist)
+        env.update(extra_environment or {})
+        function_globals = template.get("Globals", {}).get("Function", {})
+        created = lam.create_function(
+            FunctionName=f"{STACK}-{logical}",
+            Runtime=function_globals.get("Runtime", "python3.13"),
+            Role=role_arn,
+            Handler=props["Handler"],
+            Code={"ZipFile": _dummy_code()},
+            Timeout=int(props.get("Timeout", function_globals.get("Timeout", 3))),
+            MemorySize=int(props.get("MemorySize", function_globals.get("MemorySize", 128))),
+            Environment={"Variables": env},
+        )
+        resolver.values[logical] = created["FunctionName"]
+        resolver.attributes[f"{logical}.Arn"] = created["FunctionArn"]
+        deployment.functions[logical] = created["FunctionName"]
+        deployment.environment[logical] = env
+
+    for logical, resource in resources.items():
+        if resource["Type"] != "AWS::CodeBuild::Project":
+            continue
+        props = resolver.resolve(resource["Properties"])
+        name = f"{STACK}-{logical}"
+        environment = props["Environment"]
+        created = codebuild.create_project(
+            name=name,
+            source={"type": props["Source"]["Type"], "location": props["Source"]["Location"]},
+            artifacts={"type": props["Artifacts"]["Type"]},
+            environment={
+                "type": environment["Type"],
+                "image": environment["Image"],
+                "computeType": environment["ComputeType"],
+                "privilegedMode": bool(environment.get("PrivilegedMode", False)),
+                "environmentVariables": [
+                    {"name": v["Name"], "value": str(v["Value"]), "type": v.get("Type", "PLAINTEXT")}
+                    for v in environment.get("EnvironmentVariables", [])
+                ],
+            },
+            serviceRole=props["ServiceRole"],
+            timeoutInMinutes=int(props.get("TimeoutInMinutes", 60)),
+        )["project"]
+        resolver.values[logical] = name
+        resolver.attributes[f"{logical}.Arn"] = created["arn"]
+        deployment.projects[logical] = name
+
+    for logical, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::StateMachine":
+            continue
+        props = resource["Properties"]
+        definition = (ROOT / props["DefinitionUri"]).read_text()
+        substitutions = resolver.resolve(props.get("DefinitionSubstitutions", {}))
+        for key, value in substitutions.items():
+            definition = definition.replace("${" + key + "}", str(value))
+        leftover = re.findall(r"\$\{[A-Za-z0-9]+\}", definition)
+        if leftover:
+            raise ValueError(f"the state machine definition has unsubstituted placeholders: {sorted(set(leftover))}")
+        name = resolver.resolve(props.get("Name", f"{STACK}-{logical}"))
+        deployment.state_machine_arn = sfn.create_state_machine(
+            name=name, definition=definition, roleArn=role_arn, type=props.get("Type", "STANDARD")
+        )["stateMachineArn"]
+
+    deployment.bucket = next(
+        v for k, v in resolver.values.items() if resources.get(k, {}).get("Type") == "AWS::S3::Bucket"
+    )
+    deployment.topic_arn = next(
+        v for k, v in resolver.values.items() if resources.get(k, {}).get("Type") == "AWS::SNS::Topic"
+    )
+    deployment.parameters = {k: resolver.values[k] for k in template.get("Parameters", {})}
+    return deployment

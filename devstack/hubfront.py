@@ -1,0 +1,384 @@
+"""The hub front: a local stand-in for Docker Hub's edge in front of a plain registry.
+
+It does what Docker Hub does around the registry protocol, so hubmirror and the tools it
+drives meet the same behaviour as in production:
+
+* a token endpoint (``/token``) issuing RS256 JWTs with an ``x5c`` header, anonymous or with
+  basic-auth users, honouring the requested ``scope`` and refusing bad credentials;
+* ``ratelimit-limit`` / ``ratelimit-remaining`` (``N;w=SECONDS``) and
+  ``docker-ratelimit-source`` on manifest responses, a pull budget spent by manifest GETs of
+  platform manifests (an index GET is free, as on Docker Hub), and ``429 TOOMANYREQUESTS``
+  once the budget is spent;
+* counters of every request by kind (HEAD manifest, GET manifest, GET blob, ...) and of the
+  bytes of blobs served, and injectable faults for the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import http.client
+import json
+import re
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from devstack.registry import TokenAuth
+
+SERVICE = "registry.docker.io"
+ISSUER = "hubmirror-devstack-auth"
+WINDOW_SECONDS = 21600
+INDEX_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+_MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
+_BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>[^/]+)$")
+_TAGS = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+def request_kind(method: str, path: str) -> tuple[str, str | None]:
+    """Classify a registry request: ``("head_manifest", "library/nginx")`` and so on."""
+    if path in ("/v2/", "/v2"):
+        return "ping", None
+    for pattern, noun in ((_MANIFEST, "manifest"), (_BLOB, "blob"), (_TAGS, "tags")):
+        match = pattern.match(path)
+        if match:
+            name = match.group("name")
+            if noun == "tags":
+                return "tags_list", name
+            return f"{method.lower()}_{noun}", name
+    if "/blobs/uploads" in path:
+        return "blob_upload", path.split("/blobs/uploads", maxsplit=1)[0].removeprefix("/v2/")
+    return "other", None
+
+
+@dataclass
+class Fault:
+    """An injected answer: the next ``times`` requests of ``kind`` (on ``repository``) get it."""
+
+    kind: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    times: int = 1
+    repository: str | None = None
+
+
+@dataclass
+class _Issuer:
+    key: rsa.RSAPrivateKey
+    cert_der: bytes
+
+    @classmethod
+    def create(cls) -> _Issuer:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(key=key, cert_der=cert.public_bytes(serialization.Encoding.DER))
+
+    def pem(self) -> bytes:
+        return x509.load_der_x509_certificate(self.cert_der).public_bytes(serialization.Encoding.PEM)
+
+    def token(self, subject: str, access: list[dict[str, Any]], ttl: int) -> str:
+        now = dt.datetime.now(dt.UTC)
+        claims = {
+            "iss": ISSUER,
+            "sub": subject,
+            "aud": SERVICE,
+            "iat": now,
+            "nbf": now - dt.timedelta(seconds=5),
+            "exp": now + dt.timedelta(seconds=ttl),
+            "jti": uuid.uuid4().hex,
+            "access": access,
+        }
+        header = {"x5c": [base64.b64encode(self.cert_der).decode()]}
+        return jwt.encode(claims, self.key, algorithm="RS256", headers=header)
+
+
+class HubFront:
+    """Token server and counting, rate-limiting reverse proxy for a local "Docker Hub"."""
+
+    def __init__(self, workdir: Path, *, admin: tuple[str, str] = ("admin", "admin-password")) -> None:
+        self.workdir = workdir
+        self.backend: str | None = None
+        self.admin = admin
+        self.users: dict[str, str] = {admin[0]: admin[1]}
+        self.private: dict[str, set[str]] = {}
+        self.limit: int | None = None
+        self.remaining: int = 0
+        self.token_ttl = 300
+        self.counts: Counter[str] = Counter()
+        self.by_repository: Counter[tuple[str, str]] = Counter()
+        self.blob_bytes = 0
+        self.faults: list[Fault] = []
+        self.log: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+        self._issuer = _Issuer.create()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- addresses ---------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def token_auth(self) -> TokenAuth:
+        """The registry's ``auth.token`` settings pointing at this front's token endpoint."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cert = self.workdir / "token-issuer.pem"
+        cert.write_bytes(self._issuer.pem())
+        return TokenAuth(realm=f"http://{self.host}/token", service=SERVICE, issuer=ISSUER, cert_pem=cert)
+
+    # -- life cycle --------------------------------------------------------------------
+    def start(self, backend: str) -> HubFront:
+        self.backend = backend
+        self._thread = threading.Thread(target=self._server.serve_forever, name="hub-front", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- test controls -----------------------------------------------------------------
+    def set_budget(self, limit: int | None, remaining: int | None = None) -> None:
+        """Announce ``limit`` pulls per window (``None``: no rate-limit headers, unlimited)."""
+        with self._lock:
+            self.limit = limit
+            self.remaining = (limit or 0) if remaining is None else remaining
+
+    def add_user(self, username: str, password: str) -> None:
+        self.users[username] = password
+
+    def make_private(self, repository: str, *users: str) -> None:
+        """Only ``users`` (and the admin) may pull ``repository``."""
+        self.private[repository] = set(users)
+
+    def inject(self, fault: Fault) -> None:
+        with self._lock:
+            self.faults.append(fault)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.counts.clear()
+            self.by_repository.clear()
+            self.blob_bytes = 0
+            self.log.clear()
+
+    def snapshot(self) -> dict[str, int]:
+        """Counts by kind of authorised requests, plus ``blob_bytes`` served."""
+        with self._lock:
+            result = dict(self.counts)
+            result["blob_bytes"] = self.blob_bytes
+            return result
+
+    # -- request handling --------------------------------------------------------------
+    def _take_fault(self, kind: str, repository: str | None) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.kind == kind and (fault.repository is None or fault.repository == repository):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def _grant(self, subject: str | None, scopes: list[str]) -> list[dict[str, Any]]:
+        access = []
+        for scope in scopes:
+            parts = scope.split(":")
+            if len(parts) < 3 or parts[0] != "repository":
+                continue
+            name, wanted = ":".join(parts[1:-1]), parts[-1].split(",")
+            allowed: set[str] = set()
+            if subject == self.admin[0]:
+                allowed = {"pull", "push", "delete", "*"}
+            elif name not in self.private or (subject is not None and subject in self.private[name]):
+                allowed = {"pull"}
+            actions = [a for a in wanted if a in allowed]
+            if actions:
+                access.append({"type": "repository", "name": name, "actions": actions})
+        return access
+
+    def _ratelimit_headers(self) -> dict[str, str]:
+        if self.limit is None:
+            return {}
+        return {
+            "ratelimit-limit": f"{self.limit};w={WINDOW_SECONDS}",
+            "ratelimit-remaining": f"{max(self.remaining, 0)};w={WINDOW_SECONDS}",
+            "docker-ratelimit-source": "127.0.0.1",
+        }
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _token(self) -> None:
+                query = parse_qs(urlsplit(self.path).query)
+                subject: str | None = None
+                auth = self.headers.get("Authorization", "")
+                if auth.lower().startswith("basic "):
+                    try:
+                        user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+                    except ValueError:
+                        user, password = "", ""
+                    if front.users.get(user) != password:
+                        body = json.dumps({"details": "incorrect username or password"}).encode()
+                        self._reply(401, body, {"Content-Type": "application/json"})
+                        return
+                    subject = user
+                with front._lock:
+                    front.counts["token"] += 1
+                access = front._grant(subject, query.get("scope", []))
+                token = front._issuer.token(subject or "", access, front.token_ttl)
+                issued = dt.datetime.now(dt.UTC).isoformat()
+                body = json.dumps(
+                    {"token": token, "access_token": token, "expires_in": front.token_ttl, "issued_at": issued}
+                ).encode()
+                self._reply(200, body, {"Content-Type": "application/json"})
+
+            def _proxy(self) -> None:
+                path = urlsplit(self.path).path
+                kind, repository = request_kind(self.command, path)
+                authorised = "Authorization" in self.headers
+                fault = front._take_fault(kind, repository) if authorised else None
+                if fault is not None:
+                    with front._lock:
+                        front.counts[kind] += 1
+                        front.log.append((kind, repository or "", fault.status))
+                    self._reply(fault.status, fault.body, fault.headers)
+                    return
+                extra: dict[str, str] = {}
+                if kind in ("head_manifest", "get_manifest") and authorised:
+                    with front._lock:
+                        extra = front._ratelimit_headers()
+                        spent = front.limit is not None and front.remaining <= 0
+                    if kind == "get_manifest" and spent:
+                        body = json.dumps(
+                            {
+                                "errors": [
+                                    {
+                                        "code": "TOOMANYREQUESTS",
+                                        "message": "You have reached your pull rate limit.",
+                                    }
+                                ]
+                            }
+                        ).encode()
+                        with front._lock:
+                            front.counts["rejected_429"] += 1
+                        self._reply(429, body, {"Content-Type": "application/json", **extra})
+                        return
+                length = int(self.headers.get("Content-Length") or 0)
+                request_body = self.rfile.read(length) if length else None
+                assert front.backend is not None
+                conn = http.client.HTTPConnection(front.backend, timeout=120)
+                try:
+                    conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                    for name, value in self.headers.items():  # repeated headers (Accept) kept
+                        if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                            conn.putheader(name, value)
+                    if request_body is not None:
+                        conn.putheader("Content-Length", str(len(request_body)))
+                    conn.endheaders(request_body)
+                    resp = conn.getresponse()
+                    media_type = (resp.getheader("Content-Type") or "").split(";")[0].strip()
+                    status = resp.status
+                    if authorised and status < 500:
+                        with front._lock:
+                            if status != 401:
+                                front.counts[kind] += 1
+                                front.by_repository[(kind, repository or "")] += 1
+                                front.log.append((kind, repository or "", status))
+                            if (
+                                kind == "get_manifest"
+                                and status == 200
+                                and front.limit is not None
+                                and media_type not in INDEX_MEDIA_TYPES
+                            ):
+                                front.remaining -= 1
+                    self.send_response(status)
+                    for name, value in resp.getheaders():
+                        if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                            self.send_header(name, value)
+                    for name, value in extra.items():
+                        self.send_header(name, value)
+                    data = b"" if self.command == "HEAD" else resp.read()
+                    if self.command == "HEAD":
+                        self.send_header("Content-Length", resp.getheader("Content-Length") or "0")
+                    else:
+                        self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if data:
+                        self.wfile.write(data)
+                    if kind == "get_blob" and status == 200 and authorised:
+                        with front._lock:
+                            front.blob_bytes += len(data)
+                finally:
+                    conn.close()
+
+            def _dispatch(self) -> None:
+                if urlsplit(self.path).path == "/token":
+                    self._token()
+                else:
+                    self._proxy()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _dispatch  # noqa: N815
+
+        return Handler

@@ -1,0 +1,276 @@
+"""The whole local stack, all real, all on 127.0.0.1, started and stopped as one.
+
+* a "hub": a Distribution registry with Docker-Hub-style token auth behind the hub front
+  (rate-limit headers, request counters, faults);
+* an "ECR": a Distribution registry with basic auth, accepting the credentials moto's
+  ``GetAuthorizationToken`` hands out;
+* AWS: moto in server mode, in this process, with real Lambda invocations (the handlers,
+  in warm worker processes) and a real CodeBuild (the buildspec's commands); the project's
+  ``template.yaml`` deployed into it.
+
+Every server is stopped by :meth:`Stack.stop` (registries by their PID).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from devstack import codebuild, lambdas
+from devstack.deploy import ACCOUNT, REGION, Deployment, deploy
+from devstack.hubfront import HubFront
+from devstack.images import Pusher
+from devstack.procs import free_port
+from devstack.registry import BasicAuth, Registry
+
+ECR_USER = "AWS"
+ECR_PASSWORD = f"{ACCOUNT}-auth-token"
+
+
+@dataclass
+class RunResult:
+    """One execution of the state machine, observed from outside."""
+
+    execution_arn: str
+    status: str
+    error: str | None
+    cause: str | None
+    subject: str | None
+    report: dict[str, Any] | None
+    text: str | None
+    attributes: dict[str, Any]
+    events: list[dict[str, Any]]
+    builds: list[str]
+    upstream: dict[str, int]
+    invocations: dict[str, int]
+    seconds: float
+
+    def outcomes(self) -> dict[str, str]:
+        """``{target repository:tag: outcome}`` from the report (targets are unique)."""
+        assert self.report is not None, "no report was published"
+        return {i["target"]: i["outcome"] for i in self.report["items"]}
+
+    def item(self, target: str) -> dict[str, Any]:
+        """The report's entry for the item writing ``target`` (``repository:tag``)."""
+        assert self.report is not None
+        return next(i for i in self.report["items"] if i["target"] == target)
+
+
+@dataclass
+class Stack:
+    """Start with :meth:`start` (or as a context manager); :meth:`stop` stops everything."""
+
+    workdir: Path
+    parameters: dict[str, str] = field(default_factory=dict)
+    extra_environment: dict[str, str] = field(default_factory=dict)
+    front: HubFront | None = None
+    hub: Registry | None = None
+    ecr: Registry | None = None
+    deployment: Deployment | None = None
+    queue_url: str | None = None
+    lambda_runtime: lambdas.LambdaRuntime | None = None
+    local_codebuild: codebuild.LocalCodeBuild | None = None
+    _moto: Any = None
+    _saved_env: dict[str, str | None] = field(default_factory=dict)
+    _runs: int = 0
+
+    @property
+    def allowlist_path(self) -> Path:
+        return self.workdir / "allowlist.yaml"
+
+    # -- life cycle --------------------------------------------------------------------
+    def start(self) -> Stack:
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        self.workdir.mkdir(parents=True)
+        self.allowlist_path.write_text("images: []\n")
+        try:
+            self._start_registries()
+            self._start_aws()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start_registries(self) -> None:
+        self.front = HubFront(self.workdir / "hub")
+        self.hub = Registry(self.workdir / "hub", auth=self.front.token_auth()).start()
+        self.front.start(self.hub.host)
+        self.ecr = Registry(self.workdir / "ecr", auth=BasicAuth(ECR_USER, ECR_PASSWORD)).start()
+
+    def _start_aws(self) -> None:
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        port = free_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        aws_env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": endpoint,
+        }
+        for name, value in {**aws_env, "MOTO_PORT": str(port)}.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        default_user_config["lambda"] = {"use_docker": False}
+        self.lambda_runtime = lambdas.LambdaRuntime(
+            logdir=self.workdir / "logs" / "lambda",
+            base_env={
+                **aws_env,
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": os.environ.get("HOME", "/root"),
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_DEV": "false",
+            },
+            python=sys.executable,
+        )
+        lambdas.install(self.lambda_runtime)
+        self.local_codebuild = codebuild.LocalCodeBuild(logdir=self.workdir / "logs" / "codebuild", aws_env=aws_env)
+        codebuild.install(self.local_codebuild)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto logs every Fail state as an unhandled exception; the tests read the history instead
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()
+        assert self.ecr is not None
+        self.deployment = deploy(
+            target_registry=self.ecr.host,
+            allowlist=self.allowlist_path,
+            parameters=self.parameters,
+            extra_environment=self.extra_environment,
+        )
+        sqs, sns = boto3.client("sqs"), boto3.client("sns")
+        self.queue_url = sqs.create_queue(QueueName="hubmirror-reports")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(TopicArn=self.deployment.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+
+    def stop(self) -> None:
+        if self.local_codebuild is not None:
+            with contextlib.suppress(TimeoutError):
+                self.local_codebuild.wait_idle(timeout=120)
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        lambdas.uninstall()
+        codebuild.uninstall()
+        if self.lambda_runtime is not None:
+            self.lambda_runtime.stop()
+        for server in (self.hub, self.ecr):
+            if server is not None:
+                server.stop()
+        if self.front is not None:
+            self.front.stop()
+            self.front = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    # -- helpers for tests and the demo ------------------------------------------------
+    def hub_pusher(self) -> Pusher:
+        assert self.front is not None
+        return Pusher(self.front.host, *self.front.admin)
+
+    def ecr_pusher(self) -> Pusher:
+        assert self.ecr is not None
+        return Pusher(self.ecr.host, ECR_USER, ECR_PASSWORD)
+
+    def write_allowlist(self, text: str) -> None:
+        """Replace the allowlist the deployed functions read (``sam deploy`` ships it)."""
+        self.allowlist_path.write_text(text)
+
+    def run(
+        self, execution_input: dict[str, Any] | None = None, *, timeout: float = 600, name: str | None = None
+    ) -> RunResult:
+        """Start an execution, wait for it, collect its report and what it cost."""
+        assert self.deployment is not None
+        assert self.front is not None
+        assert self.lambda_runtime is not None
+        assert self.local_codebuild is not None
+        sfn = boto3.client("stepfunctions")
+        upstream_before = self.front.snapshot()
+        invocations_before = Counter(self.lambda_runtime.invocations)
+        builds_before = len(self.local_codebuild.started)
+        started = time.monotonic()
+        self._runs += 1
+        arn = sfn.start_execution(
+            stateMachineArn=self.deployment.state_machine_arn,
+            name=name or f"run-{self._runs:03d}-{uuid.uuid4().hex[:8]}",
+            input=json.dumps(execution_input or {}),
+        )["executionArn"]
+        while True:
+            described = sfn.describe_execution(executionArn=arn)
+            if described["status"] != "RUNNING":
+                break
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"execution {arn} still running after {timeout}s")
+            time.sleep(0.05)
+        seconds = time.monotonic() - started
+        self.local_codebuild.wait_idle()
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        subject, report, text, attributes = self._read_report()
+        upstream_after = self.front.snapshot()
+        invocations = Counter(self.lambda_runtime.invocations)
+        invocations.subtract(invocations_before)
+        return RunResult(
+            execution_arn=arn,
+            status=described["status"],
+            error=described.get("error"),
+            cause=described.get("cause"),
+            subject=subject,
+            report=report,
+            text=text,
+            attributes=attributes,
+            events=[dict(e) for e in events],
+            builds=self.local_codebuild.started[builds_before:],
+            upstream={
+                k: upstream_after.get(k, 0) - upstream_before.get(k, 0)
+                for k in set(upstream_after) | set(upstream_before)
+            },
+            invocations={k: v for k, v in invocations.items() if v},
+            seconds=seconds,
+        )
+
+    def _read_report(self) -> tuple[str | None, dict[str, Any] | None, str | None, dict[str, Any]]:
+        sqs = boto3.client("sqs")
+        assert self.queue_url is not None
+        messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        for message in messages:
+            sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if not messages:
+            return None, None, None, {}
+        envelope = json.loads(messages[-1]["Body"])
+        body = envelope.get("Message", "")
+        try:
+            report = json.loads(body)
+        except ValueError:
+            report = None
+        return envelope.get("Subject"), report, body if report is None else None, envelope.get("MessageAttributes", {})
