@@ -8,7 +8,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # The Lambda runtime is python3.13: develop, test and build with it.
-PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || PYENV_VERSION=3.13.0 pyenv which python 2>/dev/null)
+PYTHON313 ?= $(shell (PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null) || python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export SAM_CLI_TELEMETRY := 0
 

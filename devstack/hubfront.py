@@ -133,6 +133,22 @@ class _Issuer:
         return jwt.encode(claims, self.key, algorithm="RS256", headers=header)
 
 
+def _paginate_tags(data: bytes, path: str) -> tuple[bytes, str | None]:
+    """Docker Hub pages tag lists (``?n=&last=``, ``Link: <...>; rel="next"``); so does the front."""
+    query = parse_qs(urlsplit(path).query)
+    if "n" not in query:
+        return data, None
+    size, last = int(query["n"][0]), query.get("last", [""])[0]
+    document = json.loads(data)
+    tags = sorted(document.get("tags") or [])
+    rest = [t for t in tags if t > last] if last else tags
+    page = rest[:size]
+    link = None
+    if len(rest) > size:
+        link = f'<{urlsplit(path).path}?n={size}&last={page[-1]}>; rel="next"'
+    return json.dumps({**document, "tags": page}).encode(), link
+
+
 class HubFront:
     """Token server and counting, rate-limiting reverse proxy for a local "Docker Hub"."""
 
@@ -360,6 +376,11 @@ class HubFront:
                     for name, value in extra.items():
                         self.send_header(name, value)
                     data = b"" if self.command == "HEAD" else resp.read()
+                    link = None
+                    if kind == "tags_list" and status == 200:
+                        data, link = _paginate_tags(data, self.path)
+                    if link:
+                        self.send_header("Link", link)
                     if self.command == "HEAD":
                         self.send_header("Content-Length", resp.getheader("Content-Length") or "0")
                     else:

@@ -234,7 +234,8 @@ class Stack:
         seconds = time.monotonic() - started
         self.local_codebuild.wait_idle()
         events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-        subject, report, text, attributes = self._read_report()
+        subject, report, attributes = self._read_report()
+        text = self._published_text()
         upstream_after = self.front.snapshot()
         invocations = Counter(self.lambda_runtime.invocations)
         invocations.subtract(invocations_before)
@@ -257,7 +258,21 @@ class Stack:
             seconds=seconds,
         )
 
-    def _read_report(self) -> tuple[str | None, dict[str, Any] | None, str | None, dict[str, Any]]:
+    def _published_text(self) -> str | None:
+        """The plain-text body (what e-mail subscribers get) of the last published report."""
+        from moto.sns.models import sns_backends
+
+        assert self.deployment is not None
+        sent = sns_backends[ACCOUNT][REGION].topics[self.deployment.topic_arn].sent_notifications
+        if not sent:
+            return None
+        message = sent[-1][1]
+        try:
+            return str(json.loads(message)["default"])
+        except (ValueError, KeyError, TypeError):
+            return message
+
+    def _read_report(self) -> tuple[str | None, dict[str, Any] | None, dict[str, Any]]:
         sqs = boto3.client("sqs")
         assert self.queue_url is not None
         messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
@@ -266,11 +281,10 @@ class Stack:
         for message in messages:
             sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         if not messages:
-            return None, None, None, {}
+            return None, None, {}
         envelope = json.loads(messages[-1]["Body"])
-        body = envelope.get("Message", "")
         try:
-            report = json.loads(body)
+            report = json.loads(envelope.get("Message", ""))
         except ValueError:
             report = None
-        return envelope.get("Subject"), report, body if report is None else None, envelope.get("MessageAttributes", {})
+        return envelope.get("Subject"), report, envelope.get("MessageAttributes", {})

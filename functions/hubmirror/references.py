@@ -131,6 +131,7 @@ class ImageReference:
         return self.name + self._suffix()
 
 
+HOST_RULE = "(a host name or IP address, then an optional :port)"
 TAG_RULE = "a tag is 1 to 128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'"
 
 
@@ -145,7 +146,7 @@ def split_domain(name: str) -> tuple[str, str]:
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         if not _DOMAIN_RE.match(first):
-            raise ReferenceError(f"{first!r} is not a valid registry host")
+            raise ReferenceError(f"{first!r} is not a valid registry host {HOST_RULE}")
         registry, repository = first, rest
     else:
         registry, repository = DOCKER_HUB, name
@@ -170,6 +171,9 @@ def _explain(text: str) -> str:
     if "://" in text:
         return "an image reference has no URL scheme (write 'ghcr.io/org/app', not 'https://...')"
     name = text.split("@", 1)[0]
+    first, sep, _ = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost") and not _DOMAIN_RE.match(first):
+        return f"{first!r} is not a valid registry host {HOST_RULE}"
     last = name.rsplit("/", 1)[-1]
     if ":" in last:
         name, _, tag = name.rpartition(":")

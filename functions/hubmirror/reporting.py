@@ -25,6 +25,11 @@ from hubmirror.store import run_key
 SUBJECT_MAX = 100
 LIST_CAP = 100
 UNCHANGED_LISTED_UP_TO = 50
+REASON_MAX = 500
+#: SNS takes 256 KB per message, and the message also passes through a state (256 KB).
+MESSAGE_BUDGET = 160 * 1024
+#: Protocols that get the JSON document; every other one (e-mail, SMS, ...) gets the text.
+JSON_PROTOCOLS = ("sqs", "lambda", "http", "https")
 CHANGED = ("copied", "built")
 
 
@@ -149,19 +154,25 @@ def subject(report: Report) -> str:
     return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
 
 
-def _listed(report: Report) -> tuple[list[Outcome], int]:
+def _listed(report: Report, cap: int = LIST_CAP) -> tuple[list[Outcome], int]:
     order = {name: n for n, name in enumerate(OUTCOMES)}
     notable = sorted((o for o in report.outcomes if o.outcome != UNCHANGED), key=lambda o: order.get(o.outcome, 99))
     unchanged = [o for o in report.outcomes if o.outcome == UNCHANGED]
     if len(report.outcomes) <= UNCHANGED_LISTED_UP_TO:
         notable += unchanged
-    listed = notable[:LIST_CAP]
+    listed = [_shortened(o) for o in notable[:cap]]
     return listed, len(report.outcomes) - len(listed)
 
 
-def document(report: Report) -> dict[str, Any]:
+def _shortened(outcome: Outcome) -> Outcome:
+    if len(outcome.reason) <= REASON_MAX:
+        return outcome
+    return Outcome(**{**outcome.__dict__, "reason": outcome.reason[: REASON_MAX - 3] + "..."})
+
+
+def document(report: Report, cap: int = LIST_CAP) -> dict[str, Any]:
     """The JSON report for programs (queues, functions, webhooks)."""
-    listed, omitted = _listed(report)
+    listed, omitted = _listed(report, cap)
     return {
         "run": report.run,
         "status": report.status,
@@ -175,7 +186,7 @@ def document(report: Report) -> dict[str, Any]:
     }
 
 
-def text(report: Report) -> str:
+def text(report: Report, cap: int = LIST_CAP) -> str:
     """The plain-text report for people (e-mail, chat)."""
     lines = [f"hubmirror run {report.run}: {report.status.upper()}" + (" (dry run)" if report.dry_run else ""), ""]
     if report.plan_error:
@@ -185,7 +196,7 @@ def text(report: Report) -> str:
     width = max(len(name) for name in report.counts)
     lines += [f"  {name.ljust(width)}  {n}" for name, n in report.counts.items()]
     lines.append(f"  {'total'.ljust(width)}  {len(report.outcomes)}")
-    listed, omitted = _listed(report)
+    listed, omitted = _listed(report, cap)
     current = None
     for outcome in listed:
         if outcome.outcome != current:
@@ -207,11 +218,18 @@ def text(report: Report) -> str:
 
 
 def sns_message(report: Report) -> str:
-    """The ``MessageStructure=json`` message: text for people, JSON for programs."""
-    body = text(report)
-    doc = json.dumps(document(report), sort_keys=True)
-    per_protocol = dict.fromkeys(("sqs", "lambda", "http", "https", "email-json", "firehose"), doc)
-    return json.dumps({"default": body, "email": body, **per_protocol})
+    """The ``MessageStructure=json`` message: text for people, JSON for programs.
+
+    Fewer items are listed until the message fits :data:`MESSAGE_BUDGET`; the full report
+    is always in S3.
+    """
+    cap = LIST_CAP
+    while True:
+        doc = json.dumps(document(report, cap), sort_keys=True)
+        message = json.dumps({"default": text(report, cap), **dict.fromkeys(JSON_PROTOCOLS, doc)})
+        if len(message.encode()) <= MESSAGE_BUDGET or cap == 0:
+            return message
+        cap //= 2
 
 
 def sns_attributes(report: Report) -> dict[str, dict[str, str]]:

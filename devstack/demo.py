@@ -1,0 +1,100 @@
+"""``make demo``: the real state machine, twice, on the local stack.
+
+Starts the stack (a "Docker Hub", an "ECR", moto with real Lambdas and CodeBuild), seeds
+a few images (one of them a two-platform index), writes an allowlist that points at the
+local hub, runs a sync twice, prints each run's report as subscribers receive it, writes
+``.demo/summary.json`` and stops every server it started.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from devstack.images import seed
+from devstack.stack import RunResult, Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / ".demo"
+IMAGES = (
+    ("library/nginx", "1.27", ["linux/amd64", "linux/arm64"]),
+    ("library/busybox", "1.36", ["linux/amd64"]),
+    ("hashicorp/vault", "1.14", ["linux/amd64", "linux/arm64"]),
+)
+
+
+def allowlist(hub: str) -> str:
+    return f"""# The demo's allowlist: the shape of allowlist.yaml, pointing at the local hub.
+images:
+  - source: {hub}/library/nginx
+    tags: ["1.27"]
+    target: nginx
+  - source: {hub}/library/busybox
+    tags: ["1.36"]
+    target: busybox
+  - source: {hub}/hashicorp/vault
+    tags: ["1.14"]
+    target: vault
+    platforms: [linux/amd64, linux/arm64]
+    build_commands:
+      - RUN mkdir /etc/vault
+      - RUN chmod 777 /etc/vault
+      - VOLUME ["/etc/vault"]
+"""
+
+
+def summarise(run: RunResult) -> dict[str, Any]:
+    report = run.report or {}
+    return {
+        "execution": run.execution_arn.rsplit(":", 1)[1],
+        "status": run.status,
+        "seconds": round(run.seconds, 2),
+        "outcomes": report.get("counts", {}),
+        "items": {i["target"]: i["outcome"] for i in report.get("items", [])},
+        "upstream_requests": {
+            kind: run.upstream.get(kind, 0) for kind in ("head_manifest", "get_manifest", "get_blob", "token")
+        },
+        "upstream_blob_bytes": run.upstream.get("blob_bytes", 0),
+        "codebuild_builds": len(run.builds),
+        "lambda_invocations": sum(run.invocations.values()),
+        "subject": run.subject,
+    }
+
+
+def main() -> int:
+    started = time.monotonic()
+    DEMO.mkdir(exist_ok=True)
+    print("hubmirror demo: starting the local stack (hub, ECR, moto with real Lambdas and CodeBuild)")
+    runs: list[dict[str, Any]] = []
+    with Stack(DEMO / "stack") as stack:
+        assert stack.front is not None
+        assert stack.ecr is not None
+        pusher = stack.hub_pusher()
+        for repository, tag, platforms in IMAGES:
+            digest = seed(pusher, repository, tag, platforms)
+            print(f"  seeded {stack.front.host}/{repository}:{tag} ({', '.join(platforms)}) {digest[:19]}")
+        text = allowlist(stack.front.host)
+        stack.write_allowlist(text)
+        (DEMO / "allowlist.yaml").write_text(text)
+        stack.front.set_budget(100)
+        stack.front.reset_counts()
+        for n in (1, 2):
+            print(f"\n=== run {n}: start an execution with input {{}} ===")
+            result = stack.run({})
+            print(f"Subject: {result.subject}\n")
+            print(result.text or "(no report published)")
+            summary = summarise(result)
+            print(f"upstream requests: {summary['upstream_requests']}, CodeBuild builds: {summary['codebuild_builds']}")
+            runs.append(summary)
+        print(f"\ntarget registry (the local ECR) is at {stack.ecr.host}; stopping every server")
+    payload = {"runs": runs, "seconds": round(time.monotonic() - started, 2)}
+    (DEMO / "summary.json").write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {DEMO / 'summary.json'} ({payload['seconds']}s)")
+    return 0 if all(r["status"] == "SUCCEEDED" for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""The whole pipeline, for real: allowlist -> state machine -> copy or build -> registry -> SNS.
+
+One local stack for the module; each fixture below is one execution of the real state
+machine, in the order a platform team would live them. Expected digests come from the
+seed images (built by the test), never from hubmirror's own code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from devstack.images import Pusher, platform_image, seed
+from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
+from tests.support import RegistryReader, platforms_of
+
+pytestmark = pytest.mark.e2e
+
+BUILD_LINES = ["RUN mkdir /etc/vault", "RUN chmod 777 /etc/vault", 'VOLUME ["/etc/vault"]']
+
+
+@dataclass
+class World:
+    stack: Stack
+    hub: str
+    target: RegistryReader
+    pusher: Pusher
+    digests: dict[str, str]
+
+    def allowlist(self, *, vault_lines: list[str] = BUILD_LINES, busybox_tags: tuple[str, ...] = ("1.36",)) -> str:
+        lines = "\n".join(f"      - {json.dumps(line) if line.startswith('VOLUME') else line}" for line in vault_lines)
+        return f"""images:
+  - source: {self.hub}/library/alpine
+    tags: ["3.20"]
+    target: alpine
+  - source: {self.hub}/library/busybox
+    tags: [{", ".join(json.dumps(t) for t in busybox_tags)}]
+    target: busybox
+  - source: {self.hub}/hashicorp/vault
+    tags: ["1.14"]
+    target: vault
+    platforms: [linux/amd64, linux/arm64]
+    build_commands:
+{lines}
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    stack = Stack(Path(tmp_path_factory.mktemp("stack")))
+    with stack:
+        assert stack.front is not None
+        assert stack.ecr is not None
+        pusher = stack.hub_pusher()
+        digests = {
+            "alpine": seed(pusher, "library/alpine", "3.20", ["linux/amd64", "linux/arm64"]),
+            "busybox": seed(pusher, "library/busybox", "1.36", ["linux/amd64"]),
+            "vault": seed(pusher, "hashicorp/vault", "1.14", ["linux/amd64", "linux/arm64"]),
+        }
+        world = World(stack, stack.front.host, RegistryReader(stack.ecr.host, ECR_USER, ECR_PASSWORD), pusher, digests)
+        stack.write_allowlist(world.allowlist())
+        yield world
+
+
+@pytest.fixture(scope="module")
+def first(world: World) -> RunResult:
+    return world.stack.run({})
+
+
+@pytest.fixture(scope="module")
+def second(world: World, first: RunResult) -> RunResult:
+    return world.stack.run({})
+
+
+@pytest.fixture(scope="module")
+def after_delete(world: World, second: RunResult) -> RunResult:
+    world.target.delete_tag("mirror/alpine", "3.20")
+    assert world.target.manifest("mirror/alpine", "3.20") is None
+    return world.stack.run({})
+
+
+@pytest.fixture(scope="module")
+def after_new_lines(world: World, after_delete: RunResult) -> RunResult:
+    world.stack.write_allowlist(world.allowlist(vault_lines=[*BUILD_LINES, "ENV VAULT_ADDR=http://127.0.0.1:8200"]))
+    return world.stack.run({})
+
+
+@pytest.fixture(scope="module")
+def with_missing_tag(world: World, after_new_lines: RunResult) -> RunResult:
+    """A tag that does not exist upstream, while another item has really changed upstream."""
+    world.digests["busybox"] = seed(world.pusher, "library/busybox", "1.36", ["linux/amd64"], marker="busybox 1.36.1")
+    world.stack.write_allowlist(
+        world.allowlist(
+            vault_lines=[*BUILD_LINES, "ENV VAULT_ADDR=http://127.0.0.1:8200"], busybox_tags=("1.36", "9.99")
+        )
+    )
+    return world.stack.run({})
+
+
+# -- the first run: everything lands -----------------------------------------------------
+
+
+def test_first_run_copies_and_builds_everything(first: RunResult) -> None:
+    assert first.status == "SUCCEEDED", first.cause
+    assert first.outcomes() == {
+        "mirror/alpine:3.20": "copied",
+        "mirror/busybox:1.36": "copied",
+        "mirror/vault:1.14": "built",
+    }
+    assert len(first.builds) == 2  # one copy build and one image build for the single batch
+
+
+def test_two_platform_copy_keeps_the_index_digest_and_both_platforms(world: World, first: RunResult) -> None:
+    landed = world.target.manifest("mirror/alpine", "3.20")
+    assert landed is not None
+    assert landed.digest == world.digests["alpine"]
+    assert platforms_of(landed.document) == ["linux/amd64", "linux/arm64"]
+    for descriptor in landed.document["manifests"]:
+        assert world.target.manifest("mirror/alpine", descriptor["digest"]) is not None
+
+
+def test_single_platform_copy_is_verbatim(world: World, first: RunResult) -> None:
+    landed = world.target.manifest("mirror/busybox", "1.36")
+    assert landed is not None
+    assert landed.digest == world.digests["busybox"]
+
+
+def test_build_applies_the_lines_for_every_platform_pinned_and_annotated(world: World, first: RunResult) -> None:
+    landed = world.target.manifest("mirror/vault", "1.14")
+    assert landed is not None
+    annotations = landed.document["annotations"]
+    assert annotations["org.opencontainers.image.base.digest"] == world.digests["vault"]
+    assert annotations["org.opencontainers.image.base.name"] == f"{world.hub}/hashicorp/vault:1.14"
+    assert annotations["io.hubmirror.recipe"].startswith("sha256:")
+    assert platforms_of(landed.document) == ["linux/amd64", "linux/arm64"]
+    for descriptor in landed.document["manifests"]:
+        manifest = world.target.manifest("mirror/vault", descriptor["digest"])
+        assert manifest is not None
+        config = world.target.config("mirror/vault", manifest.document)
+        assert config["architecture"] == descriptor["platform"]["architecture"]
+        assert "/etc/vault" in config["config"]["Volumes"]
+        members = world.target.layer_members("mirror/vault", manifest.document)
+        assert members["etc/vault"].isdir()
+        assert members["etc/vault"].mode & 0o777 == 0o777
+        assert members["etc/seed"].isfile()  # the upstream image's own content is there too
+
+
+def test_build_context_pins_from_by_digest(world: World, first: RunResult) -> None:
+    assert world.stack.deployment is not None
+    s3 = boto3.client("s3")
+    run = first.execution_arn.rsplit(":", 1)[1]
+    job = json.loads(
+        s3.get_object(Bucket=world.stack.deployment.bucket, Key=f"runs/{run}/jobs/00000-build.json")["Body"].read()
+    )
+    dockerfile = job["items"][0]["dockerfile"].splitlines()
+    assert dockerfile[0] == f"FROM {world.hub}/hashicorp/vault@{world.digests['vault']}"
+    assert dockerfile[1:] == BUILD_LINES
+
+
+def test_report_reaches_sqs_with_every_item_and_a_subject_with_counts(first: RunResult) -> None:
+    assert first.report is not None
+    assert first.report["status"] == "succeeded"
+    assert first.report["counts"] == {"copied": 2, "built": 1, "unchanged": 0, "deferred": 0, "failed": 0}
+    assert {i["target"] for i in first.report["items"]} == {
+        "mirror/alpine:3.20",
+        "mirror/busybox:1.36",
+        "mirror/vault:1.14",
+    }
+    assert first.subject is not None
+    assert "1 built" in first.subject
+    assert "2 copied" in first.subject
+    assert first.attributes["status"]["Value"] == "succeeded"
+    assert first.text is not None
+    assert "mirror/vault:1.14" in first.text
+
+
+def test_target_repositories_are_created_with_scan_on_push(first: RunResult) -> None:
+    repositories = {r["repositoryName"]: r for r in boto3.client("ecr").describe_repositories()["repositories"]}
+    assert {"mirror/alpine", "mirror/busybox", "mirror/vault"} <= set(repositories)
+    assert repositories["mirror/vault"]["imageScanningConfiguration"]["scanOnPush"] is True
+
+
+# -- the second run: nothing to do, and it costs nothing --------------------------------------
+
+
+def test_second_run_is_all_unchanged_without_builds_or_pulls(second: RunResult) -> None:
+    assert second.status == "SUCCEEDED", second.cause
+    assert set(second.outcomes().values()) == {"unchanged"}
+    assert second.builds == []
+    assert second.upstream.get("get_manifest", 0) == 0
+    assert second.upstream.get("head_manifest", 0) == 3  # one HEAD per item
+    assert second.upstream.get("get_blob", 0) == 0
+
+
+# -- truth lives in the target -----------------------------------------------------------------
+
+
+def test_a_deleted_target_tag_is_restored(world: World, after_delete: RunResult) -> None:
+    assert after_delete.outcomes() == {
+        "mirror/alpine:3.20": "copied",
+        "mirror/busybox:1.36": "unchanged",
+        "mirror/vault:1.14": "unchanged",
+    }
+    landed = world.target.manifest("mirror/alpine", "3.20")
+    assert landed is not None
+    assert landed.digest == world.digests["alpine"]
+
+
+def test_changing_build_lines_rebuilds_that_item_alone(world: World, after_new_lines: RunResult) -> None:
+    assert after_new_lines.outcomes() == {
+        "mirror/alpine:3.20": "unchanged",
+        "mirror/busybox:1.36": "unchanged",
+        "mirror/vault:1.14": "built",
+    }
+    landed = world.target.manifest("mirror/vault", "1.14")
+    assert landed is not None
+    manifest = world.target.manifest("mirror/vault", landed.document["manifests"][0]["digest"])
+    assert manifest is not None
+    assert "VAULT_ADDR=http://127.0.0.1:8200" in world.target.config("mirror/vault", manifest.document)["config"]["Env"]
+
+
+# -- failures are reported, never hidden, and never stop the others ----------------------------
+
+
+def test_missing_upstream_tag_fails_alone_and_fails_the_execution(world: World, with_missing_tag: RunResult) -> None:
+    result = with_missing_tag
+    assert result.status == "FAILED"
+    assert result.error == "hubmirror.SyncFailed"
+    assert result.outcomes() == {
+        "mirror/alpine:3.20": "unchanged",
+        "mirror/busybox:1.36": "copied",
+        "mirror/busybox:9.99": "failed",
+        "mirror/vault:1.14": "unchanged",
+    }
+    assert "not found upstream" in result.item("mirror/busybox:9.99")["reason"]
+    assert "9.99" in result.item("mirror/busybox:9.99")["reason"]
+    landed = world.target.manifest("mirror/busybox", "1.36")
+    assert landed is not None
+    assert landed.digest == world.digests["busybox"]
+    assert result.report is not None
+    assert result.report["status"] == "failed"
+    # the report went out before the execution failed
+    published = [
+        n
+        for n, e in enumerate(result.events)
+        if e["type"] == "TaskSucceeded" and e["taskSucceededEventDetails"]["resourceType"] == "sns"
+    ]
+    failed = [n for n, e in enumerate(result.events) if e["type"] == "ExecutionFailed"]
+    assert published
+    assert failed
+    assert published[0] < failed[0]
+
+
+def test_invalid_allowlist_is_refused_before_any_registry_is_contacted(
+    world: World, with_missing_tag: RunResult
+) -> None:
+    world.stack.write_allowlist(f"images:\n  - source: {world.hub}/library/alpine\n    tags: [3.10]\n")
+    try:
+        result = world.stack.run({})
+    finally:
+        world.stack.write_allowlist(world.allowlist())
+    assert result.status == "FAILED"
+    assert result.upstream.get("head_manifest", 0) == 0
+    assert result.upstream.get("token", 0) == 0
+    assert result.report is not None
+    assert "quote it" in (result.report["plan_error"] or "")
+    assert "allowlist.yaml:3" in (result.report["plan_error"] or "")
+    assert result.subject is not None
+    assert "refused" in result.subject
+
+
+def test_dry_run_reports_what_would_change_and_changes_nothing(world: World, with_missing_tag: RunResult) -> None:
+    image = platform_image("linux/amd64", "busybox 1.36.2")
+    new_digest = world.pusher.image("library/busybox", "1.36", image)
+    before = world.target.manifest("mirror/busybox", "1.36")
+    result = world.stack.run({"dry_run": True, "only": ["busybox"]})
+    assert result.outcomes() == {"mirror/busybox:1.36": "would_copy"}
+    assert result.builds == []
+    assert result.upstream.get("get_manifest", 0) == 0
+    after = world.target.manifest("mirror/busybox", "1.36")
+    assert before is not None
+    assert after is not None
+    assert after.digest == before.digest != new_digest
+
+
+def test_only_and_force_resync_just_the_named_image(world: World, with_missing_tag: RunResult) -> None:
+    result = world.stack.run({"only": ["alpine"], "force": True})
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.outcomes() == {"mirror/alpine:3.20": "copied"}
+    assert len(result.builds) == 1
+
+
+def test_unknown_only_selector_is_refused(world: World, with_missing_tag: RunResult) -> None:
+    result = world.stack.run({"only": ["alpnie"]})
+    assert result.status == "FAILED"
+    assert result.report is not None
+    assert "alpnie" in (result.report["plan_error"] or "")

@@ -1,0 +1,51 @@
+"""Real registries on 127.0.0.1 for functional tests: the hub (token auth, front) and an "ECR"."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devstack.hubfront import HubFront
+from devstack.images import Pusher
+from devstack.registry import BasicAuth, Registry
+from devstack.stack import ECR_PASSWORD, ECR_USER
+
+
+@dataclass
+class Registries:
+    front: HubFront
+    hub: Registry
+    ecr: Registry
+
+    def hub_pusher(self) -> Pusher:
+        return Pusher(self.front.host, *self.front.admin)
+
+    def ecr_pusher(self) -> Pusher:
+        return Pusher(self.ecr.host, ECR_USER, ECR_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]:
+    workdir = Path(tmp_path_factory.mktemp("registries"))
+    front = HubFront(workdir / "hub")
+    hub = Registry(workdir / "hub", auth=front.token_auth()).start()
+    front.start(hub.host)
+    ecr = Registry(workdir / "ecr", auth=BasicAuth(ECR_USER, ECR_PASSWORD)).start()
+    try:
+        yield Registries(front, hub, ecr)
+    finally:
+        front.stop()
+        hub.stop()
+        ecr.stop()
+
+
+@pytest.fixture
+def front(registries: Registries) -> Iterator[HubFront]:
+    registries.front.reset_counts()
+    registries.front.set_budget(None)
+    registries.front.faults.clear()
+    yield registries.front
+    registries.front.faults.clear()

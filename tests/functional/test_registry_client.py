@@ -1,0 +1,115 @@
+"""The registry client against real registries: challenges, digests, errors, retries, pages."""
+
+from __future__ import annotations
+
+import pytest
+from hubmirror.registry import (
+    AuthenticationError,
+    Credentials,
+    ManifestUnknownError,
+    RateLimitedError,
+    RegistryClient,
+    RetryPolicy,
+)
+
+from devstack.hubfront import Fault, HubFront
+from devstack.images import seed
+from devstack.stack import ECR_PASSWORD, ECR_USER
+from tests.functional.conftest import Registries
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+@pytest.fixture(scope="module")
+def digests(registries: Registries) -> dict[str, str]:
+    pusher = registries.hub_pusher()
+    return {
+        "multi": seed(pusher, "library/multi", "1", ["linux/amd64", "linux/arm64"]),
+        "single": seed(pusher, "library/single", "1", ["linux/amd64"]),
+    }
+
+
+def test_head_of_a_multi_platform_image_gives_the_index_digest(
+    registries: Registries, front: HubFront, digests: dict[str, str]
+) -> None:
+    front.set_budget(100)
+    head = RegistryClient(front.host).head_manifest("library/multi", "1")
+    assert head.digest == digests["multi"]
+    assert head.media_type == OCI_INDEX
+    assert head.ratelimit is not None
+    assert (head.ratelimit.limit, head.ratelimit.remaining, head.ratelimit.window) == (100, 100, 21600)
+
+
+def test_bearer_challenge_is_learned_once_then_tokens_are_fetched_first(
+    registries: Registries, front: HubFront, digests: dict[str, str]
+) -> None:
+    client = RegistryClient(front.host)
+    client.head_manifest("library/multi", "1")
+    client.head_manifest("library/single", "1")
+    counts = front.snapshot()
+    assert counts["head_manifest"] == 2  # authorised HEADs: exactly one per image
+    assert counts["token"] == 2  # one token per repository scope
+    assert counts.get("get_manifest", 0) == 0
+
+
+def test_get_manifest_verifies_the_bytes_against_the_digest(
+    registries: Registries, front: HubFront, digests: dict[str, str]
+) -> None:
+    manifest = RegistryClient(front.host).get_manifest("library/multi", digests["multi"])
+    assert manifest.digest == digests["multi"]
+    assert len(manifest.document()["manifests"]) == 2
+
+
+def test_unknown_tag_is_manifest_unknown(registries: Registries, front: HubFront) -> None:
+    with pytest.raises(ManifestUnknownError, match=r"9\.99 not found"):
+        RegistryClient(front.host).head_manifest("library/single", "9.99")
+
+
+def test_basic_auth_registry_with_and_without_credentials(registries: Registries) -> None:
+    registries.ecr_pusher().image(
+        "mirror/x", "1", __import__("devstack.images", fromlist=["platform_image"]).platform_image("linux/amd64", "x")
+    )
+    good = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD))
+    assert good.head_manifest("mirror/x", "1").digest.startswith("sha256:")
+    with pytest.raises(AuthenticationError, match="requires credentials"):
+        RegistryClient(registries.ecr.host).head_manifest("mirror/x", "1")
+    with pytest.raises(AuthenticationError, match="access denied with the configured credentials"):
+        RegistryClient(registries.ecr.host, Credentials(ECR_USER, "wrong")).head_manifest("mirror/x", "1")
+
+
+def test_token_service_refusing_credentials_is_an_authentication_error(
+    registries: Registries, front: HubFront, digests: dict[str, str]
+) -> None:
+    with pytest.raises(AuthenticationError, match="refused the configured credentials"):
+        RegistryClient(front.host, Credentials("someone", "bad")).head_manifest("library/single", "1")
+
+
+def test_429_with_retry_after_is_waited_out(registries: Registries, front: HubFront, digests: dict[str, str]) -> None:
+    slept: list[float] = []
+    front.inject(Fault("head_manifest", 429, {"Retry-After": "2"}, times=1))
+    client = RegistryClient(front.host, retry=RetryPolicy(attempts=3), sleep=slept.append)
+    assert client.head_manifest("library/single", "1").digest == digests["single"]
+    assert slept == [2.0]
+
+
+def test_a_429_that_persists_gives_up_after_bounded_tries(
+    registries: Registries, front: HubFront, digests: dict[str, str]
+) -> None:
+    slept: list[float] = []
+    front.inject(Fault("head_manifest", 429, {"Retry-After": "1"}, times=10))
+    client = RegistryClient(front.host, retry=RetryPolicy(attempts=3), sleep=slept.append)
+    with pytest.raises(RateLimitedError, match="429 Too Many Requests 3 times"):
+        client.head_manifest("library/single", "1")
+    assert slept == [1.0, 1.0]
+
+
+def test_tag_list_follows_link_pages(registries: Registries, front: HubFront) -> None:
+    pusher = registries.hub_pusher()
+    from devstack.images import platform_image
+
+    image = platform_image("linux/amd64", "paged")
+    for n in range(7):
+        pusher.image("library/paged", f"1.{n}", image)
+    tags = RegistryClient(front.host).tags("library/paged", page_size=3)
+    assert sorted(tags) == [f"1.{n}" for n in range(7)]
+    assert front.snapshot()["tags_list"] == 3

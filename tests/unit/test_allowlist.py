@@ -1,0 +1,113 @@
+"""The allowlist: what it accepts, and how it refuses the rest (line, path, rule)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hubmirror.allowlist import AllowlistError, build_command_problem, parse_allowlist
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(AllowlistError) as raised:
+        parse_allowlist(text, source="a.yaml")
+    return raised.value.lines()
+
+
+def test_the_shipped_allowlist_is_valid() -> None:
+    allowlist = parse_allowlist((ROOT / "allowlist.yaml").read_bytes())
+    vault = next(e for e in allowlist.entries if e.target == "vault")
+    assert str(vault.source) == "docker.io/hashicorp/vault"
+    assert vault.platforms == ("linux/amd64", "linux/arm64")
+    assert vault.build_commands[-1] == 'VOLUME ["/etc/vault"]'
+
+
+def test_default_target_is_the_source_path() -> None:
+    allowlist = parse_allowlist(
+        'images:\n  - source: nginx\n    tags: ["1"]\n  - source: ghcr.io/org/app\n    tags: ["2"]\n'
+    )
+    assert [e.target for e in allowlist.entries] == ["nginx", "org/app"]
+
+
+def test_a_number_tag_is_refused_with_the_text_to_quote() -> None:
+    assert problems("images:\n  - source: nginx\n    tags: [1.10]\n") == [
+        "a.yaml:3: images[0].tags[0]: '1.1' came from the number 1.10; quote it: \"1.10\""
+    ]
+
+
+def test_every_problem_of_a_file_is_reported_in_one_pass() -> None:
+    found = problems(
+        "images:\n"
+        "  - source: Nginx\n"
+        "    tags: []\n"
+        "  - source: redis\n"
+        "    tags: ['7']\n"
+        "    platforms: [linux/amd46]\n"
+        "    colour: blue\n"
+    )
+    assert found == [
+        "a.yaml:2: images[0].source: 'Nginx' is not a valid image name: repository names must be lower case",
+        "a.yaml:3: images[0].tags: must not be empty; leave the key out instead",
+        "a.yaml:6: images[1].platforms[0]: 'linux/amd46' is not a known platform (os/arch[/variant]); did you mean 'linux/amd64'?",
+        "a.yaml:7: images[1].colour: unknown key 'colour'; allowed keys: source, tags, target, platforms, build_commands",
+    ]
+
+
+def test_duplicate_keys_and_duplicate_targets_are_errors() -> None:
+    assert problems("images:\n  - source: nginx\n    source: redis\n    tags: ['1']\n") == [
+        "a.yaml:3: images[0].source: duplicate key 'source': a key may appear once"
+    ]
+    found = problems(
+        "images:\n  - source: nginx\n    tags: ['1']\n  - source: ghcr.io/x/nginx\n    target: nginx\n    tags: ['1']\n"
+    )
+    assert found == [
+        "a.yaml:6: images[1].tags[0]: target nginx:1 is already produced by images[0]; "
+        "two entries may not write the same repository and tag"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        ("FROM alpine", "FROM is not allowed"),
+        ("COPY . /", "COPY is not allowed"),
+        ("add https://x/y /y", "ADD is not allowed"),
+        ("ONBUILD RUN rm -rf /", "ONBUILD is not allowed"),
+        ("RUN true\nRUN false", "one line"),
+        ("RUN true\rFROM x", "one line"),
+        ("RUN a\x00b", "NUL"),
+        ("RUN echo \\", "line continuation"),
+        ("# comment", "comment"),
+        ("RUN", "needs arguments"),
+        ("EXEC foo", "not an allowed instruction"),
+        ("RUN <<EOF", "heredocs"),
+        ("RUN " + "x" * 5000, "at most"),
+    ],
+)
+def test_build_commands_are_checked_line_by_line(line: str, rule: str) -> None:
+    problem = build_command_problem(line)
+    assert problem is not None
+    assert rule in problem
+
+
+@pytest.mark.parametrize(
+    "line", ["RUN mkdir /etc/vault", 'VOLUME ["/etc/vault"]', "ENV A=1 B=2", "USER 1000:1000", "run apk add curl"]
+)
+def test_ordinary_build_commands_are_accepted(line: str) -> None:
+    assert build_command_problem(line) is None
+
+
+def test_yaml_alias_expansion_is_refused_without_exhausting_memory() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for n in range(1, 9):
+        bomb += f"{chr(97 + n)}: &{chr(97 + n)} [" + ", ".join([f"*{chr(96 + n)}"] * 10) + "]\n"
+    found = problems(bomb)
+    assert any("expands to more than" in line for line in found)
+
+
+def test_invalid_yaml_names_the_line() -> None:
+    assert problems('images:\n  - source: nginx\n    tags: ["1"\n')[0].startswith(
+        "a.yaml:4: (document): not valid YAML"
+    )

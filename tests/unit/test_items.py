@@ -1,0 +1,76 @@
+"""Execution input, selection with 'only', and batches."""
+
+from __future__ import annotations
+
+import pytest
+from hubmirror.allowlist import parse_allowlist
+from hubmirror.items import InputError, RunOptions, batches, expand, select
+
+ALLOWLIST = parse_allowlist(
+    'images:\n  - source: nginx\n    tags: ["1.27", "1.26"]\n'
+    '  - source: hashicorp/vault\n    tags: ["1.14"]\n    target: vault\n'
+    '  - source: ghcr.io/org/app\n    tags: ["2"]\n'
+)
+ITEMS = expand(ALLOWLIST, prefix="mirror")
+
+
+def test_expand_prefixes_targets_and_keeps_allowlist_order() -> None:
+    assert [i.target for i in ITEMS] == [
+        "mirror/nginx:1.27",
+        "mirror/nginx:1.26",
+        "mirror/vault:1.14",
+        "mirror/org/app:2",
+    ]
+    assert ITEMS[2].source == "docker.io/hashicorp/vault"
+
+
+@pytest.mark.parametrize(
+    ("only", "targets"),
+    [
+        (["nginx"], ["mirror/nginx:1.27", "mirror/nginx:1.26"]),
+        (["nginx:1.26"], ["mirror/nginx:1.26"]),
+        (["hashicorp/vault"], ["mirror/vault:1.14"]),
+        (["vault"], ["mirror/vault:1.14"]),
+        (["ghcr.io/org/app", "nginx:1.27"], ["mirror/nginx:1.27", "mirror/org/app:2"]),
+        ([], ["mirror/nginx:1.27", "mirror/nginx:1.26", "mirror/vault:1.14", "mirror/org/app:2"]),
+    ],
+)
+def test_only_selects_by_source_target_or_tag(only: list[str], targets: list[str]) -> None:
+    assert [i.target for i in select(ITEMS, ALLOWLIST, only)] == targets
+
+
+def test_only_naming_nothing_is_an_error_not_a_silent_no_op() -> None:
+    with pytest.raises(InputError, match="'ngnix'"):
+        select(ITEMS, ALLOWLIST, ["ngnix"])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "JSON object"),
+        ({"only": 3}, "list of image names"),
+        ({"force": "yes"}, "'force' must be true or false"),
+        ({"dryrun": True}, "unknown execution input key 'dryrun'"),
+    ],
+)
+def test_bad_execution_input_is_refused(data: object, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        RunOptions.parse(data)
+
+
+def test_options_default_to_sync_everything() -> None:
+    assert RunOptions.parse({}) == RunOptions()
+    assert RunOptions.parse(None) == RunOptions()
+
+
+def test_batches_cover_every_item_once() -> None:
+    chunks = batches(ITEMS, 3)
+    assert [len(b.items) for b in chunks] == [3, 1]
+    assert [i for b in chunks for i in b.items] == ITEMS
+
+
+def test_work_items_round_trip_through_json_dicts() -> None:
+    from hubmirror.items import WorkItem
+
+    for item in ITEMS:
+        assert WorkItem.from_dict(item.to_dict()) == item

@@ -1,0 +1,133 @@
+"""Reports: one outcome per item whatever happened, readable text, parseable JSON, bounded size."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hubmirror import reporting
+from hubmirror.decisions import Outcome
+from hubmirror.items import WorkItem
+
+
+class MemoryStore:
+    """A dict standing in for the run's S3 prefix (pure-logic tests only)."""
+
+    bucket = "bucket"
+
+    def __init__(self, objects: dict[str, Any]) -> None:
+        self.objects = objects
+
+    def get_json(self, key: str) -> Any:
+        return self.objects[key]
+
+    def put_json(self, key: str, value: Any) -> str:
+        self.objects[key] = value
+        return key
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+
+def item(n: int) -> WorkItem:
+    return WorkItem("docker.io/library/app", str(n), "mirror/app", str(n))
+
+
+def outcome(n: int, name: str, reason: str = "why") -> dict[str, Any]:
+    return Outcome.for_item(item(n), name, reason).to_dict()
+
+
+def run_objects(count: int, batch_size: int = 2) -> dict[str, Any]:
+    return {
+        "runs/r/plan.json": {
+            "items": [item(n).to_dict() for n in range(count)],
+            "options": {},
+            "batch_size": batch_size,
+        }
+    }
+
+
+def test_every_item_gets_exactly_one_outcome_and_builds_win_over_checks() -> None:
+    objects = run_objects(4)
+    objects["runs/r/outcomes/00000-check.json"] = [outcome(0, "unchanged")]
+    objects["runs/r/jobs/00000-copy.json"] = {"batch": "00000", "kind": "copy", "items": [item(1).to_dict()]}
+    objects["runs/r/outcomes/00000-copy.json"] = [outcome(1, "copied")]
+    objects["runs/r/outcomes/00001-check.json"] = [outcome(2, "failed", "not found upstream")]
+    report = reporting.collect(MemoryStore(objects), "r")
+    assert [o.outcome for o in report.outcomes] == ["unchanged", "copied", "failed", "failed"]
+    assert report.outcomes[3].reason == "no outcome was recorded (its batch did not finish)"
+
+
+def test_items_of_a_failed_build_carry_the_builds_error() -> None:
+    objects = run_objects(2)
+    objects["runs/r/outcomes/00000-check.json"] = []
+    objects["runs/r/jobs/00000-copy.json"] = {
+        "batch": "00000",
+        "kind": "copy",
+        "items": [item(0).to_dict(), item(1).to_dict()],
+    }
+    objects["runs/r/outcomes/00000-copy.json"] = [outcome(0, "copied")]
+    cause = json.dumps({"Build": {"Id": "p:1", "BuildStatus": "TIMED_OUT"}})
+    objects["runs/r/errors/00000-copy.json"] = {"Error": "States.TaskFailed", "Cause": cause}
+    report = reporting.collect(MemoryStore(objects), "r")
+    assert report.outcomes[0].outcome == "copied"
+    assert report.outcomes[1].outcome == "failed"
+    assert report.outcomes[1].reason == "copy step failed: States.TaskFailed: CodeBuild build p:1 ended TIMED_OUT"
+
+
+def test_subject_is_one_short_ascii_line_with_the_counts() -> None:
+    report = reporting.Report(run="run-1", outcomes=[Outcome.for_item(item(n), "copied", "x") for n in range(3)])
+    report.outcomes.append(Outcome.for_item(item(9), "failed", "boom"))
+    subject = reporting.subject(report)
+    assert subject == "hubmirror FAILED: 1 failed, 3 copied, 0 unchanged of 4 (run-1)"
+    long = reporting.Report(run="r" * 200)
+    assert len(reporting.subject(long)) == 100
+
+
+def test_message_gives_people_text_and_programs_json() -> None:
+    report = reporting.Report(
+        run="r", outcomes=[Outcome.for_item(item(1), "built", "built from sha256:abc")], location="s3://b/k"
+    )
+    message = json.loads(reporting.sns_message(report))
+    assert "mirror/app:1" in message["default"]
+    assert "Built:" in message["default"]
+    document = json.loads(message["sqs"])
+    assert document["counts"]["built"] == 1
+    assert document["items"][0]["target"] == "mirror/app:1"
+    assert set(message) == {"default", "sqs", "lambda", "http", "https"}
+
+
+def test_large_runs_list_changes_and_failures_but_count_unchanged_items() -> None:
+    outcomes = [Outcome.for_item(item(n), "unchanged", "same") for n in range(5000)]
+    outcomes[17] = Outcome.for_item(item(17), "failed", "boom")
+    report = reporting.Report(run="r", outcomes=outcomes, location="s3://b/k")
+    document = reporting.document(report)
+    assert [i["outcome"] for i in document["items"]] == ["failed"]
+    assert document["items_not_listed"] == 4999
+    assert document["counts"]["unchanged"] == 4999
+    assert len(reporting.sns_message(report)) < 64 * 1024
+    assert len(json.dumps(reporting.summary(report))) < 256 * 1024
+
+
+def test_failures_beyond_the_cap_are_counted_not_listed() -> None:
+    report = reporting.Report(run="r", outcomes=[Outcome.for_item(item(n), "failed", "x" * 300) for n in range(3000)])
+    summary = reporting.summary(report)
+    assert len(json.dumps(summary)) < 256 * 1024
+    document = json.loads(json.loads(summary["message"])["sqs"])
+    assert 0 < len(document["items"]) < reporting.LIST_CAP
+    assert document["items_not_listed"] == 3000 - len(document["items"])
+    assert document["counts"]["failed"] == 3000
+
+
+def test_plan_failure_report_quotes_the_allowlist_errors() -> None:
+    error = {
+        "Error": "AllowlistError",
+        "Cause": json.dumps({"errorType": "AllowlistError", "errorMessage": "a.yaml:3: images[0].tags[0]: bad"}),
+    }
+    report = reporting.plan_failure("r", error)
+    assert report.status == "failed"
+    assert "a.yaml:3: images[0].tags[0]: bad" in reporting.text(report)
+    assert reporting.summary(report)["failed"] == 1

@@ -1,0 +1,113 @@
+"""The state machine definition: linted, wired to the template, retried and caught as agreed."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.deploy import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL = ROOT / "statemachine" / "hubmirror.asl.json"
+DEFINITION = json.loads(ASL.read_text())
+TRANSIENT_LAMBDA_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+# statelint 3.1 lags the language in two places the definition needs:
+# - ItemReader.ReaderConfig.InputType, which AWS documents for JSON item files
+#   (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html);
+# - ToleratedFailurePercentage as a decimal: the service models it as a Float (see
+#   DescribeMapRun), and moto's ASL grammar accepts only the decimal form.
+KNOWN_STATELINT_GAPS = (
+    'Field "InputType" not allowed in State Machine.States.Sync.ItemReader.ReaderConfig',
+    "State Machine.States.Sync.ToleratedFailurePercentage is 100.0 but should be an Integer",
+)
+
+
+def states(definition: dict[str, Any] = DEFINITION, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in definition["States"].items():
+        yield f"{path}{name}", state
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from states(processor, f"{path}{name}/")
+
+
+def test_statelint_finds_nothing_but_its_known_gap() -> None:
+    statelint = Path(sys.executable).parent / "statelint"
+    result = subprocess.run([str(statelint), "--ignore=URI", str(ASL)], capture_output=True, text=True, check=False)
+    problems = [line.strip() for line in result.stdout.splitlines()[1:] if line.strip()]
+    assert [p for p in problems if p not in KNOWN_STATELINT_GAPS] == []
+
+
+def test_every_placeholder_has_a_substitution_and_every_substitution_is_used() -> None:
+    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
+    machine = load_template()["Resources"]["SyncStateMachine"]["Properties"]
+    assert placeholders == set(machine["DefinitionSubstitutions"])
+    assert machine["DefinitionUri"] == "statemachine/hubmirror.asl.json"
+
+
+def test_every_task_has_a_timeout() -> None:
+    missing = [name for name, s in states() if s["Type"] == "Task" and "TimeoutSeconds" not in s]
+    assert missing == []
+
+
+def test_every_lambda_task_retries_the_transient_lambda_errors() -> None:
+    for name, state in states():
+        if state.get("Resource") == "arn:aws:states:::lambda:invoke":
+            retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+            assert retried >= TRANSIENT_LAMBDA_ERRORS, name
+
+
+def test_nothing_retries_programming_errors() -> None:
+    for name, state in states():
+        for retrier in state.get("Retry", []):
+            assert not {"States.ALL", "States.TaskFailed"} & set(retrier["ErrorEquals"]), name
+
+
+def test_every_retrier_and_catcher_says_why() -> None:
+    for name, state in states():
+        for rule in [*state.get("Retry", []), *state.get("Catch", [])]:
+            assert rule.get("Comment"), name
+
+
+def test_every_step_of_a_batch_is_caught_so_items_reach_the_report() -> None:
+    sync = DEFINITION["States"]["Sync"]["ItemProcessor"]["States"]
+    for name, state in sync.items():
+        if state["Type"] == "Task" and not name.startswith("Record"):
+            assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), name
+
+
+def test_error_names_are_aws_errors_or_exceptions_of_the_package() -> None:
+    import hubmirror.allowlist
+    import hubmirror.items
+    import hubmirror.registry
+    import hubmirror.settings
+
+    classes = {
+        name
+        for module in (hubmirror.allowlist, hubmirror.items, hubmirror.registry, hubmirror.settings)
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, Exception)
+    }
+    for name, state in states():
+        for rule in [*state.get("Retry", []), *state.get("Catch", [])]:
+            for error in rule["ErrorEquals"]:
+                prefix = error.split(".")[0]
+                assert prefix in ("States", "Lambda", "CodeBuild", "SNS") or error in classes, (name, error)
+
+
+@pytest.mark.parametrize("name", ["Publish", "Verdict"])
+def test_the_report_goes_out_before_the_verdict(name: str) -> None:
+    assert DEFINITION["States"]["Report"]["Next"] == "Publish"
+    assert DEFINITION["States"]["Publish"]["Next"] == "Verdict"
+    assert DEFINITION["States"]["Verdict"]["Choices"][0]["Next"] == "SyncFailed"
