@@ -41,6 +41,7 @@ arm64="$root/.cache/busybox-arm64/bin/busybox"
 if [ ! -x "$arm64" ]; then
   apt_update
   work="$(mktemp -d)"
+  chmod 755 "$work"  # apt downloads as the _apt user
   (cd "$work" && apt-get download -qq busybox-static:arm64)
   mkdir -p "$root/.cache/busybox-arm64"
   dpkg-deb -x "$work"/busybox-static_*_arm64.deb "$root/.cache/busybox-arm64"
