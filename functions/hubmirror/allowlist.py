@@ -6,6 +6,9 @@ each with its line, its path and the rule it breaks::
 
     allowlist.yaml:12: images[3].tags[0]: '1.1' came from the number 1.10; quote it: "1.10"
 
+The shape (keys, types, limits, enumerations) is declared once, in the constants below;
+:mod:`hubmirror.schema` turns the same constants into the published JSON Schema.
+
 Pure: works on text; reading the file is the caller's business.
 """
 
@@ -19,7 +22,9 @@ from typing import Any
 
 from hubmirror import yamldoc
 from hubmirror.oci import KNOWN_PLATFORMS, normalise_platform
-from hubmirror.references import TAG_RE, TAG_RULE, ImageReference, ReferenceError
+from hubmirror.references import DIGEST_RE, TAG_RE, TAG_RULE, ImageReference, ReferenceError
+from hubmirror.selectors import DEFAULT_MAX_TAGS, MAX_TAGS_LIMIT, TagSelector
+from hubmirror.versions import RangeError, VersionRange
 from hubmirror.yamldoc import Path, format_path
 
 MAX_BYTES = 1024 * 1024
@@ -27,25 +32,29 @@ MAX_ENTRIES = 10_000
 MAX_TAGS_PER_ENTRY = 1_000
 MAX_BUILD_COMMANDS = 100
 MAX_BUILD_COMMAND_LENGTH = 4096
+MAX_PATTERNS = 50
+MAX_PATTERN_LENGTH = 200
+MAX_PLATFORMS = 16
 ECR_REPOSITORY_MAX = 256
+TARGET_MAX = ECR_REPOSITORY_MAX - 64
 #: Amazon ECR's repository name grammar.
-ECR_REPOSITORY_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-ALLOWED_INSTRUCTIONS = frozenset(
-    {
-        "RUN",
-        "ENV",
-        "LABEL",
-        "VOLUME",
-        "USER",
-        "WORKDIR",
-        "EXPOSE",
-        "ENTRYPOINT",
-        "CMD",
-        "HEALTHCHECK",
-        "STOPSIGNAL",
-        "SHELL",
-        "ARG",
-    }
+ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+ECR_REPOSITORY_RE = re.compile(ECR_REPOSITORY_PATTERN)
+VARIANT_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$"
+ALLOWED_INSTRUCTIONS = (
+    "RUN",
+    "ENV",
+    "LABEL",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "EXPOSE",
+    "ENTRYPOINT",
+    "CMD",
+    "HEALTHCHECK",
+    "STOPSIGNAL",
+    "SHELL",
+    "ARG",
 )
 FORBIDDEN_INSTRUCTIONS = {
     "FROM": "the base image is the entry's source, pinned by digest; a second FROM would replace it",
@@ -54,8 +63,42 @@ FORBIDDEN_INSTRUCTIONS = {
     "ONBUILD": "ONBUILD plants instructions in images built from the mirror",
     "MAINTAINER": "MAINTAINER is deprecated; use LABEL org.opencontainers.image.authors=...",
 }
-ENTRY_KEYS = ("source", "tags", "target", "platforms", "build_commands")
-TOP_KEYS = ("images",)
+TOP_KEYS = ("images", "defaults")
+DEFAULT_KEYS = ("platforms", "target_prefix", "build_commands", "max_tags")
+ENTRY_KEYS = (
+    "source",
+    "tags",
+    "select",
+    "pinned",
+    "target",
+    "target_prefix",
+    "platforms",
+    "build_commands",
+    "max_tags",
+)
+SELECT_KEYS = ("include", "include_regex", "exclude", "exclude_regex", "variant", "semver", "latest", "prereleases")
+#: What each key holds, for messages and for the JSON Schema.
+KEY_HELP = {
+    "images": "the list of allowed images",
+    "defaults": "settings every entry inherits unless it sets its own",
+    "source": "the upstream image without tag, such as 'nginx' or 'ghcr.io/org/app'",
+    "tags": 'exact tags to mirror, quoted, such as ["1.27", "1.26.2"]',
+    "select": "tags chosen from the upstream tag list at each run (globs, regexes, semver range, latest N)",
+    "pinned": 'tags mirrored at an approved digest that never moves, such as {"1.27": "sha256:..."}',
+    "target": "the repository name under the prefix (default: the source path)",
+    "target_prefix": "a path put before the target name, such as 'dockerhub'",
+    "platforms": "os/arch[/variant] platforms to mirror (default: every platform upstream has)",
+    "build_commands": "Dockerfile lines added on top of FROM <source>@<digest>",
+    "max_tags": f"the most tags one entry may expand to (default {DEFAULT_MAX_TAGS}, at most {MAX_TAGS_LIMIT})",
+    "include": "glob patterns a tag must match, such as '1.27.*'",
+    "include_regex": "regular expressions a whole tag must match",
+    "exclude": "glob patterns of tags to leave out, such as '*-alpine'",
+    "exclude_regex": "regular expressions of tags to leave out",
+    "variant": "the flavour suffix of the versions to keep, such as 'alpine'",
+    "semver": "a version range, such as '>=1.26 <1.28' or '^7.2'",
+    "latest": "keep the N highest versions",
+    "prereleases": "whether pre-releases (rc, beta, ...) count as versions (default false)",
+}
 
 
 @dataclass(frozen=True)
@@ -94,7 +137,7 @@ class AllowlistError(ValueError):
 
 @dataclass(frozen=True)
 class ImageEntry:
-    """One validated allowlist entry."""
+    """One validated allowlist entry, with its defaults applied."""
 
     index: int
     line: int | None
@@ -103,6 +146,13 @@ class ImageEntry:
     target: str
     platforms: tuple[str, ...] | None
     build_commands: tuple[str, ...]
+    selector: TagSelector | None = None
+    pinned: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """How messages name the entry: ``images[3] (nginx)``."""
+        return f"images[{self.index}] ({self.source.familiar})"
 
 
 @dataclass(frozen=True)
@@ -155,6 +205,14 @@ def parse_allowlist(text: str | bytes, *, source: str = "allowlist.yaml") -> All
     return Allowlist(entries=tuple(entries))
 
 
+@dataclass
+class _Defaults:
+    platforms: tuple[str, ...] | None = None
+    target_prefix: str | None = None
+    build_commands: tuple[str, ...] | None = None
+    max_tags: int | None = None
+
+
 class _Checker:
     def __init__(self, document: yamldoc.Document, problems: list[Problem]) -> None:
         self.doc = document
@@ -163,6 +221,7 @@ class _Checker:
     def fail(self, path: Path, message: str) -> None:
         self.problems.append(Problem(format_path(path), self.doc.line(path), message))
 
+    # -- the document ------------------------------------------------------------------
     def check_document(self) -> list[ImageEntry]:
         value = self.doc.value
         if self.doc.problems and value is None:
@@ -171,6 +230,7 @@ class _Checker:
             self.fail((), "the allowlist must be a mapping with an 'images' list")
             return []
         self._unknown_keys((), value, TOP_KEYS)
+        defaults = self._defaults(value)
         images = value.get("images")
         if "images" not in value:
             self.fail((), "'images' is required: the list of allowed images")
@@ -184,21 +244,35 @@ class _Checker:
         if len(images) > MAX_ENTRIES:
             self.fail(("images",), f"has {len(images)} entries; the limit is {MAX_ENTRIES}")
             return []
-        entries = [e for n, raw in enumerate(images) if (e := self._entry(n, raw)) is not None]
+        entries = [e for n, raw in enumerate(images) if (e := self._entry(n, raw, defaults)) is not None]
         self._duplicates(entries)
         return entries
+
+    def _defaults(self, value: Mapping[str, Any]) -> _Defaults:
+        if "defaults" not in value:
+            return _Defaults()
+        raw = value["defaults"]
+        path: Path = ("defaults",)
+        if not isinstance(raw, Mapping):
+            self.fail(path, f"must be a mapping of {', '.join(DEFAULT_KEYS)}, not {_kind(raw)}")
+            return _Defaults()
+        self._unknown_keys(path, raw, DEFAULT_KEYS)
+        return _Defaults(
+            platforms=self._platforms(path, raw),
+            target_prefix=self._target_prefix(path, raw),
+            build_commands=self._build_commands(path, raw, allow_empty=False),
+            max_tags=self._max_tags(path, raw),
+        )
 
     def _unknown_keys(self, path: Path, mapping: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:
         for key in mapping:
             if key not in allowed:
                 hint = _closest(str(key), allowed)
-                self.fail(
-                    (*path, str(key)),
-                    f"unknown key {key!r}"
-                    + (f"; did you mean {hint!r}?" if hint else f"; allowed keys: {', '.join(allowed)}"),
-                )
+                advice = f"did you mean {hint!r}?" if hint else f"allowed keys: {', '.join(allowed)}"
+                self.fail((*path, self.doc.key(path, key)), f"unknown key {str(key)!r}; {advice}")
 
-    def _entry(self, n: int, raw: Any) -> ImageEntry | None:
+    # -- one entry ---------------------------------------------------------------------
+    def _entry(self, n: int, raw: Any, defaults: _Defaults) -> ImageEntry | None:
         path: Path = ("images", n)
         if not isinstance(raw, Mapping):
             self.fail(path, f"each image must be a mapping with 'source' and 'tags', not {_kind(raw)}")
@@ -206,10 +280,22 @@ class _Checker:
         before = len(self.problems)
         self._unknown_keys(path, raw, ENTRY_KEYS)
         source = self._source(path, raw)
-        tags = self._tags(path, raw)
-        target = self._target(path, raw, source)
-        platforms = self._platforms(path, raw)
-        commands = self._build_commands(path, raw)
+        tags = self._tags(path, raw) if "tags" in raw else []
+        max_tags = self._max_tags(path, raw) or defaults.max_tags or DEFAULT_MAX_TAGS
+        selector = self._selector(path, raw, max_tags) if "select" in raw else None
+        pinned = self._pinned(path, raw, tags or []) if "pinned" in raw else ()
+        if not any(key in raw for key in ("tags", "select", "pinned")):
+            self.fail(
+                path,
+                "say which tags to mirror: 'tags' (exact), 'select' (chosen at each run) or 'pinned' (at a digest)",
+            )
+        prefix = self._target_prefix(path, raw) if "target_prefix" in raw else defaults.target_prefix
+        target = self._target(path, raw, source, prefix)
+        platforms = self._platforms(path, raw) if "platforms" in raw else defaults.platforms
+        if "build_commands" in raw:
+            commands = self._build_commands(path, raw, allow_empty=defaults.build_commands is not None)
+        else:
+            commands = defaults.build_commands
         if len(self.problems) > before or source is None or target is None or tags is None:
             return None
         return ImageEntry(
@@ -219,7 +305,9 @@ class _Checker:
             tags=tuple(tags),
             target=target,
             platforms=platforms,
-            build_commands=commands,
+            build_commands=commands or (),
+            selector=selector,
+            pinned=pinned,
         )
 
     def _string(self, path: Path, value: Any, what: str) -> str | None:
@@ -236,7 +324,7 @@ class _Checker:
 
     def _source(self, path: Path, raw: Mapping[str, Any]) -> ImageReference | None:
         if "source" not in raw:
-            self.fail(path, "'source' is required: the upstream image, such as 'nginx' or 'ghcr.io/org/app'")
+            self.fail(path, f"'source' is required: {KEY_HELP['source']}")
             return None
         text = self._string((*path, "source"), raw["source"], "source")
         if text is None:
@@ -249,17 +337,19 @@ class _Checker:
         if ref.tag or ref.digest:
             self.fail(
                 (*path, "source"),
-                f"{text!r} carries a tag or digest; write the image name alone and list tags under 'tags'",
+                f"{text!r} carries a tag or digest; write the image name alone and list tags under 'tags' or 'pinned'",
             )
             return None
         return ref
 
-    def _list(self, path: Path, raw: Mapping[str, Any], key: str, limit: int) -> list[Any] | None:
+    def _list(
+        self, path: Path, raw: Mapping[str, Any], key: str, limit: int, *, allow_empty: bool = False
+    ) -> list[Any] | None:
         value = raw[key]
         if not isinstance(value, list):
             self.fail((*path, key), f"must be a list, not {_kind(value)}")
             return None
-        if not value:
+        if not value and not allow_empty:
             self.fail((*path, key), "must not be empty; leave the key out instead")
             return None
         if len(value) > limit:
@@ -267,47 +357,161 @@ class _Checker:
             return None
         return value
 
-    def _tags(self, path: Path, raw: Mapping[str, Any]) -> list[str] | None:
-        if "tags" not in raw:
-            self.fail(path, "'tags' is required: the list of tags to mirror, such as [\"1.27\"]")
+    def _tag(self, path: Path, value: Any) -> str | None:
+        tag = self._string(path, value, "a tag")
+        if tag is not None and not TAG_RE.match(tag):
+            self.fail(path, f"{tag!r} is not a valid tag: {TAG_RULE}")
             return None
+        return tag
+
+    def _tags(self, path: Path, raw: Mapping[str, Any]) -> list[str] | None:
         values = self._list(path, raw, "tags", MAX_TAGS_PER_ENTRY)
         if values is None:
             return None
         tags: list[str] = []
         for n, value in enumerate(values):
-            tag_path = (*path, "tags", n)
-            tag = self._string(tag_path, value, "a tag")
+            tag = self._tag((*path, "tags", n), value)
             if tag is None:
                 continue
-            if not TAG_RE.match(tag):
-                self.fail(tag_path, f"{tag!r} is not a valid tag: {TAG_RULE}")
-            elif tag in tags:
-                self.fail(tag_path, f"tag {tag!r} is listed twice")
+            if tag in tags:
+                self.fail((*path, "tags", n), f"tag {tag!r} is listed twice")
             else:
                 tags.append(tag)
         return tags
 
-    def _target(self, path: Path, raw: Mapping[str, Any], source: ImageReference | None) -> str | None:
+    def _pinned(self, path: Path, raw: Mapping[str, Any], tags: list[str]) -> tuple[tuple[str, str], ...]:
+        here = (*path, "pinned")
+        value = raw["pinned"]
+        if not isinstance(value, Mapping) or not value:
+            self.fail(
+                here,
+                f'must be a non-empty mapping of tag to digest, such as {{"1.27": "sha256:..."}}, not {_kind(value)}',
+            )
+            return ()
+        pins: list[tuple[str, str]] = []
+        for key, digest in value.items():
+            written = self.doc.key(here, key)
+            key_path = (*here, written)
+            if not isinstance(key, str):
+                self.fail(key_path, f'the tag {written} came from a number; quote it: "{written}"')
+                continue
+            if not TAG_RE.match(key):
+                self.fail(key_path, f"{key!r} is not a valid tag: {TAG_RULE}")
+                continue
+            if key in tags:
+                self.fail(key_path, f"tag {key!r} is both in 'tags' and 'pinned'; a tag is either followed or pinned")
+                continue
+            if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+                self.fail(key_path, "a pin is 'sha256:' followed by 64 lower-case hex digits")
+                continue
+            pins.append((key, digest))
+        return tuple(pins)
+
+    def _selector(self, path: Path, raw: Mapping[str, Any], max_tags: int) -> TagSelector | None:
+        here = (*path, "select")
+        value = raw["select"]
+        if not isinstance(value, Mapping) or not value:
+            self.fail(here, f"must be a mapping with some of {', '.join(SELECT_KEYS)}, not {_kind(value)}")
+            return None
+        before = len(self.problems)
+        self._unknown_keys(here, value, SELECT_KEYS)
+        globs = {k: self._patterns(here, value, k, regex=False) for k in ("include", "exclude")}
+        regexes = {k: self._patterns(here, value, k, regex=True) for k in ("include_regex", "exclude_regex")}
+        variant = None
+        if "variant" in value:
+            variant = self._string((*here, "variant"), value["variant"], "variant")
+            if variant is not None and not re.match(VARIANT_PATTERN, variant):
+                self.fail((*here, "variant"), f"{variant!r} is not a tag suffix such as 'alpine' or 'bookworm'")
+        semver = None
+        if "semver" in value:
+            semver = self._string((*here, "semver"), value["semver"], "semver")
+            if semver is not None:
+                try:
+                    VersionRange.parse(semver)
+                except RangeError as exc:
+                    self.fail((*here, "semver"), f"{semver!r} is not a version range: {exc}")
+        latest = None
+        if "latest" in value:
+            latest = value["latest"]
+            if not isinstance(latest, int) or isinstance(latest, bool) or not 1 <= latest <= MAX_TAGS_LIMIT:
+                self.fail((*here, "latest"), f"must be a whole number from 1 to {MAX_TAGS_LIMIT}, not {_kind(latest)}")
+        prereleases = value.get("prereleases", False)
+        if not isinstance(prereleases, bool):
+            self.fail((*here, "prereleases"), f"must be true or false, not {_kind(prereleases)}")
+        if len(self.problems) > before:
+            return None
+        return TagSelector(
+            include=globs["include"],
+            include_regex=regexes["include_regex"],
+            exclude=globs["exclude"],
+            exclude_regex=regexes["exclude_regex"],
+            variant=variant,
+            semver=semver,
+            latest=latest,
+            prereleases=bool(prereleases),
+            max_tags=max_tags,
+        )
+
+    def _patterns(self, path: Path, raw: Mapping[str, Any], key: str, *, regex: bool) -> tuple[str, ...]:
+        if key not in raw:
+            return ()
+        values = self._list(path, raw, key, MAX_PATTERNS)
+        if values is None:
+            return ()
+        patterns: list[str] = []
+        for n, value in enumerate(values):
+            item_path = (*path, key, n)
+            text = self._string(item_path, value, "a pattern")
+            if text is None:
+                continue
+            if not text or len(text) > MAX_PATTERN_LENGTH:
+                self.fail(item_path, f"a pattern is 1 to {MAX_PATTERN_LENGTH} characters")
+                continue
+            if regex:
+                try:
+                    re.compile(text)
+                except re.error as exc:
+                    self.fail(item_path, f"{text!r} is not a valid regular expression: {exc}")
+                    continue
+            patterns.append(text)
+        return tuple(patterns)
+
+    def _max_tags(self, path: Path, raw: Mapping[str, Any]) -> int | None:
+        if "max_tags" not in raw:
+            return None
+        value = raw["max_tags"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TAGS_LIMIT:
+            self.fail((*path, "max_tags"), f"must be a whole number from 1 to {MAX_TAGS_LIMIT}, not {_kind(value)}")
+            return None
+        return value
+
+    def _target_prefix(self, path: Path, raw: Mapping[str, Any]) -> str | None:
+        if "target_prefix" not in raw:
+            return None
+        prefix = self._string((*path, "target_prefix"), raw["target_prefix"], "target_prefix")
+        if prefix is not None and not ECR_REPOSITORY_RE.match(prefix):
+            self.fail((*path, "target_prefix"), f"{prefix!r} is not a valid ECR repository path: {_ECR_RULE}")
+            return None
+        return prefix
+
+    def _target(
+        self, path: Path, raw: Mapping[str, Any], source: ImageReference | None, prefix: str | None
+    ) -> str | None:
         if "target" in raw:
-            target = self._string((*path, "target"), raw["target"], "target")
-            if target is None:
+            name = self._string((*path, "target"), raw["target"], "target")
+            if name is None:
                 return None
         elif source is not None:
-            target = source.repository.removeprefix("library/") if source.registry == "docker.io" else source.repository
+            name = source.repository.removeprefix("library/") if source.registry == "docker.io" else source.repository
         else:
             return None
-        if not ECR_REPOSITORY_RE.match(target):
-            self.fail(
-                (*path, "target"),
-                f"{target!r} is not a valid ECR repository name: lower-case letters and digits, "
-                "separated by '.', '_' or '-', in '/'-separated parts",
-            )
+        target = f"{prefix}/{name}" if prefix else name
+        if not ECR_REPOSITORY_RE.match(name):
+            self.fail((*path, "target"), f"{name!r} is not a valid ECR repository name: {_ECR_RULE}")
             return None
-        if len(target) > ECR_REPOSITORY_MAX - 64:
+        if len(target) > TARGET_MAX:
             self.fail(
-                (*path, "target"),
-                f"{target!r} is too long; at most {ECR_REPOSITORY_MAX - 64} characters leave room for the prefix",
+                (*path, "target"), f"{target!r} is too long; at most {TARGET_MAX} characters leave room for the prefix"
             )
             return None
         return target
@@ -315,7 +519,7 @@ class _Checker:
     def _platforms(self, path: Path, raw: Mapping[str, Any]) -> tuple[str, ...] | None:
         if "platforms" not in raw:
             return None
-        values = self._list(path, raw, "platforms", 32)
+        values = self._list(path, raw, "platforms", MAX_PLATFORMS)
         if values is None:
             return None
         platforms: list[str] = []
@@ -326,11 +530,8 @@ class _Checker:
                 continue
             if text not in KNOWN_PLATFORMS:
                 hint = _closest(text, sorted(KNOWN_PLATFORMS))
-                self.fail(
-                    item_path,
-                    f"{text!r} is not a known platform (os/arch[/variant])"
-                    + (f"; did you mean {hint!r}?" if hint else ""),
-                )
+                suffix = f"; did you mean {hint!r}?" if hint else ""
+                self.fail(item_path, f"{text!r} is not a known platform (os/arch[/variant]){suffix}")
                 continue
             normal = normalise_platform(text)
             if normal in platforms:
@@ -339,12 +540,12 @@ class _Checker:
             platforms.append(normal)
         return tuple(platforms)
 
-    def _build_commands(self, path: Path, raw: Mapping[str, Any]) -> tuple[str, ...]:
+    def _build_commands(self, path: Path, raw: Mapping[str, Any], *, allow_empty: bool) -> tuple[str, ...] | None:
         if "build_commands" not in raw:
-            return ()
-        values = self._list(path, raw, "build_commands", MAX_BUILD_COMMANDS)
+            return None
+        values = self._list(path, raw, "build_commands", MAX_BUILD_COMMANDS, allow_empty=allow_empty)
         if values is None:
-            return ()
+            return None
         commands: list[str] = []
         for n, value in enumerate(values):
             item_path = (*path, "build_commands", n)
@@ -361,11 +562,13 @@ class _Checker:
     def _duplicates(self, entries: list[ImageEntry]) -> None:
         seen: dict[tuple[str, str], int] = {}
         for entry in entries:
-            for n, tag in enumerate(entry.tags):
+            named = [((*_entry_path(entry), "tags", n), tag) for n, tag in enumerate(entry.tags)]
+            named += [((*_entry_path(entry), "pinned", tag), tag) for tag, _ in entry.pinned]
+            for path, tag in named:
                 key = (entry.target, tag)
                 if key in seen:
                     self.fail(
-                        ("images", entry.index, "tags", n),
+                        path,
                         f"target {entry.target}:{tag} is already produced by images[{seen[key]}]; "
                         "two entries may not write the same repository and tag",
                     )
@@ -373,6 +576,11 @@ class _Checker:
                     seen[key] = entry.index
 
 
+def _entry_path(entry: ImageEntry) -> Path:
+    return ("images", entry.index)
+
+
+_ECR_RULE = "lower-case letters and digits, separated by '.', '_' or '-', in '/'-separated parts"
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
@@ -415,14 +623,8 @@ def build_command_problem(text: str) -> str | None:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    return {
-        bool: "true/false",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
+    names = {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _closest(word: str, options: tuple[str, ...] | list[str]) -> str | None:

@@ -106,9 +106,10 @@ def check_item(
     result = ItemCheck(item)
     ref = item.upstream
     try:
-        head = upstream(ref.api_host).head_manifest(ref.repository, item.tag)
+        head = upstream(ref.api_host).head_manifest(ref.repository, item.pinned or item.tag)
     except ManifestUnknownError as exc:
-        result.outcome = Outcome.for_item(item, FAILED, f"not found upstream: {exc}")
+        what = f"pinned digest {item.pinned} is gone upstream" if item.pinned else "not found upstream"
+        result.outcome = Outcome.for_item(item, FAILED, f"{what}: {exc}")
         return result
     except RegistryError as exc:
         result.outcome = Outcome.for_item(item, FAILED, f"{exc.reason}: {exc}")

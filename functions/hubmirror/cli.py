@@ -25,7 +25,9 @@ def validate(path: Path) -> int:
         print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
     tags = sum(len(e.tags) for e in allowlist.entries)
-    print(f"{path}: OK ({len(allowlist.entries)} images, {tags} tags)")
+    pins = sum(len(e.pinned) for e in allowlist.entries)
+    selectors = sum(1 for e in allowlist.entries if e.selector is not None)
+    print(f"{path}: OK ({len(allowlist.entries)} images: {tags} tags, {pins} pinned, {selectors} selectors)")
     return 0
 
 

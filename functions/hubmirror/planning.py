@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hubmirror.allowlist import parse_allowlist
-from hubmirror.items import RunOptions, batches, expand, select
+from hubmirror.allowlist import ImageEntry, parse_allowlist
+from hubmirror.decisions import FAILED, Outcome
+from hubmirror.items import EntryFailure, InputError, RunOptions, batches, entry_selected, expand, select
+from hubmirror.references import ImageReference
 from hubmirror.store import run_key
+
+#: Lists an upstream repository's tags; raises to say it could not.
+TagLister = Callable[[ImageReference], list[str]]
 
 
 class PlanStore(Protocol):
@@ -33,9 +40,32 @@ class Plan:
     dry_run: bool
     source: str
     map_concurrency: int
+    entry_failures: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def list_selected_tags(
+    entries: Sequence[ImageEntry], list_tags: TagLister, *, concurrency: int = 8
+) -> Mapping[int, list[str] | str]:
+    """The upstream tags of every entry with a selector, or why they could not be listed."""
+
+    def one(entry: ImageEntry) -> tuple[int, list[str] | str]:
+        try:
+            return entry.index, list_tags(entry.source)
+        except Exception as exc:  # the entry fails in the report; the other entries go on
+            return entry.index, f"{type(exc).__name__}: {exc}"
+
+    wanted = [e for e in entries if e.selector is not None]
+    if not wanted:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(wanted)))) as pool:
+        return dict(pool.map(one, wanted))
+
+
+def failure_outcome(failure: EntryFailure) -> Outcome:
+    return Outcome(key=f"{failure.source} (select)", outcome=FAILED, reason=failure.reason, target=failure.target)
 
 
 def plan_run(
@@ -49,14 +79,29 @@ def plan_run(
     map_concurrency: int,
     store: PlanStore,
     bundle: tuple[str, bytes],
+    list_tags: TagLister,
+    default_platforms: tuple[str, ...] | None = None,
 ) -> Plan:
-    """Validate the allowlist and the input, write the items and batches, return the plan.
+    """Validate the allowlist and the input, expand selectors, write items and batches.
 
-    Raises ``AllowlistError`` or ``InputError`` before anything is written.
+    Raises ``AllowlistError`` or ``InputError`` before anything is written or any
+    registry is contacted.
     """
     options = RunOptions.parse(execution_input)
     allowlist = parse_allowlist(allowlist_text, source=allowlist_name)
-    items = select(expand(allowlist, prefix=prefix), allowlist, options.only)
+    unknown = [o for o in options.only if not any(entry_selected(e, [o], prefix) for e in allowlist.entries)]
+    if unknown:  # refused before any registry is contacted
+        raise InputError("'only' names images the allowlist does not hold: " + ", ".join(map(repr, unknown)))
+    chosen = [e for e in allowlist.entries if entry_selected(e, options.only, prefix)]
+    expansion = expand(
+        allowlist,
+        prefix=prefix,
+        default_platforms=default_platforms,
+        tag_lists=list_selected_tags(chosen, list_tags),
+    )
+    items = select(expansion.items, allowlist, options.only, prefix)
+    entries = {e.index: e for e in allowlist.entries}
+    failures = [f for f in expansion.failures if entry_selected(entries[f.entry], options.only, prefix)]
     chunks = batches(items, batch_size)
 
     bundle_key, bundle_data = bundle
@@ -64,13 +109,18 @@ def plan_run(
         store.put_bytes(bundle_key, bundle_data, "application/zip")
     store.put_json(
         run_key(run, "plan.json"),
-        {"items": [i.to_dict() for i in items], "options": options.__dict__, "batch_size": batch_size},
+        {
+            "items": [i.to_dict() for i in items],
+            "failures": [failure_outcome(f).to_dict() for f in failures],
+            "options": options.__dict__,
+            "batch_size": batch_size,
+        },
     )
-    entries = []
+    entries_list = []
     for chunk in chunks:
         key = store.put_json(run_key(run, "batches", f"{chunk.id}.json"), [i.to_dict() for i in chunk.items])
-        entries.append({"batch": chunk.id, "key": key, "items": len(chunk.items)})
-    batches_key = store.put_json(run_key(run, "batches.json"), entries)
+        entries_list.append({"batch": chunk.id, "key": key, "items": len(chunk.items)})
+    batches_key = store.put_json(run_key(run, "batches.json"), entries_list)
     return Plan(
         run=run,
         bucket=store.bucket,
@@ -81,4 +131,5 @@ def plan_run(
         dry_run=options.dry_run,
         source=store.location(bundle_key),
         map_concurrency=map_concurrency,
+        entry_failures=len(failures),
     )

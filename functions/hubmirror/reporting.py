@@ -120,6 +120,7 @@ def collect(store: ReportStore, run: str) -> Report:
         batch_id = job_name.split("-")[0] if job_name else (f"{n // batch_size:05d}" if batch_size else "")
         reason = errors.get(job_name) or errors.get(batch_id) or "no outcome was recorded (its batch did not finish)"
         report.outcomes.append(Outcome.for_item(item, FAILED, reason))
+    report.outcomes.extend(Outcome.from_dict(f) for f in plan.get("failures", []))
     return report
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubmirror.oci import KNOWN_PLATFORMS, normalise_platform
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_ALLOWLIST = PACKAGE_DIR / "allowlist.yaml"
 
@@ -31,6 +33,7 @@ class Settings:
     check_concurrency: int = 8
     rate_limit_floor: int = 10
     map_concurrency: int = 10
+    default_platforms: tuple[str, ...] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +62,13 @@ class Settings:
                 raise SettingsError(f"environment variable {name} must be at least {minimum}, not {value}")
             return value
 
+        def platforms(name: str) -> tuple[str, ...] | None:
+            raw = [p.strip() for p in env.get(name, "").split(",") if p.strip()]
+            unknown = [p for p in raw if p not in KNOWN_PLATFORMS]
+            if unknown:
+                raise SettingsError(f"environment variable {name} names unknown platforms: {', '.join(unknown)}")
+            return tuple(normalise_platform(p) for p in raw) or None
+
         return cls(
             bucket=required("HUBMIRROR_BUCKET"),
             target_registry=required("HUBMIRROR_TARGET_REGISTRY"),
@@ -68,4 +78,5 @@ class Settings:
             check_concurrency=integer("HUBMIRROR_CHECK_CONCURRENCY", 8, 1),
             rate_limit_floor=integer("HUBMIRROR_RATE_LIMIT_FLOOR", 10, 0),
             map_concurrency=integer("HUBMIRROR_MAP_CONCURRENCY", 10, 1),
+            default_platforms=platforms("HUBMIRROR_DEFAULT_PLATFORMS"),
         )

@@ -40,7 +40,12 @@ class Document:
     value: Any
     lines: dict[Path, int] = field(default_factory=dict)
     raw: dict[Path, str] = field(default_factory=dict)
+    key_text: dict[tuple[Path, Any], str] = field(default_factory=dict)
     problems: list[YamlProblem] = field(default_factory=list)
+
+    def key(self, path: Path, key: Any) -> str:
+        """A mapping key of ``path`` as written in the file (``1.10``, not the number ``1.1``)."""
+        return self.key_text.get((path, key), str(key))
 
     def line(self, path: Path) -> int | None:
         """The line of ``path``, or of its closest ancestor that has one."""
@@ -97,13 +102,14 @@ def _build(node: yaml.Node, path: Path, doc: Document, constructor: yaml.SafeLoa
                     YamlProblem(path, key_node.start_mark.line + 1, "YAML merge keys ('<<') are not supported")
                 )
                 continue
-            key = _build(key_node, path, doc, constructor, budget)
-            if not isinstance(key, str | int | float | bool) and key is not None:
+            if not isinstance(key_node, yaml.ScalarNode):
                 doc.problems.append(
                     YamlProblem(path, key_node.start_mark.line + 1, "mapping keys must be plain strings")
                 )
                 continue
-            key_path = (*path, str(key))
+            key = constructor.construct_object(key_node, deep=True)
+            key_path = (*path, key_node.value)  # the key as written: "1.10", not the number 1.1
+            doc.key_text[(path, key)] = key_node.value
             if key in result:
                 doc.problems.append(
                     YamlProblem(key_path, key_node.start_mark.line + 1, f"duplicate key {key!r}: a key may appear once")

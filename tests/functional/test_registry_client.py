@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
+from devstack.hubfront import Fault, HubFront
+from devstack.images import seed
+from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.registry import (
     AuthenticationError,
     Credentials,
@@ -11,10 +15,6 @@ from hubmirror.registry import (
     RegistryClient,
     RetryPolicy,
 )
-
-from devstack.hubfront import Fault, HubFront
-from devstack.images import seed
-from devstack.stack import ECR_PASSWORD, ECR_USER
 from tests.functional.conftest import Registries
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from hubmirror.allowlist import AllowlistError, build_command_problem, parse_allowlist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,8 @@ def test_every_problem_of_a_file_is_reported_in_one_pass() -> None:
         "a.yaml:2: images[0].source: 'Nginx' is not a valid image name: repository names must be lower case",
         "a.yaml:3: images[0].tags: must not be empty; leave the key out instead",
         "a.yaml:6: images[1].platforms[0]: 'linux/amd46' is not a known platform (os/arch[/variant]); did you mean 'linux/amd64'?",
-        "a.yaml:7: images[1].colour: unknown key 'colour'; allowed keys: source, tags, target, platforms, build_commands",
+        "a.yaml:7: images[1].colour: unknown key 'colour'; "
+        "allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, max_tags",
     ]
 
 
@@ -111,3 +113,40 @@ def test_invalid_yaml_names_the_line() -> None:
     assert problems('images:\n  - source: nginx\n    tags: ["1"\n')[0].startswith(
         "a.yaml:4: (document): not valid YAML"
     )
+
+
+def test_a_realistic_forty_entry_allowlist_is_accepted() -> None:
+    allowlist = parse_allowlist((ROOT / "tests/unit/data/allowlist-40.yaml").read_bytes())
+    assert len(allowlist.entries) == 40
+    base = allowlist.entries[-1]
+    assert base.target == "internal/platform/base"
+    assert str(base.source) == "registry.example.com:8443/platform/base"
+    minio = next(e for e in allowlist.entries if e.target == "minio")
+    assert minio.pinned == (("RELEASE.2024-08-29T01-40-52Z", "sha256:" + "0" * 64),)
+    redis = next(e for e in allowlist.entries if e.target == "redis")
+    assert redis.selector is not None
+    assert (redis.selector.semver, redis.selector.latest, redis.selector.max_tags) == (">=7.2 <8", 3, 20)
+
+
+def test_entries_inherit_defaults_and_may_override_them() -> None:
+    allowlist = parse_allowlist(
+        "defaults:\n"
+        "  platforms: [linux/amd64, linux/arm64]\n"
+        "  target_prefix: hub\n"
+        "  build_commands: ['LABEL org.example.mirrored=true']\n"
+        "images:\n"
+        "  - source: nginx\n"
+        "    tags: ['1']\n"
+        "  - source: redis\n"
+        "    tags: ['7']\n"
+        "    platforms: [linux/amd64]\n"
+        "    target_prefix: cache\n"
+        "    build_commands: []\n"
+    )
+    nginx, redis = allowlist.entries
+    assert (nginx.target, nginx.platforms, nginx.build_commands) == (
+        "hub/nginx",
+        ("linux/amd64", "linux/arm64"),
+        ("LABEL org.example.mirrored=true",),
+    )
+    assert (redis.target, redis.platforms, redis.build_commands) == ("cache/redis", ("linux/amd64",), ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hubmirror.decisions import TargetState, decide, recipe_hash
 from hubmirror.items import WorkItem
 

@@ -8,6 +8,7 @@ import json
 import tarfile
 
 import pytest
+
 from hubmirror.dockerfile import RenderError, render_context, render_dockerfile
 from hubmirror.items import WorkItem
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hubmirror.allowlist import parse_allowlist
 from hubmirror.items import InputError, RunOptions, batches, expand, select
 
@@ -11,7 +12,7 @@ ALLOWLIST = parse_allowlist(
     '  - source: hashicorp/vault\n    tags: ["1.14"]\n    target: vault\n'
     '  - source: ghcr.io/org/app\n    tags: ["2"]\n'
 )
-ITEMS = expand(ALLOWLIST, prefix="mirror")
+ITEMS = expand(ALLOWLIST, prefix="mirror").items
 
 
 def test_expand_prefixes_targets_and_keeps_allowlist_order() -> None:
@@ -74,3 +75,47 @@ def test_work_items_round_trip_through_json_dicts() -> None:
 
     for item in ITEMS:
         assert WorkItem.from_dict(item.to_dict()) == item
+
+
+SELECTING = parse_allowlist(
+    "images:\n"
+    "  - source: nginx\n"
+    "    tags: ['1.27']\n"
+    "    select: {include: ['1.2*'], exclude: ['*-alpine'], latest: 2}\n"
+    "  - source: ghcr.io/x/nginx\n"
+    "    target: nginx\n"
+    "    select: {include: ['1.26.*']}\n"
+    "  - source: redis\n"
+    "    select: {semver: '>=7'}\n"
+    "    max_tags: 1\n"
+    "  - source: quay.io/a/b\n"
+    "    pinned: {'2.0': 'sha256:" + "1" * 64 + "'}\n"
+    "    select: {latest: 1}\n"
+)
+
+
+def test_selectors_expand_from_tag_lists_and_failures_are_per_entry() -> None:
+    expansion = expand(
+        SELECTING,
+        prefix="mirror",
+        default_platforms=("linux/amd64",),
+        tag_lists={
+            0: ["1.25.1", "1.26.0", "1.26.1", "1.27", "1.27.1-alpine", "latest"],
+            1: ["1.26.0", "1.26.1", "1.26.2"],
+            2: ["7.0.0", "7.2.4"],
+            3: "RegistryUnavailableError: quay.io/a/b: cannot reach quay.io",
+        },
+    )
+    assert [i.target for i in expansion.items] == [
+        "mirror/nginx:1.27",
+        "mirror/nginx:1.26.1",
+        "mirror/nginx:1.26.0",
+        "mirror/nginx:1.26.2",
+        "mirror/a/b:2.0",
+    ]
+    assert expansion.items[-1].pinned == "sha256:" + "1" * 64
+    assert {i.platforms for i in expansion.items} == {("linux/amd64",)}
+    reasons = [f.reason for f in expansion.failures]
+    assert any("'1.26.1' is already written to mirror/nginx by images[0]" in r for r in reasons)
+    assert any("matched 2 tags; the cap is 1" in r for r in reasons)
+    assert any("cannot list upstream tags: RegistryUnavailableError" in r for r in reasons)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hubmirror.references import ImageReference, ReferenceError, is_loopback, split_domain
 from hypothesis import given
 from hypothesis import strategies as st
+
+from hubmirror.references import ImageReference, ReferenceError, is_loopback, split_domain
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
@@ -102,3 +103,49 @@ def test_parse_format_round_trip(host: str | None, first: str, rest: list[str], 
     ref = ImageReference.parse(text)
     assert ImageReference.parse(str(ref)) == ref
     assert ref.tag == tag
+
+
+_bad_char = st.sampled_from(list("!#$%&*()+=[]{}|\\;'\",<>?`~ \t\n"))
+
+
+@st.composite
+def invalid_references(draw: st.DrawFn) -> str:
+    """A valid reference broken in one way the grammar forbids."""
+    host = draw(st.none() | _host)
+    path = [draw(_first), *draw(st.lists(_component, max_size=2))]
+    tag = draw(st.none() | _tag)
+    breakage = draw(
+        st.sampled_from(["upper", "char", "empty", "tag-start", "tag-long", "digest", "trailing", "leading"])
+    )
+    if breakage == "upper":
+        n = draw(st.integers(0, len(path) - 1))
+        path[n] = path[n][:1].upper() + path[n][1:] if path[n][:1].isalpha() else "A" + path[n]
+    elif breakage == "char":
+        n = draw(st.integers(0, len(path) - 1))
+        at = draw(st.integers(0, len(path[n])))
+        path[n] = path[n][:at] + draw(_bad_char) + path[n][at:]
+    elif breakage == "empty":
+        path.insert(draw(st.integers(1, len(path))), "")
+    elif breakage == "tag-start":
+        tag = draw(st.sampled_from([".", "-"])) + (tag or "x")
+    elif breakage == "tag-long":
+        tag = "t" * draw(st.integers(129, 200))
+    elif breakage == "digest":
+        bad = draw(
+            st.sampled_from(
+                ["sha256:" + "g" * 64, "sha256:" + "a" * 63, "sha256:" + "A" * 64, "md5:" + "a" * 32, "sha256:"]
+            )
+        )
+        return "/".join([*([host] if host else []), *path]) + f"@{bad}"
+    text = "/".join([*([host] if host else []), *path]) + (f":{tag}" if tag is not None else "")
+    if breakage == "trailing":
+        text += "/"
+    elif breakage == "leading":
+        text = "/" + text
+    return text
+
+
+@given(text=invalid_references())
+def test_every_generated_invalid_reference_is_refused(text: str) -> None:
+    with pytest.raises(ReferenceError):
+        ImageReference.parse(text)

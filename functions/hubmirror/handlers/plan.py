@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hubmirror.bundle import runner_bundle
-from hubmirror.handlers._runtime import settings, store
+from hubmirror.handlers._runtime import settings, store, upstream_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.planning import plan_run
 
@@ -31,6 +31,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         map_concurrency=config.map_concurrency,
         store=store(),
         bundle=runner_bundle(),
+        list_tags=lambda ref: upstream_client(ref.api_host).tags(ref.repository),
+        default_platforms=config.default_platforms,
     )
     metrics.add_metadata(key="execution", value=run)
     metrics.add_metric(name="ItemsPlanned", unit=MetricUnit.Count, value=plan.items)
