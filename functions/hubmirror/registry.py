@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
 import urllib3
@@ -233,6 +233,59 @@ class RegistryClient:
             raise RegistryError(f"{self.host}/{repository}: blob {digest} does not match its content")
         return data
 
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """Whether the repository holds the blob (a HEAD; nothing is transferred)."""
+        response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", repository, push=True, accept=(200, 404))
+        return response.status == 200
+
+    def open_blob(self, repository: str, digest: str) -> urllib3.BaseHTTPResponse:
+        """Start streaming a blob; the caller reads it and releases the connection."""
+        return self._request("GET", f"/v2/{repository}/blobs/{digest}", repository, stream=True)
+
+    def mount_blob(self, repository: str, digest: str, source_repository: str) -> bool:
+        """Ask the registry to link a blob it already holds in another repository (no transfer)."""
+        query = urlencode({"mount": digest, "from": source_repository})
+        response = self._request(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/?{query}",
+            repository,
+            push=True,
+            also_pull=source_repository,
+            accept=(201, 202),
+        )
+        # 202: not mounted; the registry opened an upload session instead, which expires unused
+        return response.status == 201
+
+    def upload_blob(self, repository: str, digest: str, size: int, data: BinaryIO | bytes) -> None:
+        """Upload a blob whose digest and size are known: POST, one PATCH, PUT with the digest."""
+        started = self._request("POST", f"/v2/{repository}/blobs/uploads/", repository, push=True, accept=(202,))
+        location = self._absolute(started.headers.get("Location", ""))
+        patched = self._request(
+            "PATCH",
+            location,
+            repository,
+            push=True,
+            body=data,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            accept=(202, 204),
+        )
+        location = self._absolute(patched.headers.get("Location", "") or location)
+        separator = "&" if "?" in location else "?"
+        self._request(
+            "PUT",
+            f"{location}{separator}{urlencode({'digest': digest})}",
+            repository,
+            push=True,
+            body=b"",
+            headers={"Content-Length": "0"},
+            accept=(201, 204),
+        )
+
+    def _absolute(self, location: str) -> str:
+        if not location:
+            raise RegistryError(f"{self.host}: the registry sent no upload location")
+        return location if location.startswith(("http://", "https://")) else self.base_url + location
+
     def tags(self, repository: str, *, page_size: int = 1000, limit: int = 100_000) -> list[str]:
         """Every tag of a repository, following ``Link: <...>; rel="next"`` pages."""
         path = f"/v2/{repository}/tags/list?{urlencode({'n': page_size})}"
@@ -254,14 +307,26 @@ class RegistryClient:
         repository: str,
         *,
         push: bool = False,
-        body: bytes | None = None,
+        body: bytes | BinaryIO | None = None,
         headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        accept: tuple[int, ...] = (200, 201, 202),
+        also_pull: str | None = None,
     ) -> urllib3.BaseHTTPResponse:
+        """One request, authorised as the registry asks, with bounded retries.
+
+        ``path`` may be an absolute URL (an upload location). A streamed ``body`` cannot be
+        sent twice, so an answer that would need a retry raises at once instead.
+        """
         scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
+        if also_pull:
+            scope += f" repository:{also_pull}:pull"
         request_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if "/manifests/" in path and method in ("GET", "HEAD"):
             request_headers["Accept"] = ", ".join(MANIFEST_MEDIA_TYPES)
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
         where = f"{self.host}/{repository}"
+        replayable = body is None or isinstance(body, bytes)
         attempt = 0
         authorised_once = False
         while True:
@@ -271,27 +336,33 @@ class RegistryClient:
             try:
                 response = self.pool.request(
                     method,
-                    self.base_url + path,
+                    url,
                     headers=request_headers,
                     body=body,
                     timeout=self.timeout,
                     redirect=True,
+                    preload_content=not stream,
                 )
             except urllib3.exceptions.HTTPError as exc:
-                if attempt + 1 >= self.retry.attempts:
+                if attempt + 1 >= self.retry.attempts or not replayable:
                     raise RegistryUnavailableError(f"{where}: cannot reach {self.host}: {exc}") from exc
                 self.sleep(self.retry.delay(attempt, None))
                 attempt += 1
                 continue
             status = response.status
-            if status == 401 and not authorised_once:
+            if status in accept:
+                return response
+            if stream:
+                response.read()
+                response.release_conn()
+            if status == 401 and not authorised_once and replayable:
                 authorised_once = True
                 self._learn_challenge(response.headers.get("WWW-Authenticate", ""), where)
                 self._forget_token(scope)
                 continue
             if status in (429, 502, 503, 504):
                 retry_after = _retry_after(response.headers)
-                if attempt + 1 >= self.retry.attempts:
+                if attempt + 1 >= self.retry.attempts or not replayable:
                     if status == 429:
                         raise RateLimitedError(
                             f"{where}: the registry answered 429 Too Many Requests {attempt + 1} times",
@@ -304,8 +375,6 @@ class RegistryClient:
                 self.sleep(self.retry.delay(attempt, retry_after))
                 attempt += 1
                 continue
-            if status in (200, 201, 202):
-                return response
             raise self._error(status, response, where, path)
 
     def _error(self, status: int, response: urllib3.BaseHTTPResponse, where: str, path: str) -> RegistryError:
@@ -354,13 +423,13 @@ class RegistryClient:
         return f"Bearer {token}"
 
     def _fetch_token(self, params: Mapping[str, str], scope: str) -> tuple[str, float]:
-        query = {"scope": scope}
+        query: dict[str, str | list[str]] = {"scope": scope.split(" ")}
         if "service" in params:
             query["service"] = params["service"]
         headers = {"User-Agent": USER_AGENT}
         if self.credentials:
             headers["Authorization"] = self.credentials.basic()
-        url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urlencode(query)
+        url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urlencode(query, doseq=True)
         try:
             response = self.pool.request("GET", url, headers=headers, timeout=self.timeout)
         except urllib3.exceptions.HTTPError as exc:

@@ -74,3 +74,37 @@ class Store:
     def location(self, key: str) -> str:
         """``bucket/key``, as CodeBuild's S3 source location wants it."""
         return f"{self.bucket}/{key}"
+
+
+class S3BlobIndex:
+    """Where blobs live in the target registry, kept in the bucket (``blobs/<hex>.json``).
+
+    Shared by every copy and build of every run, so an image that shares layers with one
+    mirrored earlier mounts them instead of fetching them again. Entries are hints: a
+    mount that fails falls back to a transfer.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._known: dict[str, list[str]] = {}
+
+    def _key(self, digest: str) -> str:
+        return "blobs/" + digest.replace(":", "/") + ".json"
+
+    def where(self, digest: str) -> list[str]:
+        if digest not in self._known:
+            try:
+                self._known[digest] = list(self.store.get_json(self._key(digest)).get("repositories", []))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+                self._known[digest] = []
+        return list(self._known[digest])
+
+    def record(self, digest: str, repository: str) -> None:
+        places = self.where(digest)
+        if repository in places:
+            return
+        places = [repository, *places][:8]
+        self._known[digest] = places
+        self.store.put_json(self._key(digest), {"repositories": places})

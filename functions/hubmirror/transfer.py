@@ -1,0 +1,212 @@
+"""Registry-to-registry copies that never fetch a blob the target already has.
+
+For every blob of an image (configs and layers of every platform, attestations too):
+
+1. the target repository already holds it (``HEAD``): nothing to do;
+2. another target repository holds it (the blob index says where): mount it (one
+   request, no transfer);
+3. otherwise stream it from upstream to the target, once; the blob index remembers
+   where it now lives, so the next image sharing it mounts it.
+
+Manifests are written byte for byte (their digests are preserved), children before their
+index, and the tag last: the tag moves only after everything it points to is in place.
+Blob GETs are not pulls on Docker Hub; manifest GETs are, one per manifest fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from hubmirror.oci import INDEX_MEDIA_TYPES, OCI_INDEX, sha256_digest
+from hubmirror.registry import Manifest, RegistryClient, RegistryError
+
+
+class BlobIndex(Protocol):
+    """Where blobs already live in the target registry (repository names)."""
+
+    def where(self, digest: str) -> list[str]: ...
+    def record(self, digest: str, repository: str) -> None: ...
+
+
+class MemoryBlobIndex:
+    """A blob index for one process; :class:`hubmirror.store.S3BlobIndex` persists it."""
+
+    def __init__(self) -> None:
+        self._where: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def where(self, digest: str) -> list[str]:
+        with self._lock:
+            return list(self._where.get(digest, []))
+
+    def record(self, digest: str, repository: str) -> None:
+        with self._lock:
+            places = self._where.setdefault(digest, [])
+            if repository not in places:
+                places.append(repository)
+
+
+@dataclass
+class TransferStats:
+    """What a copy cost: blobs skipped (present), mounted, and fetched from upstream."""
+
+    present: int = 0
+    mounted: int = 0
+    fetched: int = 0
+    fetched_bytes: int = 0
+    manifests_fetched: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, kind: str, size: int = 0) -> None:
+        with self._lock:
+            setattr(self, kind, getattr(self, kind) + 1)
+            if kind == "fetched":
+                self.fetched_bytes += size
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "present": self.present,
+            "mounted": self.mounted,
+            "fetched": self.fetched,
+            "fetched_bytes": self.fetched_bytes,
+            "manifests_fetched": self.manifests_fetched,
+        }
+
+
+def _blobs(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The config and layers of an image manifest, without non-distributable layers."""
+    blobs = [document["config"]] if isinstance(document.get("config"), Mapping) else []
+    for layer in document.get("layers") or []:
+        media_type = str(layer.get("mediaType", ""))
+        if "nondistributable" in media_type or "foreign" in media_type or layer.get("urls"):
+            continue  # fetched by clients from their own URLs, never pushed
+        blobs.append(layer)
+    return blobs
+
+
+BlobSource = Callable[[Mapping[str, Any]], Any]
+#: A streamed upload cannot be replayed; a failed one is started again from the source.
+UPLOAD_ATTEMPTS = 2
+
+
+class Transfer:
+    """Copies images from one registry to another through a shared blob index."""
+
+    def __init__(self, target: RegistryClient, index: BlobIndex, *, workers: int = 4) -> None:
+        self.target = target
+        self.index = index
+        self.workers = workers
+        self.stats = TransferStats()
+
+    # -- blobs -------------------------------------------------------------------------
+    def ensure_blob(self, repository: str, descriptor: Mapping[str, Any], fetch: BlobSource) -> None:
+        """Make ``repository`` hold the blob: present, mounted, or uploaded from ``fetch``."""
+        digest, size = str(descriptor["digest"]), int(descriptor["size"])
+        if self.target.has_blob(repository, digest):
+            self.stats.add("present")
+            self.index.record(digest, repository)
+            return
+        for other in self.index.where(digest):
+            if other != repository and self._mount(repository, digest, other):
+                self.stats.add("mounted")
+                self.index.record(digest, repository)
+                return
+        for attempt in range(UPLOAD_ATTEMPTS):
+            data = fetch(descriptor)
+            try:
+                self.target.upload_blob(repository, digest, size, data)
+                break
+            except RegistryError:
+                if attempt + 1 == UPLOAD_ATTEMPTS:
+                    raise
+            finally:
+                done = getattr(data, "release_conn", None) or getattr(data, "close", None)
+                if done is not None:
+                    done()
+        self.stats.add("fetched", size)
+        self.index.record(digest, repository)
+
+    def _mount(self, repository: str, digest: str, other: str) -> bool:
+        try:
+            return self.target.mount_blob(repository, digest, other)
+        except RegistryError:
+            return False  # the other repository is gone or not readable: upload instead
+
+    def ensure_blobs(self, repository: str, descriptors: Sequence[Mapping[str, Any]], fetch: BlobSource) -> None:
+        unique = list({str(d["digest"]): d for d in descriptors}.values())
+        if len(unique) <= 1 or self.workers <= 1:
+            for descriptor in unique:
+                self.ensure_blob(repository, descriptor, fetch)
+            return
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
+            list(pool.map(lambda d: self.ensure_blob(repository, d, fetch), unique))
+
+    # -- registry to registry ------------------------------------------------------------
+    def copy(
+        self,
+        source: RegistryClient,
+        source_repository: str,
+        digest: str,
+        repository: str,
+        tag: str,
+        *,
+        keep: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    ) -> str:
+        """Copy ``source_repository@digest`` to ``repository:tag``; returns the tag's digest.
+
+        ``keep`` may rewrite a top-level index (select platforms, add annotations) before it
+        is written; the image manifests it lists are always copied byte for byte.
+        """
+        top = self._fetch_manifest(source, source_repository, digest)
+
+        def fetch(descriptor: Mapping[str, Any]) -> Any:
+            return source.open_blob(source_repository, str(descriptor["digest"]))
+
+        if top.media_type in INDEX_MEDIA_TYPES:
+            document = top.document()
+            rewritten = keep(document) if keep else None
+            for child in (rewritten or document)["manifests"]:
+                manifest = self._fetch_manifest(source, source_repository, str(child["digest"]))
+                if manifest.media_type in INDEX_MEDIA_TYPES:
+                    raise RegistryError(f"{source.host}/{source_repository}: nested indexes are not supported")
+                self.ensure_blobs(repository, _blobs(manifest.document()), fetch)
+                self.target.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
+            if rewritten is not None:
+                body = json.dumps(rewritten, separators=(",", ":")).encode()
+                return self.target.put_manifest(repository, tag, body, top.media_type or OCI_INDEX)
+        else:
+            self.ensure_blobs(repository, _blobs(top.document()), fetch)
+        return self.target.put_manifest(repository, tag, top.body, top.media_type)
+
+    def _fetch_manifest(self, source: RegistryClient, repository: str, digest: str) -> Manifest:
+        manifest = source.get_manifest(repository, digest)
+        self.stats.add("manifests_fetched")
+        return manifest
+
+    # -- OCI layout to registry ------------------------------------------------------------
+    def push_layout(self, layout: Path, index_digest: str, repository: str, tag: str) -> str:
+        """Push the index ``index_digest`` of an OCI image layout, and what it lists, to ``repository:tag``."""
+        blobs = layout / "blobs" / "sha256"
+
+        def read(digest: str) -> bytes:
+            data = (blobs / digest.split(":", 1)[1]).read_bytes()
+            if sha256_digest(data) != digest:
+                raise RegistryError(f"{layout}: blob {digest} does not match its content")
+            return data
+
+        def fetch(descriptor: Mapping[str, Any]) -> Any:
+            return (blobs / str(descriptor["digest"]).split(":", 1)[1]).open("rb")
+
+        index_body = read(index_digest)
+        index = json.loads(index_body)
+        for child in index["manifests"]:
+            body = read(str(child["digest"]))
+            self.ensure_blobs(repository, _blobs(json.loads(body)), fetch)
+            self.target.put_manifest(repository, str(child["digest"]), body, str(child["mediaType"]))
+        return self.target.put_manifest(repository, tag, index_body, str(index.get("mediaType") or OCI_INDEX))

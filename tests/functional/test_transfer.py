@@ -1,0 +1,91 @@
+"""Registry-to-registry copies against real registries: digests kept, no blob fetched twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack.hubfront import HubFront
+from devstack.images import index_of, platform_image, seed
+from devstack.stack import ECR_PASSWORD, ECR_USER
+from hubmirror.oci import select_platforms
+from hubmirror.registry import Credentials, RegistryClient
+from hubmirror.transfer import MemoryBlobIndex, Transfer
+from tests.functional.conftest import Registries
+from tests.support import RegistryReader, platforms_of
+
+
+@pytest.fixture
+def target(registries: Registries) -> RegistryClient:
+    return RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD))
+
+
+@pytest.fixture
+def reader(registries: Registries) -> RegistryReader:
+    return RegistryReader(registries.ecr.host, ECR_USER, ECR_PASSWORD)
+
+
+def test_copy_keeps_the_index_digest_and_fetches_each_blob_once(
+    registries: Registries, front: HubFront, target: RegistryClient, reader: RegistryReader
+) -> None:
+    images = [platform_image("linux/amd64", "copy-a"), platform_image("linux/arm64", "copy-a")]
+    digest = registries.hub_pusher().multi("library/copya", "1", images)
+    unique_blobs = {b.digest: len(b.data) for i in images for b in (*i.layers, i.config)}
+    front.reset_counts()
+    transfer = Transfer(target, MemoryBlobIndex())
+    landed = transfer.copy(RegistryClient(front.host), "library/copya", digest, "t1/copya", "1")
+    assert landed == digest
+    fetched = reader.manifest("t1/copya", "1")
+    assert fetched is not None
+    assert fetched.digest == digest
+    assert platforms_of(fetched.document) == ["linux/amd64", "linux/arm64"]
+    counts = front.snapshot()
+    assert counts["get_blob"] == len(unique_blobs) == transfer.stats.fetched
+    assert counts["blob_bytes"] == sum(unique_blobs.values()) == transfer.stats.fetched_bytes
+    assert counts["get_manifest"] == 3  # the index and one manifest per platform
+
+    again = Transfer(target, MemoryBlobIndex())
+    front.reset_counts()
+    assert again.copy(RegistryClient(front.host), "library/copya", digest, "t1/copya", "1") == digest
+    assert front.snapshot().get("get_blob", 0) == 0
+    assert again.stats.present == sum(len(i.layers) + 1 for i in images)  # checked per platform, all present
+
+
+def test_an_image_sharing_base_layers_mounts_them_and_fetches_only_its_own(
+    registries: Registries, front: HubFront, target: RegistryClient
+) -> None:
+    pusher = registries.hub_pusher()
+    first = seed(pusher, "library/shared-one", "1", ["linux/amd64"], marker="one")
+    second_image = platform_image("linux/amd64", "two", extra_layers=2)
+    second = pusher.image("library/shared-two", "1", second_image)
+    index = MemoryBlobIndex()
+    source = RegistryClient(front.host)
+    Transfer(target, index).copy(source, "library/shared-one", first, "t2/one", "1")
+    front.reset_counts()
+    transfer = Transfer(target, index)
+    transfer.copy(source, "library/shared-two", second, "t2/two", "1")
+    own = [*second_image.layers[1:], second_image.config]
+    assert transfer.stats.mounted == 1  # the busybox base layer, already in t2/one
+    assert front.snapshot()["get_blob"] == len(own) == transfer.stats.fetched
+
+
+def test_a_platform_subset_copies_manifests_verbatim_under_a_new_index(
+    registries: Registries, front: HubFront, target: RegistryClient, reader: RegistryReader
+) -> None:
+    images = [platform_image("linux/amd64", "sub"), platform_image("linux/arm64", "sub")]
+    digest = registries.hub_pusher().multi("library/subset", "1", images)
+
+    def keep(document: dict[str, object]) -> dict[str, object]:
+        kept, missing = select_platforms(document, ["linux/arm64"])
+        assert missing == []
+        return {**document, "manifests": kept, "annotations": {"org.opencontainers.image.base.digest": digest}}
+
+    landed = Transfer(target, MemoryBlobIndex()).copy(
+        RegistryClient(front.host), "library/subset", digest, "t3/subset", "1", keep=keep
+    )
+    fetched = reader.manifest("t3/subset", "1")
+    assert fetched is not None
+    assert fetched.digest == landed != digest
+    assert platforms_of(fetched.document) == ["linux/arm64"]
+    assert fetched.document["manifests"][0]["digest"] == images[1].manifest.digest
+    assert reader.manifest("t3/subset", images[0].manifest.digest) is None
+    assert index_of(images).digest == digest
