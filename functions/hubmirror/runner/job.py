@@ -36,7 +36,7 @@ from typing import Any
 
 from hubmirror import dockerfile
 from hubmirror.decisions import BUILT, COPIED, FAILED, Outcome, short
-from hubmirror.ecr import Ecr
+from hubmirror.ecr import Ecr, RepositorySettings
 from hubmirror.items import BUILD, WorkItem
 from hubmirror.oci import (
     INDEX_MEDIA_TYPES,
@@ -278,7 +278,7 @@ def run_job(uri: str, *, store_factory: Any = Store, ecr: Ecr | None = None) -> 
     store = store_factory(bucket)
     job = store.get_json(key)
     target_registry = str(job["target_registry"])
-    ecr = ecr or Ecr()
+    ecr = ecr or Ecr(repositories=RepositorySettings.from_env(os.environ))
     target_credentials = ecr.credentials()
     target = RegistryClient(target_registry, target_credentials)
     upstream_clients: dict[str, RegistryClient] = {}

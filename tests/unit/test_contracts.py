@@ -1,0 +1,157 @@
+"""Contracts between the files: what one file reads, another sets.
+
+Each variable the CodeBuild job reads (the buildspec, and every module the runner imports)
+must be set by its project in the template or by the state machine task that starts it;
+each variable the functions' settings read must be set by the template. A name that
+drifts on one side fails here, not in the middle of a deployed run.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from tests.cfn import ROOT, render, source
+
+PACKAGE = ROOT / "functions" / "hubmirror"
+BUILDSPEC = PACKAGE / "runner" / "buildspec.yml"
+ASL = ROOT / "statemachine" / "hubmirror.asl.json"
+VARIABLE = re.compile(r"\bHUBMIRROR_[A-Z0-9_]+\b")
+#: Read by the functions' settings with a safe default and set only by the local stack:
+#: the functions read the allowlist shipped with them.
+LOCAL_ONLY = {"HUBMIRROR_ALLOWLIST"}
+
+
+def _module_path(name: str) -> Path | None:
+    relative = Path(*name.split("."))
+    for candidate in (ROOT / "functions" / relative).with_suffix(".py"), ROOT / "functions" / relative / "__init__.py":
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def package_closure(start: Path) -> set[Path]:
+    """The package's modules ``start`` imports, directly or not."""
+    seen: set[Path] = set()
+    todo = [start]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hubmirror"):
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("hubmirror")]
+            todo += [p for p in map(_module_path, names) if p is not None]
+    return seen
+
+
+def variables_read(paths: set[Path]) -> set[str]:
+    return {name for path in paths for name in VARIABLE.findall(path.read_text())}
+
+
+def buildspec_variables() -> set[str]:
+    spec = yaml.safe_load(BUILDSPEC.read_text())
+    commands = [c for phase in spec["phases"].values() for c in phase.get("commands", [])]
+    return {m for c in commands for m in re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", c) if not m.startswith("CODEBUILD_")}
+
+
+def set_for_project(project: str) -> set[str]:
+    """Variables a build of ``project`` gets: the project's own, and the starting task's overrides."""
+    resources = source()["Resources"]
+    names = {v["Name"] for v in resources[project]["Properties"]["Environment"].get("EnvironmentVariables", [])}
+    substitutions = resources["SyncStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    placeholder = next("${" + k + "}" for k, v in substitutions.items() if v == {"Ref": project})
+
+    def tasks(states: dict[str, dict[str, object]]) -> list[dict[str, object]]:
+        found = []
+        for state in states.values():
+            found.append(state)
+            processor = state.get("ItemProcessor") or state.get("Iterator")
+            if isinstance(processor, dict):
+                found += tasks(processor["States"])
+        return found
+
+    for task in tasks(json.loads(ASL.read_text())["States"]):
+        parameters = task.get("Parameters")
+        if isinstance(parameters, dict) and parameters.get("ProjectName") == placeholder:
+            names |= {v["Name"] for v in parameters.get("EnvironmentVariablesOverride", [])}
+    return names
+
+
+def test_the_runner_reads_what_its_variables_are_called() -> None:
+    runner = package_closure(PACKAGE / "runner" / "__main__.py")
+    assert PACKAGE / "ecr.py" in runner
+    assert {"HUBMIRROR_ECR_KMS_KEY", "HUBMIRROR_ECR_UNTAGGED_EXPIRY_DAYS"} <= variables_read(runner)
+    assert buildspec_variables() == {"HUBMIRROR_JOB"}
+
+
+def test_every_variable_a_build_reads_is_set_for_both_projects() -> None:
+    needed = variables_read(package_closure(PACKAGE / "runner" / "__main__.py")) | buildspec_variables()
+    for project in ("CopyProject", "BuildProject"):
+        assert needed - set_for_project(project) == set(), project
+
+
+def test_both_projects_set_the_same_variables_to_the_same_values() -> None:
+    resources = source()["Resources"]
+    copy, build = (
+        resources[p]["Properties"]["Environment"]["EnvironmentVariables"] for p in ("CopyProject", "BuildProject")
+    )
+    assert copy == build
+
+
+def test_every_variable_the_functions_settings_read_is_set_by_the_template() -> None:
+    template = source()
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    shared = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    read = variables_read({PACKAGE / "settings.py"}) - LOCAL_ONLY
+    for function in functions:
+        own = set(function["Properties"].get("Environment", {}).get("Variables", {}))
+        assert read - shared - own - {"HUBMIRROR_CHECK_CONCURRENCY"} == set(), function["Properties"]["Handler"]
+    check = next(f for f in functions if f["Properties"]["Handler"].endswith(".check.handler"))
+    assert "HUBMIRROR_CHECK_CONCURRENCY" in check["Properties"]["Environment"]["Variables"]
+
+
+def test_log_groups_named_in_the_key_policy_are_the_log_groups_of_the_stack() -> None:
+    resources = source()["Resources"]
+    (logs,) = [s for s in resources["StackKey"]["Properties"]["KeyPolicy"]["Statement"] if s["Sid"].startswith("Logs")]
+    patterns = [
+        render(p).rsplit(":log-group:", 1)[1]
+        for p in logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    ]
+    groups = [render(r["Properties"]["LogGroupName"]) for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"]
+    for group in groups:
+        assert any(re.fullmatch(re.escape(p).replace(r"\*", ".*"), group) for p in patterns), group
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Logs::LogGroup":
+            assert resource["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+            assert resource["Properties"]["KmsKeyId"] == {
+                "Fn::If": ["CreateKey", {"Fn::GetAtt": ["StackKey", "Arn"]}, {"Ref": "KmsKeyArn"}]
+            }
+
+
+def test_each_function_and_build_may_write_to_the_log_group_it_logs_to() -> None:
+    """A role without logs:PutLogEvents on its log group loses its logs silently."""
+    resources = source()["Resources"]
+    writers = [
+        (p["Role"]["Fn::GetAtt"][0], p["LoggingConfig"]["LogGroup"]["Ref"])
+        for p in (r["Properties"] for r in resources.values() if r["Type"] == "AWS::Serverless::Function")
+    ]
+    writers += [
+        (p["ServiceRole"]["Fn::GetAtt"][0], p["LogsConfig"]["CloudWatchLogs"]["GroupName"]["Ref"])
+        for p in (r["Properties"] for r in resources.values() if r["Type"] == "AWS::CodeBuild::Project")
+    ]
+    assert len(writers) == 6
+    for role, group in writers:
+        statements = [s for p in resources[role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        writable = [render(s["Resource"]) for s in statements if "logs:PutLogEvents" in s.get("Action", [])]
+        assert writable == [
+            f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{{group}}}:log-stream:*"
+        ], role
