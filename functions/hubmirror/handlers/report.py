@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hubmirror import reporting
+from hubmirror.decisions import FAILED, UNCHANGED
 from hubmirror.handlers._runtime import store
 from hubmirror.observability import logger, metrics, tracer
 
@@ -32,6 +33,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     else:
         report = reporting.collect(store(), run)
         reporting.save(store(), report)
+    for item in report.outcomes:  # a line per image that changed, waits or failed, to search logs by image
+        if item.outcome != UNCHANGED:
+            log = logger.warning if item.outcome == FAILED else logger.info
+            log(item.outcome, extra={"image": item.key, "outcome": item.outcome, "reason": item.reason})
     metrics.add_metadata(key="execution", value=run)
     for outcome, name in METRIC_NAMES.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=report.counts.get(outcome, 0))
