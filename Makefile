@@ -7,6 +7,8 @@ SHELL := /bin/bash
 
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov pins boto3 and packaging below what the project uses: it gets a venv of its own.
+SCAN_VENV := .venv-scan
 # The Lambda runtime is python3.13: develop, test and build with it.
 PYTHON313 ?= $(shell (PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null) || python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -29,13 +31,22 @@ $(VENV)/.installed: pyproject.toml functions/requirements.txt
 
 venv: $(VENV)/.installed ## Create .venv (python3.13) with the project and its tools
 
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	@test -n "$(PYTHON313)" || { echo "python3.13 not found (pyenv install 3.13 or apt install python3.13)"; exit 1; }
+	$(PYTHON313) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
+	touch $@
+
 setup: system venv ## Everything: system packages and the virtual environment
 
-lint: venv ## ruff, mypy, sam validate --lint, statelint
+lint: venv $(SCAN_VENV)/.installed ## ruff, mypy, sam validate --lint, cfn-lint, checkov (statelint runs in the unit tests)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam validate --lint --template template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --quiet --compact
 
 test-unit: venv ## Unit tests (pure logic, no network)
 	$(VENV)/bin/pytest tests/unit
