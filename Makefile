@@ -19,7 +19,7 @@ export SAM_CLI_TELEMETRY := 0
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-system: ## Install the Debian packages the local stack needs (registries, skopeo, buildah, qemu)
+system: ## Install the Debian packages the local stack needs (registries, buildah, qemu)
 	$(SUDO) bash scripts/setup-system.sh
 
 $(VENV)/.installed: pyproject.toml functions/requirements.txt

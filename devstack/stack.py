@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -154,6 +155,8 @@ class Stack:
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()
+        # moto's backends are process-wide: a stack started earlier in this process left state behind
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30)  # noqa: S310
         assert self.ecr is not None
         self.deployment = deploy(
             target_registry=self.ecr.host,

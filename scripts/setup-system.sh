@@ -2,7 +2,7 @@
 # Install what the local stack needs on Debian 12 (idempotent; run as root, as CI does):
 #   - docker-registry (the "hub" and the "ECR"), busybox-static (seed images);
 #   - the copy/build job's pinned tools (functions/hubmirror/runner/install-tools.sh:
-#     skopeo, buildah, python3-boto3, qemu-user-static, binfmt-support), the same script
+#     buildah, python3-boto3, qemu-user-static, binfmt-support), the same script
 #     CodeBuild runs;
 #   - busybox-static for arm64, unpacked under .cache/, for two-platform seed images.
 set -euo pipefail
@@ -47,4 +47,4 @@ if [ ! -x "$arm64" ]; then
   dpkg-deb -x "$work"/busybox-static_*_arm64.deb "$root/.cache/busybox-arm64"
   rm -rf "$work"
 fi
-echo "system ready: $(docker-registry --version 2>/dev/null | head -1), $(skopeo --version), $(buildah --version | cut -d' ' -f1-3)"
+echo "system ready: $(docker-registry --version 2>/dev/null | head -1), $(buildah --version | cut -d' ' -f1-3)"

@@ -7,6 +7,7 @@ go into at most two jobs (copies, builds), each run by one CodeBuild build.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -101,6 +102,7 @@ def check_item(
     budget: PullBudget,
     force: bool,
     dry_run: bool,
+    now: dt.datetime | None = None,
 ) -> ItemCheck:
     """Decide one item; every failure becomes a ``failed`` outcome naming its reason."""
     result = ItemCheck(item)
@@ -136,10 +138,11 @@ def check_item(
         result.outcome = Outcome.for_item(
             item,
             DEFERRED,
-            f"{ref.registry} pull budget low ({_budget_text(head.ratelimit)}); {decision.reason}",
+            f"{ref.registry} pull budget low ({_budget_text(head.ratelimit)}, floor {budget.floor}); "
+            f"deferred to a later run; {decision.reason}",
             upstream_digest=head.digest,
             target_digest=target_digest,
-            retry_after=_reset_text(head.ratelimit),
+            retry_after=reset_time(head.ratelimit, now or dt.datetime.now(dt.UTC)),
         )
     return result
 
@@ -150,10 +153,15 @@ def _budget_text(limit: RateLimit | None) -> str:
     return f"{limit.remaining} of {limit.limit} pulls left"
 
 
-def _reset_text(limit: RateLimit | None) -> str | None:
+def reset_time(limit: RateLimit | None, now: dt.datetime) -> str | None:
+    """When the spent budget is back at the latest: now plus the registry's window.
+
+    >>> reset_time(RateLimit(100, 5, 21600), dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    '2026-01-01T06:00:00Z'
+    """
     if limit is None or limit.window is None:
         return None
-    return f"within {limit.window // 3600}h (Docker Hub's rolling {limit.window}s window)"
+    return (now + dt.timedelta(seconds=limit.window)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_batch(

@@ -34,6 +34,7 @@ class Settings:
     rate_limit_floor: int = 10
     map_concurrency: int = 10
     default_platforms: tuple[str, ...] | None = None
+    upstream_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,4 +80,5 @@ class Settings:
             rate_limit_floor=integer("HUBMIRROR_RATE_LIMIT_FLOOR", 10, 0),
             map_concurrency=integer("HUBMIRROR_MAP_CONCURRENCY", 10, 1),
             default_platforms=platforms("HUBMIRROR_DEFAULT_PLATFORMS"),
+            upstream_secret=env.get("HUBMIRROR_UPSTREAM_SECRET", "").strip() or None,
         )

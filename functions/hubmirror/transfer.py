@@ -156,22 +156,22 @@ class Transfer:
         repository: str,
         tag: str,
         *,
-        keep: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+        keep: Callable[[Manifest], dict[str, Any] | None] | None = None,
     ) -> str:
         """Copy ``source_repository@digest`` to ``repository:tag``; returns the tag's digest.
 
-        ``keep`` may rewrite a top-level index (select platforms, add annotations) before it
-        is written; the image manifests it lists are always copied byte for byte.
+        ``keep`` sees the top manifest first: it may refuse it (raise), or return a rewritten
+        index (platforms selected, annotations added) to write instead; the image manifests
+        an index lists are always copied byte for byte.
         """
         top = self._fetch_manifest(source, source_repository, digest)
+        rewritten = keep(top) if keep else None
 
         def fetch(descriptor: Mapping[str, Any]) -> Any:
             return source.open_blob(source_repository, str(descriptor["digest"]))
 
         if top.media_type in INDEX_MEDIA_TYPES:
-            document = top.document()
-            rewritten = keep(document) if keep else None
-            for child in (rewritten or document)["manifests"]:
+            for child in (rewritten or top.document())["manifests"]:
                 manifest = self._fetch_manifest(source, source_repository, str(child["digest"]))
                 if manifest.media_type in INDEX_MEDIA_TYPES:
                     raise RegistryError(f"{source.host}/{source_repository}: nested indexes are not supported")

@@ -8,7 +8,7 @@ from devstack.hubfront import HubFront
 from devstack.images import index_of, platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.oci import select_platforms
-from hubmirror.registry import Credentials, RegistryClient
+from hubmirror.registry import Credentials, Manifest, RegistryClient
 from hubmirror.transfer import MemoryBlobIndex, Transfer
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader, platforms_of
@@ -74,7 +74,8 @@ def test_a_platform_subset_copies_manifests_verbatim_under_a_new_index(
     images = [platform_image("linux/amd64", "sub"), platform_image("linux/arm64", "sub")]
     digest = registries.hub_pusher().multi("library/subset", "1", images)
 
-    def keep(document: dict[str, object]) -> dict[str, object]:
+    def keep(top: Manifest) -> dict[str, object]:
+        document = top.document()
         kept, missing = select_platforms(document, ["linux/arm64"])
         assert missing == []
         return {**document, "manifests": kept, "annotations": {"org.opencontainers.image.base.digest": digest}}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 
+from hubmirror.credentials import for_host, load_credentials
 from hubmirror.ecr import Ecr
-from hubmirror.registry import RegistryClient
+from hubmirror.registry import Credentials, RegistryClient
 from hubmirror.settings import Settings
 from hubmirror.store import Store
 
@@ -22,9 +23,15 @@ def store() -> Store:
 
 
 @cache
+def upstream_credentials() -> dict[str, Credentials]:
+    """Upstream credentials from the secret named in the settings (none: anonymous)."""
+    return load_credentials(settings().upstream_secret)
+
+
+@cache
 def upstream_client(host: str) -> RegistryClient:
     """One client per upstream registry host, kept warm (connections, tokens)."""
-    return RegistryClient(host)
+    return RegistryClient(host, for_host(upstream_credentials(), host))
 
 
 def target_client() -> RegistryClient:

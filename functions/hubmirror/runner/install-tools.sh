@@ -8,7 +8,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/tools.env"
 
 wanted=(
-  "skopeo=$SKOPEO_VERSION"
   "buildah=$BUILDAH_VERSION"
   "python3-boto3=$PYTHON3_BOTO3_VERSION"
   "qemu-user-static=$QEMU_USER_STATIC_VERSION"
@@ -44,4 +43,4 @@ if [ -w "$binfmt/register" ]; then
 else
   echo "note: binfmt_misc is not writable: RUN lines can only run for the host's own platform"
 fi
-echo "tools: skopeo $(skopeo --version | awk '{print $3}'), buildah $(buildah --version | awk '{print $3}')"
+echo "tools: buildah $(buildah --version | awk '{print $3}'), $(python3 -c 'import boto3; print("boto3", boto3.__version__)')"

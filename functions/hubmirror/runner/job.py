@@ -2,20 +2,21 @@
 
 A job is the list of items of one batch that need a copy, or a build. For each item:
 
-* **copy**, no platforms named: ``skopeo copy --all --preserve-digests`` from the upstream
-  digest the check saw to the target tag: every platform and attestation manifest, the
-  index digest preserved (signatures stay valid);
+* **copy**, no platforms named: every manifest of the upstream digest the check saw (index,
+  platforms, attestations) is copied byte for byte, so the index digest is preserved and
+  signatures stay valid;
 * **copy** with platforms: the chosen platform manifests (and their attestations) are
-  copied by digest, byte for byte, then an index listing just them, annotated with the
-  base image and recipe hash, is written to the tag;
-* **build**: ``buildah build`` of the rendered context for every platform, pushed through a
-  local OCI layout whose index gets the base-image and recipe annotations, then
-  ``skopeo copy --all`` to the tag.
+  copied byte for byte, then an index listing just them, annotated with the base image and
+  the recipe hash, is written to the tag;
+* **build**: ``buildah build`` of the rendered context for every platform, written to a
+  local OCI layout whose index gets the base-image and recipe annotations, then pushed.
 
-In every case the tag moves only with the last write, after everything it points to is in
-place. Each item's outcome is written to S3 as soon as it is known; the script exits 1 if
-any item failed, so the build shows as failed too. It runs on Debian 12's python3 with
-python3-boto3; it imports nothing from Powertools.
+Blobs go through :mod:`hubmirror.transfer`: skipped when the target repository has them,
+mounted when another target repository has them, fetched from upstream only otherwise. The
+tag moves only with the last write, after everything it points to is in place. Each item's
+outcome is written to S3 as soon as it is known; the script exits 1 if any item failed, so
+the build shows as failed too. It runs on Debian 12's python3 with python3-boto3 and
+imports nothing from Powertools.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from hubmirror import dockerfile
+from hubmirror.credentials import CredentialsError, for_host, load_credentials
 from hubmirror.decisions import BUILT, COPIED, FAILED, Outcome, short
 from hubmirror.ecr import Ecr, RepositorySettings
 from hubmirror.items import BUILD, WorkItem
@@ -47,10 +49,13 @@ from hubmirror.oci import (
     sha256_digest,
 )
 from hubmirror.references import is_loopback
-from hubmirror.registry import Credentials, RegistryClient, RegistryError
-from hubmirror.store import Store
+from hubmirror.registry import Credentials, Manifest, RegistryClient, RegistryError
+from hubmirror.store import S3BlobIndex, Store
+from hubmirror.transfer import Transfer
 
 TOOL_TIMEOUT = 3600
+#: The environment the template sets on the CodeBuild projects (besides HUBMIRROR_JOB).
+UPSTREAM_SECRET_VARIABLE = "HUBMIRROR_UPSTREAM_SECRET"  # noqa: S105 - the variable holding the secret's name
 
 
 class JobError(RuntimeError):
@@ -59,7 +64,7 @@ class JobError(RuntimeError):
 
 @dataclass
 class Toolbox:
-    """The environment skopeo and buildah run in: auth file and storage."""
+    """The environment buildah runs in: an auth file for upstream pulls, private storage."""
 
     workdir: Path
     env: dict[str, str]
@@ -103,25 +108,6 @@ class Toolbox:
             raise JobError(f"{args[0]} {args[1]} failed: {_last_words(proc.stderr or proc.stdout)}")
         return proc.stdout
 
-    def skopeo_copy(self, source: str, destination: str, *, all_images: bool) -> None:
-        """``skopeo copy`` between two transports (``docker://...``, ``oci:...``), digests kept.
-
-        Loopback registries (the test stack) are spoken to over plain HTTP; every other
-        registry over verified TLS.
-        """
-        args = ["skopeo", "copy", "--authfile", str(self.authfile), "--preserve-digests", "--retry-times", "3"]
-        if all_images:
-            args.append("--all")
-        if _loopback_docker(source):
-            args.append("--src-tls-verify=false")
-        if _loopback_docker(destination):
-            args.append("--dest-tls-verify=false")
-        self.run([*args, source, destination])
-
-
-def _loopback_docker(reference: str) -> bool:
-    return reference.startswith("docker://") and is_loopback(reference[len("docker://") :].split("/", 1)[0])
-
 
 def _last_words(output: str) -> str:
     lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
@@ -131,57 +117,49 @@ def _last_words(output: str) -> str:
     return text[:600]
 
 
-def copy_item(
-    entry: Mapping[str, Any], *, tools: Toolbox, upstream: RegistryClient, target: RegistryClient, target_registry: str
-) -> str:
-    """Copy one item; returns the digest the target tag now holds."""
-    item = WorkItem.from_dict(entry)
-    ref = item.upstream
-    digest = str(entry["upstream_digest"])
-    source = f"{ref.api_host}/{ref.repository}"
-    destination = f"{target_registry}/{item.target_repository}"
-    if item.platforms is None or entry.get("upstream_media_type") not in INDEX_MEDIA_TYPES:
-        if item.platforms is not None:
-            _require_platform(upstream, ref.repository, digest, item.platforms)
-        tools.skopeo_copy(f"docker://{source}@{digest}", f"docker://{destination}:{item.target_tag}", all_images=True)
-        landed = target.head_manifest(item.target_repository, item.target_tag).digest
-        if landed != digest:
-            raise JobError(f"the target tag holds {landed} after the copy, not the upstream {digest}")
-        return landed
-    index = upstream.get_manifest(ref.repository, digest)
-    document = index.document()
-    kept, missing = select_platforms(document, item.platforms)
-    if missing:
-        have = ", ".join(index_platforms(document)) or "none"
-        raise JobError(f"upstream {short(digest)} has no {', '.join(missing)} (it has {have})")
-    for descriptor in kept:
-        tools.skopeo_copy(
-            f"docker://{source}@{descriptor['digest']}",
-            f"docker://{destination}@{descriptor['digest']}",
-            all_images=False,
-        )
-    filtered = {
-        **{k: v for k, v in document.items() if k != "manifests"},
-        "manifests": kept,
-        "annotations": {**(document.get("annotations") or {}), **_annotations(entry)},
-    }
-    body = json.dumps(filtered, separators=(",", ":")).encode()
-    return target.put_manifest(item.target_repository, item.target_tag, body, index.media_type or OCI_INDEX)
-
-
-def _require_platform(client: RegistryClient, repository: str, digest: str, platforms: Sequence[str]) -> None:
-    """A single-platform upstream image must be one of the platforms the allowlist names."""
-    manifest = client.get_manifest(repository, digest).document()
-    config = json.loads(client.get_blob(repository, manifest["config"]["digest"]))
-    platform = descriptor_platform({"platform": config})
-    if platform not in platforms:
-        raise JobError(
-            f"upstream {short(digest)} is a single {platform} image; the allowlist asks for {', '.join(platforms)}"
-        )
-
-
 def _annotations(entry: Mapping[str, Any]) -> dict[str, str]:
     return dockerfile.image_annotations(WorkItem.from_dict(entry), str(entry["upstream_digest"]), str(entry["recipe"]))
+
+
+def _single_platform(client: RegistryClient, repository: str, manifest: Manifest) -> str | None:
+    """The platform of a single image, from its config (a blob GET, not a pull)."""
+    config = json.loads(client.get_blob(repository, manifest.document()["config"]["digest"]))
+    return descriptor_platform({"platform": config})
+
+
+def copy_item(entry: Mapping[str, Any], *, transfer: Transfer, upstream: RegistryClient) -> str:
+    """Copy one item; returns the digest the target tag now holds."""
+    item = WorkItem.from_dict(entry)
+    digest = str(entry["upstream_digest"])
+    repository = item.upstream.repository
+
+    def keep(top: Manifest) -> dict[str, Any] | None:
+        if item.platforms is None:
+            return None
+        if top.media_type not in INDEX_MEDIA_TYPES:
+            platform = _single_platform(upstream, repository, top)
+            if platform not in item.platforms:
+                raise JobError(
+                    f"upstream {short(digest)} is a single {platform} image; the allowlist asks for "
+                    + ", ".join(item.platforms)
+                )
+            return None
+        document = top.document()
+        kept, missing = select_platforms(document, item.platforms)
+        if missing:
+            have = ", ".join(index_platforms(document)) or "none"
+            raise JobError(f"upstream {short(digest)} has no {', '.join(missing)} (it has {have})")
+        annotations = {**(document.get("annotations") or {}), **_annotations(entry)}
+        return {
+            **{k: v for k, v in document.items() if k != "manifests"},
+            "manifests": kept,
+            "annotations": annotations,
+        }
+
+    landed = transfer.copy(upstream, repository, digest, item.target_repository, item.target_tag, keep=keep)
+    if item.platforms is None and landed != digest:
+        raise JobError(f"the target tag holds {landed} after the copy, not the upstream {digest}")
+    return landed
 
 
 def build_item(
@@ -189,9 +167,8 @@ def build_item(
     *,
     tools: Toolbox,
     store: Store,
+    transfer: Transfer,
     upstream: RegistryClient,
-    target: RegistryClient,
-    target_registry: str,
     number: int,
 ) -> str:
     """Build one item for its platforms and push it; returns the target tag's digest."""
@@ -211,7 +188,8 @@ def build_item(
             (context / member.name).write_bytes(data.read())
     archive.unlink()
     metadata = json.loads((context / "hubmirror.json").read_text())
-    platforms = metadata.get("platforms") or _upstream_platforms(upstream, ref.repository, digest, entry)
+    platforms = metadata.get("platforms") or _upstream_platforms(upstream, ref.repository, digest)
+    _require_emulation(platforms)
     wanted = metadata["annotations"]
     manifest_list = f"hubmirror-build-{number}"
     args = ["buildah", "build", "--layers=false", "--manifest", manifest_list, "--platform", ",".join(platforms)]
@@ -223,34 +201,50 @@ def build_item(
     layout = tools.workdir / f"layout-{number}"
     tools.run(["buildah", "manifest", "push", "--all", manifest_list, f"oci:{layout}:built"])
     index_digest = annotate_layout_index(layout, "built", wanted)
-    tools.skopeo_copy(
-        f"oci:{layout}:built", f"docker://{target_registry}/{item.target_repository}:{item.target_tag}", all_images=True
-    )
-    landed = target.get_manifest(item.target_repository, item.target_tag)
-    if landed.digest != index_digest:
-        raise JobError(f"the target tag holds {landed.digest} after the push, not the built {index_digest}")
+    landed = transfer.push_layout(layout, index_digest, item.target_repository, item.target_tag)
+    if landed != index_digest:
+        raise JobError(f"the target tag holds {landed} after the push, not the built {index_digest}")
     tools.run(["buildah", "manifest", "rm", manifest_list])
+    tools.run(["buildah", "rmi", "--all", "--force"])
     shutil.rmtree(layout, ignore_errors=True)
     shutil.rmtree(context, ignore_errors=True)
-    return landed.digest
+    return landed
 
 
-def _upstream_platforms(client: RegistryClient, repository: str, digest: str, entry: Mapping[str, Any]) -> list[str]:
+_QEMU = {"arm64": "aarch64", "arm": "arm", "s390x": "s390x", "ppc64le": "ppc64le", "riscv64": "riscv64", "386": "i386"}
+_NATIVE = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def _require_emulation(platforms: Sequence[str]) -> None:
+    """A foreign platform runs RUN lines under qemu, which needs binfmt_misc (privileged builds)."""
+    native = _NATIVE.get(os.uname().machine, os.uname().machine)
+    for platform in platforms:
+        arch = platform.split("/")[1]
+        if arch == native or (native == "amd64" and arch == "386"):
+            continue
+        handler = Path("/proc/sys/fs/binfmt_misc") / f"qemu-{_QEMU.get(arch, arch)}"
+        if not handler.exists():
+            raise JobError(
+                f"building {platform} on a {native} builder needs qemu registered in binfmt_misc "
+                "(a privileged CodeBuild project); it is not"
+            )
+
+
+def _upstream_platforms(client: RegistryClient, repository: str, digest: str) -> list[str]:
     manifest = client.get_manifest(repository, digest)
     if manifest.media_type in INDEX_MEDIA_TYPES:
         platforms = index_platforms(manifest.document())
         if not platforms:
             raise JobError(f"upstream {short(digest)} is an index with no runnable platform")
         return platforms
-    config = json.loads(client.get_blob(repository, manifest.document()["config"]["digest"]))
-    platform = descriptor_platform({"platform": config})
+    platform = _single_platform(client, repository, manifest)
     if platform is None:
         raise JobError(f"upstream {short(digest)} does not say its platform")
     return [platform]
 
 
 def annotate_layout_index(layout: Path, ref: str, extra: Mapping[str, str]) -> str:
-    """Add the ``extra`` annotations to the index stored under ``ref`` in an OCI layout; returns its new digest."""
+    """Add the ``extra`` annotations to the index stored under ``ref`` in an OCI layout; returns its digest."""
     index_path = layout / "index.json"
     top = json.loads(index_path.read_text())
     for descriptor in top["manifests"]:
@@ -269,8 +263,15 @@ def annotate_layout_index(layout: Path, ref: str, extra: Mapping[str, str]) -> s
     raise JobError(f"the OCI layout has no image named {ref!r}")
 
 
-def run_job(uri: str, *, store_factory: Any = Store, ecr: Ecr | None = None) -> int:
+def run_job(
+    uri: str,
+    *,
+    store_factory: Any = Store,
+    ecr: Ecr | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
     """Run one job; returns the process exit code (0: every item done, 1: some failed)."""
+    environ = os.environ if environ is None else environ
     if not uri.startswith("s3://") or "/" not in uri[5:]:
         print(f"hubmirror runner: expected s3://BUCKET/KEY, got {uri!r}", file=sys.stderr)
         return 2
@@ -278,57 +279,73 @@ def run_job(uri: str, *, store_factory: Any = Store, ecr: Ecr | None = None) -> 
     store = store_factory(bucket)
     job = store.get_json(key)
     target_registry = str(job["target_registry"])
-    ecr = ecr or Ecr(repositories=RepositorySettings.from_env(os.environ))
-    target_credentials = ecr.credentials()
-    target = RegistryClient(target_registry, target_credentials)
+    ecr = ecr or Ecr(repositories=RepositorySettings.from_env(environ))
+    target = RegistryClient(target_registry, ecr.credentials())
+    try:
+        upstream_credentials = load_credentials(environ.get(UPSTREAM_SECRET_VARIABLE))
+    except CredentialsError as exc:
+        upstream_credentials = {}
+        credentials_problem: str | None = str(exc)
+    else:
+        credentials_problem = None
     upstream_clients: dict[str, RegistryClient] = {}
+    transfer = Transfer(target, S3BlobIndex(store))
     outcomes: list[dict[str, Any]] = []
     failed = 0
     workdir = Path(tempfile.mkdtemp(prefix="hubmirror-job-"))
     try:
-        tools = Toolbox.create(workdir, {target_registry: target_credentials})
+        tools = Toolbox.create(workdir, upstream_credentials)
         for number, entry in enumerate(job["items"]):
             item = WorkItem.from_dict(entry)
-            ref = item.upstream
-            upstream = upstream_clients.setdefault(ref.api_host, RegistryClient(ref.api_host))
+            host = item.upstream.api_host
+            upstream = upstream_clients.setdefault(host, RegistryClient(host, for_host(upstream_credentials, host)))
             print(
                 f"== {job['kind']} {item.key} -> {target_registry}/{item.target}: {entry.get('reason', '')}", flush=True
             )
             started = time.monotonic()
+            before = transfer.stats.to_dict()
             try:
+                if credentials_problem:
+                    raise JobError(credentials_problem)
                 ecr.ensure_repository(item.target_repository)
                 if job["kind"] == BUILD:
                     landed = build_item(
-                        entry, tools=tools, store=store, upstream=upstream, target=target,
-                        target_registry=target_registry, number=number,
-                    )  # fmt: skip
-                    outcome = Outcome.for_item(
-                        item,
-                        BUILT,
-                        f"built from {short(entry['upstream_digest'])}",
-                        upstream_digest=entry["upstream_digest"],
-                        target_digest=landed,
+                        entry, tools=tools, store=store, transfer=transfer, upstream=upstream, number=number
                     )
+                    result, verb = BUILT, "built from"
                 else:
-                    landed = copy_item(
-                        entry, tools=tools, upstream=upstream, target=target, target_registry=target_registry
-                    )
-                    outcome = Outcome.for_item(
-                        item,
-                        COPIED,
-                        f"copied {short(entry['upstream_digest'])}",
-                        upstream_digest=entry["upstream_digest"],
-                        target_digest=landed,
-                    )
-            except (JobError, RegistryError, subprocess.TimeoutExpired, OSError) as exc:
+                    landed = copy_item(entry, transfer=transfer, upstream=upstream)
+                    result, verb = COPIED, "copied"
+                outcome = Outcome.for_item(
+                    item,
+                    result,
+                    f"{verb} {short(entry['upstream_digest'])}",
+                    upstream_digest=entry["upstream_digest"],
+                    target_digest=landed,
+                )
+            except RegistryError as exc:
+                failed += 1
+                outcome = Outcome.for_item(
+                    item,
+                    FAILED,
+                    f"{job['kind']} failed: {exc.reason}: {exc}",
+                    upstream_digest=entry.get("upstream_digest"),
+                )
+            except (JobError, subprocess.TimeoutExpired, OSError) as exc:
                 failed += 1
                 outcome = Outcome.for_item(
                     item, FAILED, f"{job['kind']} failed: {exc}", upstream_digest=entry.get("upstream_digest")
                 )
-            print(f"== {outcome.outcome}: {outcome.reason} ({time.monotonic() - started:.1f}s)", flush=True)
+            spent = {k: v - before[k] for k, v in transfer.stats.to_dict().items()}
+            print(
+                f"== {outcome.outcome}: {outcome.reason} ({time.monotonic() - started:.1f}s, blobs {spent})", flush=True
+            )
             outcomes.append(outcome.to_dict())
             store.put_json(job["outcomes_key"], outcomes)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"hubmirror runner: {len(outcomes) - failed} done, {failed} failed", flush=True)
+    print(
+        f"hubmirror runner: {len(outcomes) - failed} done, {failed} failed; blobs {transfer.stats.to_dict()}",
+        flush=True,
+    )
     return 1 if failed else 0
