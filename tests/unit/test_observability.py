@@ -22,6 +22,7 @@ import pytest
 
 from hubmirror import observability
 from tests.cfn import ROOT, source
+from tests.unit.test_reporting import MemoryStore
 
 PACKAGE = ROOT / "functions" / "hubmirror"
 STATE_MACHINE_METRICS = {"ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut"}
@@ -157,26 +158,6 @@ class FakeContext:
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:hubmirror-report"
     aws_request_id: str = "request-1"
-
-
-class MemoryStore:
-    bucket = "bucket"
-
-    def __init__(self, objects: dict[str, Any]) -> None:
-        self.objects = objects
-
-    def get_json(self, key: str) -> Any:
-        return self.objects[key]
-
-    def put_json(self, key: str, value: Any) -> str:
-        self.objects[key] = value
-        return key
-
-    def keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self.objects if k.startswith(prefix))
-
-    def exists(self, key: str) -> bool:
-        return key in self.objects
 
 
 @contextmanager
