@@ -185,7 +185,7 @@ def check_batch(
         try:
             return check_item(item, upstream=upstream, target=target, budget=budget, force=force, dry_run=dry_run)
         except Exception as exc:  # one bad item never stops the others; it is reported failed
-            logger.exception("check of %s failed unexpectedly", item.key)
+            logger.exception("check of %s failed unexpectedly", item.key, extra={"image": item.key})
             return ItemCheck(
                 item, outcome=Outcome.for_item(item, FAILED, f"internal error: {type(exc).__name__}: {exc}")
             )

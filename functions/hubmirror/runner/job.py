@@ -30,10 +30,13 @@ import sys
 import tarfile
 import tempfile
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from hubmirror import dockerfile
 from hubmirror.credentials import CredentialsError, for_host, load_credentials
@@ -335,6 +338,20 @@ def run_job(
                 failed += 1
                 outcome = Outcome.for_item(
                     item, FAILED, f"{job['kind']} failed: {exc}", upstream_digest=entry.get("upstream_digest")
+                )
+            except (ClientError, BotoCoreError) as exc:  # ECR refused a repository call: this item fails alone
+                failed += 1
+                outcome = Outcome.for_item(
+                    item, FAILED, f"{job['kind']} failed: AWS: {exc}", upstream_digest=entry.get("upstream_digest")
+                )
+            except Exception as exc:  # a defect: reported as this item's failure, with its trace in the build log
+                traceback.print_exc()
+                failed += 1
+                outcome = Outcome.for_item(
+                    item,
+                    FAILED,
+                    f"{job['kind']} failed: internal error: {type(exc).__name__}: {exc}",
+                    upstream_digest=entry.get("upstream_digest"),
                 )
             spent = {k: v - before[k] for k, v in transfer.stats.to_dict().items()}
             print(
