@@ -154,11 +154,14 @@ class Transfer:
         source_repository: str,
         digest: str,
         repository: str,
-        tag: str,
+        tag: str | None,
         *,
         keep: Callable[[Manifest], dict[str, Any] | None] | None = None,
     ) -> str:
         """Copy ``source_repository@digest`` to ``repository:tag``; returns the tag's digest.
+
+        With ``tag`` None the image is written by digest only (untagged), as a build stages
+        its base image next to the image it builds.
 
         ``keep`` sees the top manifest first: it may refuse it (raise), or return a rewritten
         index (platforms selected, annotations added) to write instead; the image manifests
@@ -179,10 +182,12 @@ class Transfer:
                 self.target.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
             if rewritten is not None:
                 body = json.dumps(rewritten, separators=(",", ":")).encode()
-                return self.target.put_manifest(repository, tag, body, top.media_type or OCI_INDEX)
+                return self.target.put_manifest(
+                    repository, tag or sha256_digest(body), body, top.media_type or OCI_INDEX
+                )
         else:
             self.ensure_blobs(repository, _blobs(top.document()), fetch)
-        return self.target.put_manifest(repository, tag, top.body, top.media_type)
+        return self.target.put_manifest(repository, tag or top.digest, top.body, top.media_type)
 
     def _fetch_manifest(self, source: RegistryClient, repository: str, digest: str) -> Manifest:
         manifest = source.get_manifest(repository, digest)

@@ -172,6 +172,7 @@ def build_item(
     store: Store,
     transfer: Transfer,
     upstream: RegistryClient,
+    target_registry: str,
     number: int,
 ) -> str:
     """Build one item for its platforms and push it; returns the target tag's digest."""
@@ -193,10 +194,16 @@ def build_item(
     metadata = json.loads((context / "hubmirror.json").read_text())
     platforms = metadata.get("platforms") or _upstream_platforms(upstream, ref.repository, digest)
     _require_emulation(platforms)
+    # The base is staged, byte for byte and untagged, next to the image being built: its
+    # blobs come from the target when it has them, so a base shared by many images is
+    # fetched from upstream once. The Dockerfile stays pinned to upstream@digest; --from
+    # points its FROM at the identical staged copy.
+    staged = transfer.copy(upstream, ref.repository, digest, item.target_repository, None)
     wanted = metadata["annotations"]
     manifest_list = f"hubmirror-build-{number}"
     args = ["buildah", "build", "--layers=false", "--manifest", manifest_list, "--platform", ",".join(platforms)]
-    if is_loopback(ref.api_host):
+    args += ["--from", f"{target_registry}/{item.target_repository}@{staged}"]
+    if is_loopback(target_registry):
         args.append("--tls-verify=false")
     for key, value in sorted(wanted.items()):
         args += ["--annotation", f"{key}={value}"]
@@ -283,7 +290,8 @@ def run_job(
     job = store.get_json(key)
     target_registry = str(job["target_registry"])
     ecr = ecr or Ecr(repositories=RepositorySettings.from_env(environ))
-    target = RegistryClient(target_registry, ecr.credentials())
+    target_credentials = ecr.credentials()
+    target = RegistryClient(target_registry, target_credentials)
     try:
         upstream_credentials = load_credentials(environ.get(UPSTREAM_SECRET_VARIABLE))
     except CredentialsError as exc:
@@ -297,7 +305,7 @@ def run_job(
     failed = 0
     workdir = Path(tempfile.mkdtemp(prefix="hubmirror-job-"))
     try:
-        tools = Toolbox.create(workdir, upstream_credentials)
+        tools = Toolbox.create(workdir, {target_registry: target_credentials})
         for number, entry in enumerate(job["items"]):
             item = WorkItem.from_dict(entry)
             host = item.upstream.api_host
@@ -313,7 +321,13 @@ def run_job(
                 ecr.ensure_repository(item.target_repository)
                 if job["kind"] == BUILD:
                     landed = build_item(
-                        entry, tools=tools, store=store, transfer=transfer, upstream=upstream, number=number
+                        entry,
+                        tools=tools,
+                        store=store,
+                        transfer=transfer,
+                        upstream=upstream,
+                        target_registry=target_registry,
+                        number=number,
                     )
                     result, verb = BUILT, "built from"
                 else:
