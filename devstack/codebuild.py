@@ -79,6 +79,7 @@ class LocalCodeBuild:
     aws_env: dict[str, str]
     builds: dict[str, dict[str, Any]] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, backend: CodeBuildBackend, params: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +107,7 @@ class LocalCodeBuild:
         return metadata
 
     def _run(self, build: dict[str, Any]) -> None:
+        began = time.monotonic()
         log_path = Path(build["logs"]["deepLink"])
         log_path.parent.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="codebuild-"))
@@ -129,6 +131,7 @@ class LocalCodeBuild:
                 log.write(f"[Container] build failed before its commands: {type(exc).__name__}: {exc}\n")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        self.seconds[build["id"]] = time.monotonic() - began
         build["phases"].append({"phaseType": "COMPLETED", "startTime": _now()})
         build["currentPhase"] = "COMPLETED"
         build["endTime"] = _now()
@@ -203,6 +206,10 @@ class LocalCodeBuild:
                 log.write(f"[Container] Command did not exit successfully {command} exit status {proc.returncode}\n")
                 return False
         return True
+
+    def duration(self, build_id: str) -> float:
+        """Seconds a build ran, from its source download to its end."""
+        return self.seconds.get(build_id, 0.0)
 
     def wait_idle(self, timeout: float = 600) -> None:
         """Wait until no build is running (tests call this before stopping the stack)."""

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -108,6 +109,12 @@ def base_layer(arch: str) -> bytes:
     return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
 
 
+@cache
+def _family_layer(family: str, arch: str) -> bytes:
+    payload = (f"{family}/{arch}\n" * 4096).encode()  # ~ tens of KB, like a small package set
+    return tar_layer({f"usr/share/{family.replace('/', '_')}/data": payload})
+
+
 @dataclass(frozen=True)
 class Blob:
     media_type: str
@@ -131,10 +138,16 @@ class PlatformImage:
     manifest: Blob
 
 
-def platform_image(platform: str, marker: str, *, extra_layers: int = 0) -> PlatformImage:
-    """A busybox image for ``platform`` whose own layer holds ``/etc/seed`` = ``marker``."""
+def platform_image(platform: str, marker: str, *, extra_layers: int = 0, family: str | None = None) -> PlatformImage:
+    """A busybox image for ``platform`` whose own layer holds ``/etc/seed`` = ``marker``.
+
+    Images of the same ``family`` also share a middle layer, as the tags of one
+    repository usually share more than the distribution's base.
+    """
     os_name, arch, *variant = platform.split("/")
     layers = [Blob(OCI_LAYER, base_layer(arch))]
+    if family is not None:
+        layers.append(Blob(OCI_LAYER, _family_layer(family, arch)))
     for n in range(extra_layers):
         layers.append(Blob(OCI_LAYER, tar_layer({f"opt/layer{n}": f"{marker}#{n}\n".encode()})))
     layers.append(Blob(OCI_LAYER, tar_layer({"etc/seed": f"{marker}\n".encode()})))
@@ -187,8 +200,7 @@ class Pusher:
         challenge = response.headers.get("WWW-Authenticate", "")
         if challenge.lower().startswith("basic"):
             return {}
-        params = dict(part.split("=", 1) for part in challenge[len("Bearer ") :].split(","))
-        params = {k: v.strip('"') for k, v in params.items()}
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         token = self.session.get(
             params["realm"], params={"service": params["service"], "scope": scope}, auth=self.auth, timeout=30
         )

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,7 @@ class LambdaRuntime:
     base_env: dict[str, str]
     python: str = sys.executable
     invocations: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
     _idle: dict[str, list[_Worker]] = field(default_factory=dict)
     _all: list[_Worker] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,12 +107,14 @@ class LambdaRuntime:
             self.invocations[name] += 1
         if worker is None or worker.proc.poll() is not None:
             worker = self._spawn(name, handler, env, memory)
+        started = time.monotonic()
         try:
             answer = worker.call({"event": event, "arn": arn, "timeout": timeout})
         except Exception:
             worker.stop()
             raise
         with self._lock:
+            self.seconds += time.monotonic() - started
             self._idle.setdefault(name, []).append(worker)
         return answer
 

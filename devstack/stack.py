@@ -29,7 +29,7 @@ from typing import Any
 
 import boto3
 
-from devstack import codebuild, lambdas
+from devstack import codebuild, lambdas, mapruns
 from devstack.deploy import ACCOUNT, REGION, Deployment, deploy
 from devstack.hubfront import HubFront
 from devstack.images import Pusher
@@ -57,6 +57,26 @@ class RunResult:
     upstream: dict[str, int]
     invocations: dict[str, int]
     seconds: float
+    map_run_events: list[dict[str, Any]] = field(default_factory=list)
+    lambda_seconds: float = 0.0
+    build_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def state_transitions(self) -> int:
+        """States entered, in the execution and in its map runs' children (what AWS bills)."""
+        return sum(1 for e in [*self.events, *self.map_run_events] if str(e["type"]).endswith("StateEntered"))
+
+    def largest_payload(self) -> int:
+        """The largest input or output (bytes) of any state, task or Lambda in the run."""
+        largest = 0
+        for event in [*self.events, *self.map_run_events]:
+            for key, details in event.items():
+                if key.endswith("EventDetails") and isinstance(details, dict):
+                    for field_name in ("input", "output", "parameters"):
+                        value = details.get(field_name)
+                        if isinstance(value, str):
+                            largest = max(largest, len(value.encode()))
+        return largest
 
     def outcomes(self) -> dict[str, str]:
         """``{target repository:tag: outcome}`` from the report (targets are unique)."""
@@ -150,6 +170,7 @@ class Stack:
         lambdas.install(self.lambda_runtime)
         self.local_codebuild = codebuild.LocalCodeBuild(logdir=self.workdir / "logs" / "codebuild", aws_env=aws_env)
         codebuild.install(self.local_codebuild)
+        mapruns.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto logs every Fail state as an unhandled exception; the tests read the history instead
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -180,6 +201,7 @@ class Stack:
             self._moto = None
         lambdas.uninstall()
         codebuild.uninstall()
+        mapruns.uninstall()
         if self.lambda_runtime is not None:
             self.lambda_runtime.stop()
         for server in (self.hub, self.ecr):
@@ -219,6 +241,7 @@ class Stack:
         sfn = boto3.client("stepfunctions")
         upstream_before = self.front.snapshot()
         invocations_before = Counter(self.lambda_runtime.invocations)
+        lambda_seconds_before = self.lambda_runtime.seconds
         builds_before = len(self.local_codebuild.started)
         started = time.monotonic()
         self._runs += 1
@@ -259,6 +282,9 @@ class Stack:
             },
             invocations={k: v for k, v in invocations.items() if v},
             seconds=seconds,
+            map_run_events=mapruns.events_of(arn),
+            lambda_seconds=self.lambda_runtime.seconds - lambda_seconds_before,
+            build_seconds=[self.local_codebuild.duration(b) for b in self.local_codebuild.started[builds_before:]],
         )
 
     def _published_text(self) -> str | None:

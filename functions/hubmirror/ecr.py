@@ -84,6 +84,7 @@ class Ecr:
     def __init__(self, client: ECRClient | None = None, repositories: RepositorySettings | None = None) -> None:
         self.client: ECRClient = client or aws.client("ecr")
         self.repositories = repositories or RepositorySettings()
+        self._known: set[str] = set()
 
     def credentials(self) -> Credentials:
         """Basic-auth credentials for the registry API, from ``GetAuthorizationToken``."""
@@ -99,8 +100,11 @@ class Ecr:
         repository that exists is left exactly as it is. Returns True when this call
         created it. Never deletes anything.
         """
+        if name in self._known:  # this process has seen it: a job checks a repository once
+            return False
         try:
             self.client.describe_repositories(repositoryNames=[name])
+            self._known.add(name)
             return False
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "RepositoryNotFoundException":
@@ -120,4 +124,5 @@ class Ecr:
         policy = self.repositories.lifecycle_policy()
         if policy is not None:
             self.client.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=policy)
+        self._known.add(name)
         return True

@@ -181,6 +181,7 @@ class RegistryClient:
         self._challenge: tuple[str, dict[str, str]] | None = None
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = {}
 
     # -- public API --------------------------------------------------------------------
     def head_manifest(self, repository: str, reference: str) -> ManifestHead:
@@ -417,9 +418,16 @@ class RegistryClient:
             return self.credentials.basic() if self.credentials else None
         if cached and cached[1] > time.monotonic():
             return f"Bearer {cached[0]}"
-        token, ttl = self._fetch_token(params, scope)
         with self._lock:
-            self._tokens[scope] = (token, time.monotonic() + max(ttl - 30, 10))
+            fetching = self._fetching.setdefault(scope, threading.Lock())
+        with fetching:  # one token request per scope, however many threads need it at once
+            with self._lock:
+                cached = self._tokens.get(scope)
+            if cached and cached[1] > time.monotonic():
+                return f"Bearer {cached[0]}"
+            token, ttl = self._fetch_token(params, scope)
+            with self._lock:
+                self._tokens[scope] = (token, time.monotonic() + max(ttl - 30, 10))
         return f"Bearer {token}"
 
     def _fetch_token(self, params: Mapping[str, str], scope: str) -> tuple[str, float]:

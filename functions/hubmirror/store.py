@@ -18,6 +18,9 @@ Keeping items and outcomes here keeps every state payload small, whatever the ru
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -26,6 +29,19 @@ from hubmirror import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+_conditional = threading.local()
+
+
+def _if_none_match(request: Any, **_: Any) -> None:
+    """Adds ``If-None-Match: *`` to the PutObject of :meth:`Store.create_json` (any botocore version)."""
+    if getattr(_conditional, "on", False):
+        request.headers["If-None-Match"] = "*"
+
+
+#: A claim on a blob older than this belongs to a copier that died; others fetch it.
+CLAIM_TTL_SECONDS = 900.0
 
 
 def run_key(run: str, *parts: str) -> str:
@@ -39,11 +55,26 @@ class Store:
     def __init__(self, bucket: str, client: S3Client | None = None) -> None:
         self.bucket = bucket
         self.client: S3Client = client or aws.client("s3")
+        self.client.meta.events.register("before-sign.s3.PutObject", _if_none_match)
 
     def put_json(self, key: str, value: Any) -> str:
         body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
         return key
+
+    def create_json(self, key: str, value: Any) -> bool:
+        """Write ``key`` only if it does not exist yet (S3 conditional write); False if it did."""
+        body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+        _conditional.on = True
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise
+        finally:
+            _conditional.on = False
+        return True
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
@@ -77,34 +108,53 @@ class Store:
 
 
 class S3BlobIndex:
-    """Where blobs live in the target registry, kept in the bucket (``blobs/<hex>.json``).
+    """Where blobs live in the target registry, kept in the bucket (``blobs/<algo>/<hex>.json``).
 
     Shared by every copy and build of every run, so an image that shares layers with one
     mirrored earlier mounts them instead of fetching them again. Entries are hints: a
-    mount that fails falls back to a transfer.
+    mount that fails falls back to a transfer. A claim (``.claim``, written only if absent)
+    lets one of several jobs running at once fetch a new blob while the others wait for it;
+    a claim older than :data:`CLAIM_TTL_SECONDS` belongs to a copier that died.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.clock = clock
         self._known: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
 
-    def _key(self, digest: str) -> str:
-        return "blobs/" + digest.replace(":", "/") + ".json"
+    def _key(self, digest: str, suffix: str = ".json") -> str:
+        return "blobs/" + digest.replace(":", "/") + suffix
 
-    def where(self, digest: str) -> list[str]:
-        if digest not in self._known:
+    def where(self, digest: str, *, fresh: bool = False) -> list[str]:
+        with self._lock:
+            known = None if fresh else self._known.get(digest)
+        if known is None:
             try:
-                self._known[digest] = list(self.store.get_json(self._key(digest)).get("repositories", []))
+                known = list(self.store.get_json(self._key(digest)).get("repositories", []))
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
                     raise
-                self._known[digest] = []
-        return list(self._known[digest])
+                known = []
+            with self._lock:
+                self._known[digest] = known
+        return list(known)
 
     def record(self, digest: str, repository: str) -> None:
         places = self.where(digest)
         if repository in places:
             return
-        places = [repository, *places][:8]
-        self._known[digest] = places
+        with self._lock:
+            places = [repository, *[p for p in self._known.get(digest, places) if p != repository]][:8]
+            self._known[digest] = places
         self.store.put_json(self._key(digest), {"repositories": places})
+
+    def claim(self, digest: str) -> bool:
+        key = self._key(digest, ".claim")
+        if self.store.create_json(key, {"at": self.clock()}):
+            return True
+        try:
+            claimed_at = float(self.store.get_json(key).get("at", 0))
+        except (ClientError, ValueError, AttributeError):
+            return True
+        return bool(self.clock() - claimed_at > CLAIM_TTL_SECONDS)

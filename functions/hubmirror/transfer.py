@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,10 +29,15 @@ from hubmirror.registry import Manifest, RegistryClient, RegistryError
 
 
 class BlobIndex(Protocol):
-    """Where blobs already live in the target registry (repository names)."""
+    """Where blobs already live in the target registry (repository names).
 
-    def where(self, digest: str) -> list[str]: ...
+    ``claim`` lets one copier, among several running at once, fetch a blob nobody holds
+    yet; the others wait for it to appear and mount it.
+    """
+
+    def where(self, digest: str, *, fresh: bool = False) -> list[str]: ...
     def record(self, digest: str, repository: str) -> None: ...
+    def claim(self, digest: str) -> bool: ...
 
 
 class MemoryBlobIndex:
@@ -41,9 +47,12 @@ class MemoryBlobIndex:
         self._where: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
-    def where(self, digest: str) -> list[str]:
+    def where(self, digest: str, *, fresh: bool = False) -> list[str]:
         with self._lock:
             return list(self._where.get(digest, []))
+
+    def claim(self, digest: str) -> bool:
+        return True  # one process: its threads are serialised per blob by the transfer
 
     def record(self, digest: str, repository: str) -> None:
         with self._lock:
@@ -54,27 +63,27 @@ class MemoryBlobIndex:
 
 @dataclass
 class TransferStats:
-    """What a copy cost: blobs skipped (present), mounted, and fetched from upstream."""
+    """What copies cost: blobs skipped (present), mounted, and transferred (uploaded)."""
 
     present: int = 0
     mounted: int = 0
-    fetched: int = 0
-    fetched_bytes: int = 0
+    transferred: int = 0
+    transferred_bytes: int = 0
     manifests_fetched: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, kind: str, size: int = 0) -> None:
         with self._lock:
             setattr(self, kind, getattr(self, kind) + 1)
-            if kind == "fetched":
-                self.fetched_bytes += size
+            if kind == "transferred":
+                self.transferred_bytes += size
 
     def to_dict(self) -> dict[str, int]:
         return {
             "present": self.present,
             "mounted": self.mounted,
-            "fetched": self.fetched,
-            "fetched_bytes": self.fetched_bytes,
+            "transferred": self.transferred,
+            "transferred_bytes": self.transferred_bytes,
             "manifests_fetched": self.manifests_fetched,
         }
 
@@ -93,30 +102,60 @@ def _blobs(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 BlobSource = Callable[[Mapping[str, Any]], Any]
 #: A streamed upload cannot be replayed; a failed one is started again from the source.
 UPLOAD_ATTEMPTS = 2
+#: How long a copier waits for a blob another copier claimed, and how often it looks.
+CLAIM_WAIT_SECONDS = 600.0
+CLAIM_POLL_SECONDS = 0.5
 
 
 class Transfer:
     """Copies images from one registry to another through a shared blob index."""
 
-    def __init__(self, target: RegistryClient, index: BlobIndex, *, workers: int = 4) -> None:
+    def __init__(
+        self, target: RegistryClient, index: BlobIndex, *, workers: int = 4, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.target = target
         self.index = index
         self.workers = workers
+        self.sleep = sleep
         self.stats = TransferStats()
+        self._lock = threading.Lock()
+        self._blob_locks: dict[str, threading.Lock] = {}
 
     # -- blobs -------------------------------------------------------------------------
     def ensure_blob(self, repository: str, descriptor: Mapping[str, Any], fetch: BlobSource) -> None:
-        """Make ``repository`` hold the blob: present, mounted, or uploaded from ``fetch``."""
-        digest, size = str(descriptor["digest"]), int(descriptor["size"])
+        """Make ``repository`` hold the blob: present, mounted, or uploaded from ``fetch``.
+
+        Threads of this process are serialised per blob; copiers in other processes are
+        coordinated through the index's claims, so a blob nobody holds is fetched once.
+        """
+        digest = str(descriptor["digest"])
+        with self._lock:
+            blob_lock = self._blob_locks.setdefault(digest, threading.Lock())
+        with blob_lock:
+            if self._present_or_mounted(repository, digest, fresh=False):
+                return
+            if not self.index.claim(digest):
+                deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+                while time.monotonic() < deadline:  # another copier is fetching it: wait, then mount
+                    self.sleep(CLAIM_POLL_SECONDS)
+                    if self._present_or_mounted(repository, digest, fresh=True):
+                        return
+            self._upload(repository, descriptor, fetch)
+
+    def _present_or_mounted(self, repository: str, digest: str, *, fresh: bool) -> bool:
         if self.target.has_blob(repository, digest):
             self.stats.add("present")
             self.index.record(digest, repository)
-            return
-        for other in self.index.where(digest):
+            return True
+        for other in self.index.where(digest, fresh=fresh):
             if other != repository and self._mount(repository, digest, other):
                 self.stats.add("mounted")
                 self.index.record(digest, repository)
-                return
+                return True
+        return False
+
+    def _upload(self, repository: str, descriptor: Mapping[str, Any], fetch: BlobSource) -> None:
+        digest, size = str(descriptor["digest"]), int(descriptor["size"])
         for attempt in range(UPLOAD_ATTEMPTS):
             data = fetch(descriptor)
             try:
@@ -129,7 +168,7 @@ class Transfer:
                 done = getattr(data, "release_conn", None) or getattr(data, "close", None)
                 if done is not None:
                     done()
-        self.stats.add("fetched", size)
+        self.stats.add("transferred", size)
         self.index.record(digest, repository)
 
     def _mount(self, repository: str, digest: str, other: str) -> bool:

@@ -142,7 +142,10 @@ def test_build_applies_the_lines_for_every_platform_pinned_and_annotated(world: 
         manifest = world.target.manifest("mirror/vault", descriptor["digest"])
         assert manifest is not None
         assert manifest.document["annotations"]["org.opencontainers.image.base.digest"] == world.digests["vault"]
-        assert manifest.document["annotations"]["org.opencontainers.image.base.name"] == f"{world.hub}/hashicorp/vault:1.14"
+        assert (
+            manifest.document["annotations"]["org.opencontainers.image.base.name"]
+            == f"{world.hub}/hashicorp/vault:1.14"
+        )
         config = world.target.config("mirror/vault", manifest.document)
         assert config["architecture"] == descriptor["platform"]["architecture"]
         assert "/etc/vault" in config["config"]["Volumes"]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
 import pytest
+from moto import mock_aws
 
 from devstack.hubfront import HubFront
 from devstack.images import index_of, platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.oci import select_platforms
 from hubmirror.registry import Credentials, Manifest, RegistryClient
+from hubmirror.store import S3BlobIndex, Store
 from hubmirror.transfer import MemoryBlobIndex, Transfer
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader, platforms_of
@@ -39,8 +46,8 @@ def test_copy_keeps_the_index_digest_and_fetches_each_blob_once(
     assert fetched.digest == digest
     assert platforms_of(fetched.document) == ["linux/amd64", "linux/arm64"]
     counts = front.snapshot()
-    assert counts["get_blob"] == len(unique_blobs) == transfer.stats.fetched
-    assert counts["blob_bytes"] == sum(unique_blobs.values()) == transfer.stats.fetched_bytes
+    assert counts["get_blob"] == len(unique_blobs) == transfer.stats.transferred
+    assert counts["blob_bytes"] == sum(unique_blobs.values()) == transfer.stats.transferred_bytes
     assert counts["get_manifest"] == 3  # the index and one manifest per platform
 
     again = Transfer(target, MemoryBlobIndex())
@@ -65,7 +72,7 @@ def test_an_image_sharing_base_layers_mounts_them_and_fetches_only_its_own(
     transfer.copy(source, "library/shared-two", second, "t2/two", "1")
     own = [*second_image.layers[1:], second_image.config]
     assert transfer.stats.mounted == 1  # the busybox base layer, already in t2/one
-    assert front.snapshot()["get_blob"] == len(own) == transfer.stats.fetched
+    assert front.snapshot()["get_blob"] == len(own) == transfer.stats.transferred
 
 
 def test_a_platform_subset_copies_manifests_verbatim_under_a_new_index(
@@ -90,3 +97,38 @@ def test_a_platform_subset_copies_manifests_verbatim_under_a_new_index(
     assert fetched.document["manifests"][0]["digest"] == images[1].manifest.digest
     assert reader.manifest("t3/subset", images[0].manifest.digest) is None
     assert index_of(images).digest == digest
+
+
+@pytest.fixture
+def s3_store() -> Iterator[Store]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="runs")
+        yield Store("runs", client=s3)
+
+
+def test_copiers_running_at_once_fetch_each_new_blob_once(
+    registries: Registries, front: HubFront, target: RegistryClient, s3_store: Store
+) -> None:
+    pusher = registries.hub_pusher()
+    images = {name: platform_image("linux/amd64", name, family="together") for name in ("p1", "p2", "p3", "p4")}
+    digests = {name: pusher.image(f"library/together-{name}", "1", image) for name, image in images.items()}
+    unique = {b.digest for image in images.values() for b in (*image.layers, image.config)}
+    front.reset_counts()
+
+    def copier(name: str) -> str:  # one "job" each: its own transfer and its own view of the index
+        transfer = Transfer(RegistryClient(target.host, target.credentials), S3BlobIndex(s3_store), sleep=time.sleep)
+        return transfer.copy(RegistryClient(front.host), f"library/together-{name}", digests[name], f"t4/{name}", "1")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        landed = dict(zip(images, pool.map(copier, images), strict=True))
+    assert landed == digests
+    assert front.snapshot()["get_blob"] == len(unique)  # base and family layers shared by all four: once
+
+
+def test_a_stale_claim_does_not_block_a_fetch(s3_store: Store) -> None:
+    now = [1000.0]
+    index = S3BlobIndex(s3_store, clock=lambda: now[0])
+    assert index.claim("sha256:" + "1" * 64)
+    assert not S3BlobIndex(s3_store, clock=lambda: now[0] + 5).claim("sha256:" + "1" * 64)
+    assert S3BlobIndex(s3_store, clock=lambda: now[0] + 10_000).claim("sha256:" + "1" * 64)

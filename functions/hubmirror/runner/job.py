@@ -29,9 +29,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,8 @@ from hubmirror.store import S3BlobIndex, Store
 from hubmirror.transfer import Transfer
 
 TOOL_TIMEOUT = 3600
+#: Items of a copy job copied at once (each also fetches its blobs in parallel).
+COPY_WORKERS = 4
 #: The environment the template sets on the CodeBuild projects (besides HUBMIRROR_JOB).
 UPSTREAM_SECRET_VARIABLE = "HUBMIRROR_UPSTREAM_SECRET"  # noqa: S105 - the variable holding the secret's name
 
@@ -273,6 +277,35 @@ def annotate_layout_index(layout: Path, ref: str, extra: Mapping[str, str]) -> s
     raise JobError(f"the OCI layout has no image named {ref!r}")
 
 
+def _attempt(
+    item: WorkItem, entry: Mapping[str, Any], *, job_kind: str, refuse: str | None, work: Callable[[], str]
+) -> Outcome:
+    """Do one item's work; any failure becomes that item's ``failed`` outcome with its reason."""
+    digest = entry.get("upstream_digest")
+    try:
+        if refuse:
+            raise JobError(refuse)
+        landed = work()
+    except RegistryError as exc:
+        return Outcome.for_item(item, FAILED, f"{job_kind} failed: {exc.reason}: {exc}", upstream_digest=digest)
+    except (JobError, subprocess.TimeoutExpired, OSError) as exc:
+        return Outcome.for_item(item, FAILED, f"{job_kind} failed: {exc}", upstream_digest=digest)
+    except (ClientError, BotoCoreError) as exc:  # ECR refused a repository call: this item fails alone
+        return Outcome.for_item(item, FAILED, f"{job_kind} failed: AWS: {exc}", upstream_digest=digest)
+    except Exception as exc:  # a defect: reported as this item's failure, with its trace in the build log
+        traceback.print_exc()
+        reason = f"{job_kind} failed: internal error: {type(exc).__name__}: {exc}"
+        return Outcome.for_item(item, FAILED, reason, upstream_digest=digest)
+    verb = "built from" if job_kind == BUILD else "copied"
+    return Outcome.for_item(
+        item,
+        BUILT if job_kind == BUILD else COPIED,
+        f"{verb} {short(str(digest))}",
+        upstream_digest=digest,
+        target_digest=landed,
+    )
+
+
 def run_job(
     uri: str,
     *,
@@ -306,73 +339,49 @@ def run_job(
     workdir = Path(tempfile.mkdtemp(prefix="hubmirror-job-"))
     try:
         tools = Toolbox.create(workdir, {target_registry: target_credentials})
-        for number, entry in enumerate(job["items"]):
+        lock = threading.Lock()
+
+        def process(number: int, entry: Mapping[str, Any]) -> None:
+            nonlocal failed
             item = WorkItem.from_dict(entry)
             host = item.upstream.api_host
-            upstream = upstream_clients.setdefault(host, RegistryClient(host, for_host(upstream_credentials, host)))
+            with lock:
+                upstream = upstream_clients.setdefault(host, RegistryClient(host, for_host(upstream_credentials, host)))
             print(
                 f"== {job['kind']} {item.key} -> {target_registry}/{item.target}: {entry.get('reason', '')}", flush=True
             )
-            started = time.monotonic()
-            before = transfer.stats.to_dict()
-            try:
-                if credentials_problem:
-                    raise JobError(credentials_problem)
+
+            def work() -> str:
                 ecr.ensure_repository(item.target_repository)
-                if job["kind"] == BUILD:
-                    landed = build_item(
-                        entry,
-                        tools=tools,
-                        store=store,
-                        transfer=transfer,
-                        upstream=upstream,
-                        target_registry=target_registry,
-                        number=number,
-                    )
-                    result, verb = BUILT, "built from"
-                else:
-                    landed = copy_item(entry, transfer=transfer, upstream=upstream)
-                    result, verb = COPIED, "copied"
-                outcome = Outcome.for_item(
-                    item,
-                    result,
-                    f"{verb} {short(entry['upstream_digest'])}",
-                    upstream_digest=entry["upstream_digest"],
-                    target_digest=landed,
+                if job["kind"] != BUILD:
+                    return copy_item(entry, transfer=transfer, upstream=upstream)
+                return build_item(
+                    entry,
+                    tools=tools,
+                    store=store,
+                    transfer=transfer,
+                    upstream=upstream,
+                    target_registry=target_registry,
+                    number=number,
                 )
-            except RegistryError as exc:
-                failed += 1
-                outcome = Outcome.for_item(
-                    item,
-                    FAILED,
-                    f"{job['kind']} failed: {exc.reason}: {exc}",
-                    upstream_digest=entry.get("upstream_digest"),
-                )
-            except (JobError, subprocess.TimeoutExpired, OSError) as exc:
-                failed += 1
-                outcome = Outcome.for_item(
-                    item, FAILED, f"{job['kind']} failed: {exc}", upstream_digest=entry.get("upstream_digest")
-                )
-            except (ClientError, BotoCoreError) as exc:  # ECR refused a repository call: this item fails alone
-                failed += 1
-                outcome = Outcome.for_item(
-                    item, FAILED, f"{job['kind']} failed: AWS: {exc}", upstream_digest=entry.get("upstream_digest")
-                )
-            except Exception as exc:  # a defect: reported as this item's failure, with its trace in the build log
-                traceback.print_exc()
-                failed += 1
-                outcome = Outcome.for_item(
-                    item,
-                    FAILED,
-                    f"{job['kind']} failed: internal error: {type(exc).__name__}: {exc}",
-                    upstream_digest=entry.get("upstream_digest"),
-                )
-            spent = {k: v - before[k] for k, v in transfer.stats.to_dict().items()}
+
+            started = time.monotonic()
+            outcome = _attempt(item, entry, job_kind=str(job["kind"]), refuse=credentials_problem, work=work)
             print(
-                f"== {outcome.outcome}: {outcome.reason} ({time.monotonic() - started:.1f}s, blobs {spent})", flush=True
+                f"== {outcome.outcome} {item.target}: {outcome.reason} ({time.monotonic() - started:.1f}s)", flush=True
             )
-            outcomes.append(outcome.to_dict())
-            store.put_json(job["outcomes_key"], outcomes)
+            with lock:
+                failed += outcome.outcome == FAILED
+                outcomes.append(outcome.to_dict())
+                store.put_json(job["outcomes_key"], outcomes)
+
+        entries = list(enumerate(job["items"]))
+        if job["kind"] == BUILD:  # one buildah storage: builds one after the other
+            for number, entry in entries:
+                process(number, entry)
+        else:  # copies are I/O: several at once
+            with ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
+                list(pool.map(lambda pair: process(*pair), entries))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(

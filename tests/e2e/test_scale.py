@@ -1,0 +1,76 @@
+"""5,000 tags in one execution: bounded histories, small payloads, a no-op run that costs nothing.
+
+The hub holds ten images under 500 tags each. The first run copies all 5,000 tags; the
+second finds them unchanged. Histories of the map run's children are counted from the
+events moto kept (devstack.mapruns); every payload of the parent and of the children is
+measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.stack import RunResult, Stack
+from devstack.workload import many_tags
+from hubmirror.reporting import LIST_CAP
+
+pytestmark = pytest.mark.e2e
+
+ITEMS = 5000
+BATCH = 50
+PAYLOAD_LIMIT = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunResult, RunResult, int]]:
+    with Stack(Path(tmp_path_factory.mktemp("scale")), parameters={"BatchSize": str(BATCH)}) as stack:
+        assert stack.front is not None
+        pairs = many_tags(stack.hub_pusher(), 10, ITEMS // 10)
+        tags: dict[str, list[str]] = {}
+        for repository, tag in pairs:
+            tags.setdefault(repository, []).append(tag)
+        stack.write_allowlist(
+            "images:\n"
+            + "".join(
+                f"  - source: {stack.front.host}/{r}\n    tags: [{', '.join(repr(t) for t in ts)}]\n"
+                for r, ts in tags.items()
+            )
+        )
+        unique_blobs = 1 + 3 * len(tags)  # the shared base, then a family layer, a seed layer and a config each
+        cold = stack.run({}, timeout=1800)
+        warm = stack.run({}, timeout=1800)
+        yield cold, warm, unique_blobs
+
+
+def test_a_cold_run_over_5000_items_completes(runs: tuple[RunResult, RunResult, int]) -> None:
+    cold, _, unique_blobs = runs
+    assert cold.status == "SUCCEEDED", cold.cause
+    assert cold.report is not None
+    assert cold.report["counts"]["copied"] == ITEMS
+    assert cold.report["total"] == ITEMS
+    assert len(cold.report["items"]) <= LIST_CAP  # the message lists a readable part; S3 holds the rest
+    assert cold.upstream["get_blob"] == unique_blobs  # each unique upstream blob fetched once
+    assert cold.upstream["get_manifest"] == ITEMS  # one pull per (single-platform) tag, none wasted
+
+
+def test_histories_are_bounded_per_item_and_payloads_small(runs: tuple[RunResult, RunResult, int]) -> None:
+    for run in runs[:2]:
+        assert len(run.events) < 40  # the parent's history does not grow with the items
+        batches = ITEMS // BATCH
+        assert len(run.map_run_events) / batches <= 30  # each child: a handful of states for 50 items
+        assert run.state_transitions / ITEMS < 0.2
+        assert run.largest_payload() < PAYLOAD_LIMIT
+
+
+def test_a_warm_no_op_run_heads_once_per_item_and_starts_nothing(runs: tuple[RunResult, RunResult, int]) -> None:
+    _, warm, _ = runs
+    assert warm.status == "SUCCEEDED", warm.cause
+    assert warm.report is not None
+    assert warm.report["counts"]["unchanged"] == ITEMS
+    assert warm.upstream.get("head_manifest", 0) == ITEMS
+    assert warm.upstream.get("get_manifest", 0) == 0
+    assert warm.builds == []
+    assert sum(warm.invocations.values()) / ITEMS <= 0.05
