@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the local stack needs on Debian 12 (idempotent; run as root, as CI does):
-#   - docker-registry (the "hub" and the "ECR"), busybox-static (seed images);
+#   - docker-registry (the "hub" and the "ECR"), busybox-static (seed images), skopeo
+#     (the benchmark's point of comparison);
 #   - the copy/build job's pinned tools (functions/hubmirror/runner/install-tools.sh:
 #     buildah, python3-boto3, qemu-user-static, binfmt-support), the same script
 #     CodeBuild runs;
@@ -22,7 +23,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   updated=0
 fi
 missing=()
-for package in docker-registry busybox-static make; do
+for package in docker-registry busybox-static skopeo make; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

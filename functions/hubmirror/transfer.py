@@ -196,11 +196,13 @@ class Transfer:
         tag: str | None,
         *,
         keep: Callable[[Manifest], dict[str, Any] | None] | None = None,
+        before_tag: Callable[[Manifest], None] | None = None,
     ) -> str:
         """Copy ``source_repository@digest`` to ``repository:tag``; returns the tag's digest.
 
         With ``tag`` None the image is written by digest only (untagged), as a build stages
-        its base image next to the image it builds.
+        its base image next to the image it builds. ``before_tag`` may refuse the image
+        (raise) once everything it points to is in the target, before the tag is written.
 
         ``keep`` sees the top manifest first: it may refuse it (raise), or return a rewritten
         index (platforms selected, annotations added) to write instead; the image manifests
@@ -226,6 +228,8 @@ class Transfer:
                 )
         else:
             self.ensure_blobs(repository, _blobs(top.document()), fetch)
+        if before_tag is not None:
+            before_tag(top)
         return self.target.put_manifest(repository, tag or top.digest, top.body, top.media_type)
 
     def _fetch_manifest(self, source: RegistryClient, repository: str, digest: str) -> Manifest:

@@ -141,15 +141,7 @@ def copy_item(entry: Mapping[str, Any], *, transfer: Transfer, upstream: Registr
     repository = item.upstream.repository
 
     def keep(top: Manifest) -> dict[str, Any] | None:
-        if item.platforms is None:
-            return None
-        if top.media_type not in INDEX_MEDIA_TYPES:
-            platform = _single_platform(upstream, repository, top)
-            if platform not in item.platforms:
-                raise JobError(
-                    f"upstream {short(digest)} is a single {platform} image; the allowlist asks for "
-                    + ", ".join(item.platforms)
-                )
+        if item.platforms is None or top.media_type not in INDEX_MEDIA_TYPES:
             return None
         document = top.document()
         kept, missing = select_platforms(document, item.platforms)
@@ -163,7 +155,24 @@ def copy_item(entry: Mapping[str, Any], *, transfer: Transfer, upstream: Registr
             "annotations": annotations,
         }
 
-    landed = transfer.copy(upstream, repository, digest, item.target_repository, item.target_tag, keep=keep)
+    def single_platform_wanted(top: Manifest) -> None:
+        """A single-platform upstream image must be one of the platforms the allowlist names."""
+        if item.platforms is None or top.media_type in INDEX_MEDIA_TYPES:
+            return
+        platform = _single_platform(transfer.target, item.target_repository, top)  # its config is there now
+        if platform not in item.platforms:
+            wanted = ", ".join(item.platforms)
+            raise JobError(f"upstream {short(digest)} is a single {platform} image; the allowlist asks for {wanted}")
+
+    landed = transfer.copy(
+        upstream,
+        repository,
+        digest,
+        item.target_repository,
+        item.target_tag,
+        keep=keep,
+        before_tag=single_platform_wanted,
+    )
     if item.platforms is None and landed != digest:
         raise JobError(f"the target tag holds {landed} after the copy, not the upstream {digest}")
     return landed
@@ -196,13 +205,14 @@ def build_item(
             (context / member.name).write_bytes(data.read())
     archive.unlink()
     metadata = json.loads((context / "hubmirror.json").read_text())
-    platforms = metadata.get("platforms") or _upstream_platforms(upstream, ref.repository, digest)
-    _require_emulation(platforms)
     # The base is staged, byte for byte and untagged, next to the image being built: its
     # blobs come from the target when it has them, so a base shared by many images is
     # fetched from upstream once. The Dockerfile stays pinned to upstream@digest; --from
-    # points its FROM at the identical staged copy.
+    # points its FROM at the identical staged copy. Its platforms are read from that copy
+    # too, so the build costs no pull beyond the copy's.
     staged = transfer.copy(upstream, ref.repository, digest, item.target_repository, None)
+    platforms = metadata.get("platforms") or _base_platforms(transfer.target, item.target_repository, staged)
+    _require_emulation(platforms)
     wanted = metadata["annotations"]
     manifest_list = f"hubmirror-build-{number}"
     args = ["buildah", "build", "--layers=false", "--manifest", manifest_list, "--platform", ",".join(platforms)]
@@ -244,7 +254,7 @@ def _require_emulation(platforms: Sequence[str]) -> None:
             )
 
 
-def _upstream_platforms(client: RegistryClient, repository: str, digest: str) -> list[str]:
+def _base_platforms(client: RegistryClient, repository: str, digest: str) -> list[str]:
     manifest = client.get_manifest(repository, digest)
     if manifest.media_type in INDEX_MEDIA_TYPES:
         platforms = index_platforms(manifest.document())
