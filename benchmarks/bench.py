@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.images import platform_image
+from devstack.procs import stop_on_sigterm
 from devstack.registry import BasicAuth, Registry
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from devstack.workload import Workload, plan, push
@@ -191,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per warm and one-changed scenario (medians)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     workdir = ROOT / ".cache" / "bench"
     results: dict[str, Any] = {"images": args.images, "repeat": args.repeat}
     with Stack(workdir / "stack") as stack:
@@ -210,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.write_allowlist(workload.allowlist(stack.front.host))
         sync_yaml = workdir / "skopeo-sync.yaml"
         sync_yaml.write_text(workload.skopeo_sync(stack.front.host))
+        shutil.rmtree(workdir / "skopeo-target", ignore_errors=True)  # skopeo's cold run starts empty too
         destination = Registry(workdir / "skopeo-target", auth=BasicAuth(ECR_USER, ECR_PASSWORD)).start()
         try:
             print(f"workload: {results['workload']}", flush=True)
@@ -232,6 +236,17 @@ def main(argv: list[str] | None = None) -> int:
                 changed.append(hubmirror_run(stack, len(workload.items))[0])
                 changed_skopeo.append(skopeo_run(stack, sync_yaml, destination))
             results["one_changed"] = {"hubmirror": median(changed), "skopeo_sync": median(changed_skopeo)}
+            warm_h, cold_h = results["warm"]["hubmirror"], results["cold"]["hubmirror"]
+            items = len(workload.items)
+            results["checks"] = {
+                "warm: one upstream HEAD per item": warm_h["requests"]["head_manifest"] == items,
+                "warm: zero upstream manifest GETs": warm_h["requests"]["get_manifest"] == 0,
+                "warm: at most 0.05 Lambda invocations per item": warm_h["lambda_invocations_per_item"] <= 0.05,
+                "warm: zero CodeBuild builds": warm_h["codebuild_builds"] == 0,
+                "cold: each unique upstream blob fetched once": cold_h["requests"]["get_blob"] == len(workload.blobs),
+                "every payload under 256 KB": max(cold_h["largest_payload_bytes"], warm_h["largest_payload_bytes"])
+                < 256 * 1024,
+            }
             results["notes"] = [
                 "skopeo sync copies the copy items only (it cannot build); hubmirror also builds "
                 f"{len(workload.builds)} items with extra lines",
@@ -246,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(table(results))
+    print()
+    for check, ok in results.get("checks", {}).items():
+        print(f"{'ok  ' if ok else 'FAIL'} {check}")
     print(f"\nwrote {args.json}")
     return 0
 

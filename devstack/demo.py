@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.images import seed
+from devstack.procs import stop_on_sigterm
 from devstack.stack import RunResult, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,7 @@ def summarise(run: RunResult) -> dict[str, Any]:
 def main() -> int:
     started = time.monotonic()
     DEMO.mkdir(exist_ok=True)
+    stop_on_sigterm()
     print("hubmirror demo: starting the local stack (hub, ECR, moto with real Lambdas and CodeBuild)")
     runs: list[dict[str, Any]] = []
     with Stack(DEMO / "stack") as stack:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -55,7 +57,20 @@ def start_process(args: list[str], *, log: Path, env: dict[str, str] | None = No
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only asks for a signal, safe before exec
         )
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the process that started it dies, however it dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
 
 
 def stop_process(proc: subprocess.Popen[bytes], *, timeout: float = 5.0) -> None:
@@ -70,3 +85,8 @@ def stop_process(proc: subprocess.Popen[bytes], *, timeout: float = 5.0) -> None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=timeout)
+
+
+def stop_on_sigterm() -> None:
+    """A SIGTERM unwinds like Ctrl-C, so every server a command started is stopped (by its PID)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -6,12 +6,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from devstack.hubfront import HubFront
 from devstack.images import Pusher
 from devstack.registry import BasicAuth, Registry
 from devstack.stack import ECR_PASSWORD, ECR_USER
+from hubmirror.store import Store
 
 
 @dataclass
@@ -40,6 +43,15 @@ def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]
         front.stop()
         hub.stop()
         ecr.stop()
+
+
+@pytest.fixture
+def s3_store() -> Iterator[Store]:
+    """A bucket in moto (in process), as the run's store."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="runs")
+        yield Store("runs", client=s3)
 
 
 @pytest.fixture

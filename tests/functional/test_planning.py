@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
 import pytest
-from moto import mock_aws
 
 from devstack.hubfront import HubFront
 from devstack.images import platform_image
@@ -31,15 +27,7 @@ def seeded(registries: Registries) -> str:
     return registries.front.host
 
 
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="runs")
-        yield Store("runs", client=s3)
-
-
-def plan(store: Store, hub: str, allowlist: str, execution_input: object = None) -> dict[str, object]:
+def plan(s3_store: Store, hub: str, allowlist: str, execution_input: object = None) -> dict[str, object]:
     client = RegistryClient(hub)
     plan_run(
         run="r1",
@@ -49,14 +37,14 @@ def plan(store: Store, hub: str, allowlist: str, execution_input: object = None)
         prefix="mirror",
         batch_size=50,
         map_concurrency=4,
-        store=store,
+        store=s3_store,
         bundle=("runner/x.zip", b"zip"),
         list_tags=lambda ref: client.tags(ref.repository, page_size=5),
     )
-    return dict(store.get_json("runs/r1/plan.json"))
+    return dict(s3_store.get_json("runs/r1/plan.json"))
 
 
-def test_selectors_expand_against_the_registry_tag_list(store: Store, seeded: str, front: HubFront) -> None:
+def test_selectors_expand_against_the_registry_tag_list(s3_store: Store, seeded: str, front: HubFront) -> None:
     allowlist = f"""images:
   - source: {seeded}/library/nginx
     target: nginx
@@ -68,7 +56,7 @@ def test_selectors_expand_against_the_registry_tag_list(store: Store, seeded: st
     target: nginx-named
     select: {{include: ["mainline", "stable"]}}
 """
-    result = plan(store, seeded, allowlist)
+    result = plan(s3_store, seeded, allowlist)
     targets = [i["target_repository"] + ":" + i["tag"] for i in result["items"]]  # type: ignore[index, union-attr]
     assert targets == [
         "mirror/nginx:1.26.0", "mirror/nginx:1.26.2", "mirror/nginx:1.27.0", "mirror/nginx:1.27.1", "mirror/nginx:1.27.2",
@@ -81,7 +69,7 @@ def test_selectors_expand_against_the_registry_tag_list(store: Store, seeded: st
     assert counts.get("get_manifest", 0) == 0
 
 
-def test_a_selector_over_its_cap_fails_alone(store: Store, seeded: str, front: HubFront) -> None:
+def test_a_selector_over_its_cap_fails_alone(s3_store: Store, seeded: str, front: HubFront) -> None:
     allowlist = f"""images:
   - source: {seeded}/library/nginx
     target: all
@@ -91,29 +79,29 @@ def test_a_selector_over_its_cap_fails_alone(store: Store, seeded: str, front: H
     target: one
     tags: ["stable"]
 """
-    result = plan(store, seeded, allowlist)
+    result = plan(s3_store, seeded, allowlist)
     assert [i["target_repository"] for i in result["items"]] == ["mirror/one"]  # type: ignore[index, union-attr]
     (failure,) = result["failures"]  # type: ignore[misc]
     assert failure["target"] == "mirror/all:(select)"
     assert "matched 16 tags; the cap is 10" in failure["reason"]
 
 
-def test_a_repository_that_cannot_be_listed_fails_alone(store: Store, seeded: str, front: HubFront) -> None:
+def test_a_repository_that_cannot_be_listed_fails_alone(s3_store: Store, seeded: str, front: HubFront) -> None:
     allowlist = f"""images:
   - source: {seeded}/library/ghost
     select: {{latest: 1}}
   - source: {seeded}/library/nginx
     tags: ["stable"]
 """
-    result = plan(store, seeded, allowlist)
+    result = plan(s3_store, seeded, allowlist)
     (failure,) = result["failures"]  # type: ignore[misc]
     assert "cannot list upstream tags" in failure["reason"]
     assert len(result["items"]) == 1  # type: ignore[arg-type]
 
 
-def test_only_naming_no_entry_is_refused_before_any_request(store: Store, seeded: str, front: HubFront) -> None:
+def test_only_naming_no_entry_is_refused_before_any_request(s3_store: Store, seeded: str, front: HubFront) -> None:
     allowlist = f"images:\n  - source: {seeded}/library/nginx\n    select: {{latest: 1}}\n"
     with pytest.raises(InputError, match="'redis'"):
-        plan(store, seeded, allowlist, {"only": ["redis"]})
+        plan(s3_store, seeded, allowlist, {"only": ["redis"]})
     assert front.snapshot().get("tags_list", 0) == 0
-    assert store.keys("runs/") == []
+    assert s3_store.keys("runs/") == []

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
-import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from devstack.images import seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
@@ -36,15 +31,7 @@ class DenyingEcr(Ecr):
         return False
 
 
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="runs")
-        yield Store("runs", client=s3)
-
-
-def test_an_aws_refusal_fails_its_item_and_the_job_goes_on(registries: Registries, store: Store) -> None:
+def test_an_aws_refusal_fails_its_item_and_the_job_goes_on(registries: Registries, s3_store: Store) -> None:
     hub = registries.front.host
     digest = seed(registries.hub_pusher(), "library/runner", "1", ["linux/amd64"])
     items = []
@@ -66,12 +53,12 @@ def test_an_aws_refusal_fails_its_item_and_the_job_goes_on(registries: Registrie
         "outcomes_key": "runs/r/outcomes/00000-copy.json",
         "items": items,
     }
-    store.put_json("runs/r/jobs/00000-copy.json", job)
+    s3_store.put_json("runs/r/jobs/00000-copy.json", job)
     code = run_job(
-        "s3://runs/runs/r/jobs/00000-copy.json", store_factory=lambda bucket: store, ecr=DenyingEcr(), environ={}
+        "s3://runs/runs/r/jobs/00000-copy.json", store_factory=lambda bucket: s3_store, ecr=DenyingEcr(), environ={}
     )
     assert code == 1
-    outcomes = {o["target"]: o for o in store.get_json("runs/r/outcomes/00000-copy.json")}
+    outcomes = {o["target"]: o for o in s3_store.get_json("runs/r/outcomes/00000-copy.json")}
     assert outcomes["mirror/denied:1"]["outcome"] == "failed"
     assert "AWS:" in outcomes["mirror/denied:1"]["reason"]
     assert "AccessDeniedException" in outcomes["mirror/denied:1"]["reason"]
@@ -79,5 +66,5 @@ def test_an_aws_refusal_fails_its_item_and_the_job_goes_on(registries: Registrie
     assert outcomes["mirror/allowed:1"]["target_digest"] == digest
 
 
-def test_a_job_that_is_not_an_s3_uri_is_refused(store: Store) -> None:
-    assert run_job("runs/r/jobs/x.json", store_factory=lambda bucket: store, ecr=DenyingEcr(), environ={}) == 2
+def test_a_job_that_is_not_an_s3_uri_is_refused(s3_store: Store) -> None:
+    assert run_job("runs/r/jobs/x.json", store_factory=lambda bucket: s3_store, ecr=DenyingEcr(), environ={}) == 2

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from devstack.hubfront import HubFront
 from devstack.images import index_of, platform_image, seed
@@ -97,14 +94,6 @@ def test_a_platform_subset_copies_manifests_verbatim_under_a_new_index(
     assert fetched.document["manifests"][0]["digest"] == images[1].manifest.digest
     assert reader.manifest("t3/subset", images[0].manifest.digest) is None
     assert index_of(images).digest == digest
-
-
-@pytest.fixture
-def s3_store() -> Iterator[Store]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="runs")
-        yield Store("runs", client=s3)
 
 
 def test_copiers_running_at_once_fetch_each_new_blob_once(
