@@ -16,8 +16,8 @@ wanted=(
 missing=()
 for spec in "${wanted[@]}"; do
   package="${spec%%=*}" version="${spec#*=}"
-  have="$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null || echo none)"
-  if [ "$have" != "$version" ]; then
+  have="$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$package" 2>/dev/null || echo none)"
+  if [ "$have" != "installed $version" ]; then  # "config-files 1.2" is a removed package
     missing+=("$spec")
   fi
 done
@@ -31,12 +31,15 @@ fi
 # Foreign platforms (linux/arm64 on an amd64 host, ...) run RUN lines under qemu, which
 # needs binfmt_misc: available in privileged CodeBuild and on the test machines.
 binfmt=/proc/sys/fs/binfmt_misc
-if [ ! -e "$binfmt/register" ] && [ -w /proc/sys/fs ] 2>/dev/null; then
+if [ ! -e "$binfmt/register" ]; then
   mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null || echo "note: cannot mount binfmt_misc (unprivileged build)"
 fi
 if [ -w "$binfmt/register" ]; then
   for arch in aarch64 arm s390x ppc64le riscv64; do
     if [ ! -e "$binfmt/qemu-$arch" ]; then
+      if [ ! -e "/var/lib/binfmts/qemu-$arch" ]; then  # qemu was configured before binfmt-support
+        update-binfmts --import "qemu-$arch"
+      fi
       update-binfmts --enable "qemu-$arch"
     fi
   done
