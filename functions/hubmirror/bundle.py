@@ -12,8 +12,8 @@ import zipfile
 from pathlib import Path
 
 from hubmirror.oci import sha256_digest
+from hubmirror.settings import PACKAGE_DIR
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 BUILDSPEC = PACKAGE_DIR / "runner" / "buildspec.yml"
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 

@@ -21,10 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from hubmirror import aws
-from hubmirror.references import DOCKER_HUB, DOCKER_HUB_API_HOST
+from hubmirror.references import DOCKER_HUB_API_HOST, DOCKER_HUB_NAMES
 from hubmirror.registry import Credentials
-
-_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 
 
 class CredentialsError(ValueError):
@@ -33,7 +31,7 @@ class CredentialsError(ValueError):
 
 def _host(registry: str) -> str:
     registry = registry.strip().lower()
-    return DOCKER_HUB_API_HOST if registry in _HUB_ALIASES else registry
+    return DOCKER_HUB_API_HOST if registry in DOCKER_HUB_NAMES else registry
 
 
 def parse_credentials(text: str, *, secret: str = "the secret") -> dict[str, Credentials]:  # noqa: S107 - a name, not a password
@@ -79,4 +77,4 @@ def load_credentials(secret_id: str | None, client: Any = None) -> dict[str, Cre
 
 def for_host(credentials: Mapping[str, Credentials], host: str) -> Credentials | None:
     """The credentials for an API host (``registry-1.docker.io`` for Docker Hub)."""
-    return credentials.get(_host(host)) or (credentials.get(DOCKER_HUB_API_HOST) if host == DOCKER_HUB else None)
+    return credentials.get(_host(host))

@@ -245,19 +245,21 @@ def expand(
     return Expansion(items=items, failures=failures)
 
 
+def _names(entry: ImageEntry, prefix: str) -> set[str]:
+    """What an ``only`` selector may call an entry: its image (long or short) or its target."""
+    return {entry.source.name, entry.source.familiar, entry.target, target_repository(prefix, entry.target)}
+
+
 def entry_selected(entry: ImageEntry, only: Sequence[str], prefix: str) -> bool:
     """Whether an ``only`` list names this entry (by image or target, with or without a tag)."""
     if not only:
         return True
-    names = {entry.source.name, entry.source.familiar, entry.target, target_repository(prefix, entry.target)}
+    names = _names(entry, prefix)
     return any(selector in names or selector.rpartition(":")[0] in names for selector in only)
 
 
-def _matches(selector: str, item: WorkItem, entry: ImageEntry | None) -> bool:
-    names = {item.source, item.target_repository, item.target_repository.split("/", 1)[-1]}
-    if entry is not None:
-        names.add(entry.source.familiar)
-        names.add(entry.target)
+def _matches(selector: str, item: WorkItem, entry: ImageEntry, prefix: str) -> bool:
+    names = _names(entry, prefix) | {item.target_repository}
     if selector in names:
         return True
     name, sep, tag = selector.rpartition(":")
@@ -276,7 +278,7 @@ def select(items: Sequence[WorkItem], allowlist: Allowlist, only: Sequence[str],
     chosen: list[WorkItem] = []
     unmatched = []
     for selector in only:
-        hits = [i for i in items if _matches(selector, i, entries.get(i.entry))]
+        hits = [i for i in items if _matches(selector, i, entries[i.entry], prefix)]
         named = any(e.selector is not None and entry_selected(e, [selector], prefix) for e in allowlist.entries)
         if not hits and not named:
             unmatched.append(selector)

@@ -21,7 +21,6 @@ INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
 ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
 ANNOTATION_RECIPE = "io.hubmirror.recipe"
-ANNOTATION_SOURCE = "org.opencontainers.image.source"
 
 #: Platforms an allowlist may name (``os/arch[/variant]``).
 KNOWN_PLATFORMS = frozenset(

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
-_LEGACY_HUB_NAMES = frozenset({"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+#: Every name Docker Hub goes by.
+DOCKER_HUB_NAMES = frozenset({DOCKER_HUB, "index.docker.io", DOCKER_HUB_API_HOST, "registry.hub.docker.com"})
 NAME_TOTAL_LENGTH_MAX = 255
 
 _ALPHA_NUMERIC = r"[a-z0-9]+"
@@ -150,7 +151,7 @@ def split_domain(name: str) -> tuple[str, str]:
         registry, repository = first, rest
     else:
         registry, repository = DOCKER_HUB, name
-    if registry in _LEGACY_HUB_NAMES:
+    if registry in DOCKER_HUB_NAMES:
         registry = DOCKER_HUB
     if not _REMOTE_NAME_RE.match(repository):
         raise ReferenceError(_explain(repository))

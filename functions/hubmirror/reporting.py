@@ -109,7 +109,7 @@ def collect(store: ReportStore, run: str) -> Report:
         batch, _, phase = name.partition("-")
         errors[name] = _error_reason(store.get_json(key), phase)
         errors.setdefault(batch, errors[name])
-    batch_size = max(1, int(plan.get("batch_size") or 0)) if plan.get("batch_size") else None
+    batch_size = int(plan.get("batch_size") or 0)
     report = Report(run=run, dry_run=dry_run, location=f"s3://{store.bucket}/{run_key(run, 'report.json')}")
     for n, item in enumerate(items):
         found = recorded.get(item.target)
