@@ -244,19 +244,12 @@ def _batch_get_builds(self: CodeBuildBackend, ids: list[str]) -> list[dict[str, 
     return [local.builds[i] for i in ids if i in local.builds]
 
 
-def _lower_keys(value: Any) -> Any:
+def _rekey(value: Any, first: Callable[[str], str]) -> Any:
+    """Recase the first letter of every key: the SDK's camelCase <-> Step Functions' PascalCase."""
     if isinstance(value, dict):
-        return {k[:1].lower() + k[1:]: _lower_keys(v) for k, v in value.items()}
+        return {first(k[:1]) + k[1:]: _rekey(v, first) for k, v in value.items()}
     if isinstance(value, list):
-        return [_lower_keys(v) for v in value]
-    return value
-
-
-def _upper_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k[:1].upper() + k[1:]: _upper_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_upper_keys(v) for v in value]
+        return [_rekey(v, first) for v in value]
     return value
 
 
@@ -285,9 +278,9 @@ class StateTaskServiceCodeBuild(StateTaskServiceCallback):
         client: Any = boto_client_for(
             region=resource_runtime_part.region, service="codebuild", state_credentials=state_credentials
         )
-        response = client.start_build(**_lower_keys(normalised_parameters))
+        response = client.start_build(**_rekey(normalised_parameters, str.lower))
         response.pop("ResponseMetadata", None)
-        env.stack.append(_upper_keys(json.loads(json.dumps(response, default=str))))
+        env.stack.append(_rekey(json.loads(json.dumps(response, default=str)), str.upper))
 
     def _build_sync_resolver(
         self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
@@ -302,7 +295,7 @@ class StateTaskServiceCodeBuild(StateTaskServiceCallback):
             builds = client.batch_get_builds(ids=[build_id])["builds"]
             if not builds or builds[0]["buildStatus"] == "IN_PROGRESS":
                 return None
-            build = _upper_keys(json.loads(json.dumps(builds[0], default=str)))
+            build = _rekey(json.loads(json.dumps(builds[0], default=str)), str.upper)
             if build["BuildStatus"] == "SUCCEEDED":
                 return {"Build": build}
             raise FailureEventException(

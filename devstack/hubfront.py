@@ -162,7 +162,6 @@ class HubFront:
         self.remaining: int = 0
         self.token_ttl = 300
         self.counts: Counter[str] = Counter()
-        self.by_repository: Counter[tuple[str, str]] = Counter()
         self.blob_bytes = 0
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, int]] = []
@@ -220,7 +219,6 @@ class HubFront:
     def reset_counts(self) -> None:
         with self._lock:
             self.counts.clear()
-            self.by_repository.clear()
             self.blob_bytes = 0
             self.log.clear()
 
@@ -360,7 +358,6 @@ class HubFront:
                         with front._lock:
                             if status != 401:
                                 front.counts[kind] += 1
-                                front.by_repository[(kind, repository or "")] += 1
                                 front.log.append((kind, repository or "", status))
                             if (
                                 kind == "get_manifest"

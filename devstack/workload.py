@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -41,14 +41,12 @@ class Workload:
     def builds(self) -> list[Item]:
         return [i for i in self.items if i.build]
 
+    def _copies_by_repository(self) -> dict[str, list[str]]:
+        return tags_by_repository((item.repository, item.tag) for item in self.copies)
+
     def allowlist(self, hub: str) -> str:
         """The hubmirror allowlist: one entry per repository (copies), one per built item."""
-        lines = ["images:"]
-        by_repository: dict[str, list[str]] = {}
-        for item in self.copies:
-            by_repository.setdefault(item.repository, []).append(item.tag)
-        for repository, tags in by_repository.items():
-            lines += [f"  - source: {hub}/{repository}", f"    tags: [{', '.join(repr(t) for t in tags)}]"]
+        lines = ["images:", *allowlist_entries(hub, self._copies_by_repository())]
         for item in self.builds:
             lines += [
                 f"  - source: {hub}/{item.repository}",
@@ -62,12 +60,25 @@ class Workload:
     def skopeo_sync(self, hub: str) -> str:
         """The same copies as a ``skopeo sync --src yaml`` file (skopeo cannot build)."""
         lines = [f"{hub}:", "  tls-verify: false", "  images:"]
-        by_repository: dict[str, list[str]] = {}
-        for item in self.copies:
-            by_repository.setdefault(item.repository, []).append(item.tag)
-        for repository, tags in by_repository.items():
+        for repository, tags in self._copies_by_repository().items():
             lines.append(f"    {repository}: [{', '.join(repr(t) for t in tags)}]")
         return "\n".join(lines) + "\n"
+
+
+def tags_by_repository(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """``(repository, tag)`` pairs grouped by repository, in first-seen order."""
+    grouped: dict[str, list[str]] = {}
+    for repository, tag in pairs:
+        grouped.setdefault(repository, []).append(tag)
+    return grouped
+
+
+def allowlist_entries(hub: str, tags: dict[str, list[str]]) -> list[str]:
+    """Allowlist lines: one entry per repository of the hub, with its tags."""
+    lines: list[str] = []
+    for repository, names in tags.items():
+        lines += [f"  - source: {hub}/{repository}", f"    tags: [{', '.join(repr(t) for t in names)}]"]
+    return lines
 
 
 def plan(count: int, *, tags_per_repository: int = 4, two_platform_every: int = 3, build_every: int = 25) -> list[Item]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import RunResult, Stack
-from devstack.workload import many_tags
+from devstack.workload import allowlist_entries, many_tags, tags_by_repository
 from hubmirror.reporting import LIST_CAP
 
 pytestmark = pytest.mark.e2e
@@ -28,17 +28,8 @@ PAYLOAD_LIMIT = 256 * 1024
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunResult, RunResult, int]]:
     with Stack(Path(tmp_path_factory.mktemp("scale")), parameters={"BatchSize": str(BATCH)}) as stack:
         assert stack.front is not None
-        pairs = many_tags(stack.hub_pusher(), 10, ITEMS // 10)
-        tags: dict[str, list[str]] = {}
-        for repository, tag in pairs:
-            tags.setdefault(repository, []).append(tag)
-        stack.write_allowlist(
-            "images:\n"
-            + "".join(
-                f"  - source: {stack.front.host}/{r}\n    tags: [{', '.join(repr(t) for t in ts)}]\n"
-                for r, ts in tags.items()
-            )
-        )
+        tags = tags_by_repository(many_tags(stack.hub_pusher(), 10, ITEMS // 10))
+        stack.write_allowlist("\n".join(["images:", *allowlist_entries(stack.front.host, tags)]) + "\n")
         unique_blobs = 1 + 3 * len(tags)  # the shared base, then a family layer, a seed layer and a config each
         cold = stack.run({}, timeout=1800)
         warm = stack.run({}, timeout=1800)
