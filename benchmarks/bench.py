@@ -241,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             results["checks"] = {
                 "warm: one upstream HEAD per item": warm_h["requests"]["head_manifest"] == items,
                 "warm: zero upstream manifest GETs": warm_h["requests"]["get_manifest"] == 0,
-                "warm: at most 0.05 Lambda invocations per item": warm_h["lambda_invocations_per_item"] <= 0.05,
+                # the plan and the report are two invocations whatever N: the bound is stated for 1,000 items
+                "warm, N >= 1000: at most 0.05 Lambda invocations per item": (
+                    warm_h["lambda_invocations_per_item"] <= 0.05 if items >= 1000 else None
+                ),
                 "warm: zero CodeBuild builds": warm_h["codebuild_builds"] == 0,
                 "cold: each unique upstream blob fetched once": cold_h["requests"]["get_blob"] == len(workload.blobs),
                 "every payload under 256 KB": max(cold_h["largest_payload_bytes"], warm_h["largest_payload_bytes"])
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print()
     for check, ok in results.get("checks", {}).items():
-        print(f"{'ok  ' if ok else 'FAIL'} {check}")
+        print(f"{'n/a ' if ok is None else 'ok  ' if ok else 'FAIL'} {check}")
     print(f"\nwrote {args.json}")
     return 0
 
