@@ -138,7 +138,7 @@ def check_item(
         result.outcome = Outcome.for_item(
             item,
             DEFERRED,
-            f"{ref.registry} pull budget low ({_budget_text(head.ratelimit)}, floor {budget.floor}); "
+            f"{ref.registry} pull budget low ({budget_text(head.ratelimit)}, floor {budget.floor}); "
             f"deferred to a later run; {decision.reason}",
             upstream_digest=head.digest,
             target_digest=target_digest,
@@ -147,7 +147,7 @@ def check_item(
     return result
 
 
-def _budget_text(limit: RateLimit | None) -> str:
+def budget_text(limit: RateLimit | None) -> str:
     if limit is None:
         return "unknown"
     return f"{limit.remaining} of {limit.limit} pulls left"
@@ -211,6 +211,7 @@ def check_batch(
             "batch": batch,
             "kind": kind,
             "target_registry": target_registry,
+            "ratelimit_floor": floor,
             "outcomes_key": run_key(run, "outcomes", f"{batch}-{kind}.json"),
             "items": [job_item(c) for c in work],
         }

@@ -114,3 +114,35 @@ def select_platforms(index: Mapping[str, Any], platforms: Iterable[str]) -> tupl
     order = {d["digest"]: n for n, d in enumerate(manifests)}
     kept.sort(key=lambda d: order[d["digest"]])
     return kept, sorted(wanted - found)
+
+
+def rewritten_index(
+    index: Mapping[str, Any], manifests: Iterable[Mapping[str, Any]], annotations: Mapping[str, str]
+) -> dict[str, Any]:
+    """An OCI index listing ``manifests`` with ``annotations``, written from an index of either kind.
+
+    A Docker manifest list has no ``annotations`` (ECR refuses them there), so the index a
+    rewrite writes is always an OCI index; the manifests it lists are untouched, their
+    descriptors kept but for ``platform.features``, which neither schema lets a registry
+    such as ECR accept.
+
+    >>> docker = {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": []}
+    >>> child = {"mediaType": DOCKER_MANIFEST, "digest": "sha256:ab", "size": 1,
+    ...          "platform": {"os": "linux", "architecture": "amd64", "features": ["sse4"]}}
+    >>> rewritten_index(docker, [child], {"k": "v"})["manifests"][0]["platform"]
+    {'os': 'linux', 'architecture': 'amd64'}
+    >>> rewritten_index(docker, [child], {"k": "v"})["mediaType"] == OCI_INDEX
+    True
+    """
+    listed = []
+    for descriptor in manifests:
+        copy = dict(descriptor)
+        if isinstance(copy.get("platform"), Mapping):
+            copy["platform"] = {k: v for k, v in copy["platform"].items() if k != "features"}
+        listed.append(copy)
+    return {
+        **{k: v for k, v in index.items() if k not in ("manifests", "mediaType")},
+        "mediaType": OCI_INDEX,
+        "manifests": listed,
+        "annotations": {**(index.get("annotations") or {}), **annotations},
+    }

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
 
@@ -32,6 +32,9 @@ from hubmirror.ratelimit import RateLimit
 from hubmirror.references import is_loopback
 
 USER_AGENT = "hubmirror/1"
+#: Registries send blob downloads elsewhere: Docker Hub to its CDN, ECR to pre-signed S3 URLs.
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -125,6 +128,12 @@ class RetryPolicy:
             return min(retry_after, self.max_delay)
         backoff: float = min(self.max_delay, self.base_delay * 2**attempt)
         return backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+
+#: ECR throttles each API action (``PutImage`` 10/s, ``InitiateLayerUpload`` 100/s, ...) with
+#: ``429`` and no ``Retry-After``; concurrent jobs share the account's rate, so a copy job
+#: gives the target more and longer tries (about 30 s in all) than an upstream gets.
+TARGET_RETRY = RetryPolicy(attempts=8, base_delay=0.5, max_delay=10.0)
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -239,12 +248,39 @@ class RegistryClient:
         response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", repository, push=True, accept=(200, 404))
         return response.status == 200
 
+    def blob_readable(self, repository: str, digest: str) -> bool:
+        """Whether a GET would serve the blob, without downloading it.
+
+        A registry may hold a blob it does not serve: ECR serves only layers an image manifest
+        in the repository references (a blob uploaded for an image still being pushed is not).
+        """
+        response = self._request(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            repository,
+            stream=True,
+            follow=False,
+            accept=(200, 404, *REDIRECTS),
+        )
+        if response.status == 200:
+            response.close()  # a registry that serves the bytes itself: do not read them
+        else:
+            response.drain_conn()
+            response.release_conn()
+        return response.status != 404
+
     def open_blob(self, repository: str, digest: str) -> urllib3.BaseHTTPResponse:
         """Start streaming a blob; the caller reads it and releases the connection."""
         return self._request("GET", f"/v2/{repository}/blobs/{digest}", repository, stream=True)
 
-    def mount_blob(self, repository: str, digest: str, source_repository: str) -> bool:
-        """Ask the registry to link a blob it already holds in another repository (no transfer)."""
+    def mount_blob(self, repository: str, digest: str, source_repository: str) -> str | None:
+        """Ask the registry to link a blob it already holds in another repository (no transfer).
+
+        Returns None when the blob is mounted (``201``). A registry that does not mount it
+        (ECR without ``BLOB_MOUNTING``, a blob the source repository does not reference)
+        opens an upload session instead (``202``): its location is returned, for
+        :meth:`upload_blob` to use at once.
+        """
         query = urlencode({"mount": digest, "from": source_repository})
         response = self._request(
             "POST",
@@ -254,13 +290,19 @@ class RegistryClient:
             also_pull=source_repository,
             accept=(201, 202),
         )
-        # 202: not mounted; the registry opened an upload session instead, which expires unused
-        return response.status == 201
+        if response.status == 201:
+            return None
+        return self._absolute(response.headers.get("Location", ""))
 
-    def upload_blob(self, repository: str, digest: str, size: int, data: BinaryIO | bytes) -> None:
-        """Upload a blob whose digest and size are known: POST, one PATCH, PUT with the digest."""
-        started = self._request("POST", f"/v2/{repository}/blobs/uploads/", repository, push=True, accept=(202,))
-        location = self._absolute(started.headers.get("Location", ""))
+    def upload_blob(
+        self, repository: str, digest: str, size: int, data: BinaryIO | bytes | Any, *, session: str | None = None
+    ) -> None:
+        """Upload a blob whose digest and size are known: POST (unless ``session`` is an open
+        upload location), one PATCH, PUT with the digest."""
+        if session is None:
+            started = self._request("POST", f"/v2/{repository}/blobs/uploads/", repository, push=True, accept=(202,))
+            session = self._absolute(started.headers.get("Location", ""))
+        location = session
         patched = self._request(
             "PATCH",
             location,
@@ -313,6 +355,7 @@ class RegistryClient:
         stream: bool = False,
         accept: tuple[int, ...] = (200, 201, 202),
         also_pull: str | None = None,
+        follow: bool = True,
     ) -> urllib3.BaseHTTPResponse:
         """One request, authorised as the registry asks, with bounded retries.
 
@@ -330,10 +373,16 @@ class RegistryClient:
         replayable = body is None or isinstance(body, bytes)
         attempt = 0
         authorised_once = False
+        redirects = 0
         while True:
-            auth = self._authorization(scope)
-            if auth:
-                request_headers["Authorization"] = auth
+            request_headers.pop("Authorization", None)
+            on_host = urlsplit(url).netloc == urlsplit(self.base_url).netloc
+            if on_host:
+                auth = self._authorization(scope)
+                if auth:
+                    request_headers["Authorization"] = auth
+            # else: a redirect to another host (a CDN, a pre-signed S3 URL) carries its own
+            # authentication, and S3 refuses a request that also sends an Authorization header
             try:
                 response = self.pool.request(
                     method,
@@ -341,7 +390,7 @@ class RegistryClient:
                     headers=request_headers,
                     body=body,
                     timeout=self.timeout,
-                    redirect=True,
+                    redirect=False,
                     preload_content=not stream,
                 )
             except urllib3.exceptions.HTTPError as exc:
@@ -356,7 +405,13 @@ class RegistryClient:
             if stream:
                 response.read()
                 response.release_conn()
-            if status == 401 and not authorised_once and replayable:
+            if follow and status in REDIRECTS and method in ("GET", "HEAD") and response.headers.get("Location"):
+                redirects += 1
+                if redirects > MAX_REDIRECTS:
+                    raise RegistryError(f"{where}: more than {MAX_REDIRECTS} redirects for {path}", status=status)
+                url = urljoin(url, response.headers["Location"])
+                continue
+            if status == 401 and not authorised_once and replayable and on_host:
                 authorised_once = True
                 self._learn_challenge(response.headers.get("WWW-Authenticate", ""), where)
                 self._forget_token(scope)
@@ -376,10 +431,16 @@ class RegistryClient:
                 self.sleep(self.retry.delay(attempt, retry_after))
                 attempt += 1
                 continue
-            raise self._error(status, response, where, path)
+            raise self._error(status, response, where, path, url)
 
-    def _error(self, status: int, response: urllib3.BaseHTTPResponse, where: str, path: str) -> RegistryError:
+    def _error(self, status: int, response: urllib3.BaseHTTPResponse, where: str, path: str, url: str) -> RegistryError:
         detail = _error_detail(response.data)
+        elsewhere = urlsplit(url).netloc
+        if elsewhere != urlsplit(self.base_url).netloc:  # the download host a redirect sent us to
+            thing = path.rsplit("/", 1)[-1]
+            return RegistryUnavailableError(
+                f"{where}: the download of {thing} from {elsewhere} (a redirect) answered {status}", status=status
+            )
         if status == 404:
             thing = path.rsplit("/", 1)[-1]
             return ManifestUnknownError(f"{where}: {thing} not found{detail}", status=status)

@@ -22,7 +22,9 @@ from hubmirror.decisions import FAILED, OUTCOMES, UNCHANGED, Outcome, short
 from hubmirror.items import WorkItem
 from hubmirror.store import run_key
 
-SUBJECT_MAX = 100
+#: SNS Publish: a subject is "less than 100 characters long"
+#: (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
+SUBJECT_MAX = 99
 LIST_CAP = 100
 UNCHANGED_LISTED_UP_TO = 50
 REASON_MAX = 500
@@ -138,7 +140,7 @@ def plan_failure(run: str, error: Mapping[str, Any]) -> Report:
 
 
 def subject(report: Report) -> str:
-    """An SNS subject (ASCII, one line, at most 100 characters) carrying the counts.
+    """An SNS subject (ASCII, one line, fewer than 100 characters) carrying the counts.
 
     >>> subject(Report(run="r", plan_error="AllowlistError: x"))
     'hubmirror FAILED: the plan was refused, nothing synced (r)'

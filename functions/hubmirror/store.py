@@ -150,11 +150,23 @@ class S3BlobIndex:
         self.store.put_json(self._key(digest), {"repositories": places})
 
     def claim(self, digest: str) -> bool:
+        """Take the claim on fetching ``digest``: True when this copier should fetch it."""
         key = self._key(digest, ".claim")
         if self.store.create_json(key, {"at": self.clock()}):
             return True
+        if not self.released(digest):
+            return False
+        self.store.put_json(key, {"at": self.clock()})  # released, or its copier died: take it over
+        return True
+
+    def release(self, digest: str) -> None:
+        """Give the claim up (the transfer failed): a waiting copier fetches the blob at once."""
+        self.store.put_json(self._key(digest, ".claim"), {"at": 0, "released": True})
+
+    def released(self, digest: str) -> bool:
+        """Whether nobody holds the claim: released, or older than :data:`CLAIM_TTL_SECONDS`."""
         try:
-            claimed_at = float(self.store.get_json(key).get("at", 0))
+            claimed_at = float(self.store.get_json(self._key(digest, ".claim")).get("at", 0))
         except (ClientError, ValueError, AttributeError):
             return True
         return bool(self.clock() - claimed_at > CLAIM_TTL_SECONDS)

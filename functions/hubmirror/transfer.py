@@ -15,12 +15,16 @@ Blob GETs are not pulls on Docker Hub; manifest GETs are, one per manifest fetch
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +42,8 @@ class BlobIndex(Protocol):
     def where(self, digest: str, *, fresh: bool = False) -> list[str]: ...
     def record(self, digest: str, repository: str) -> None: ...
     def claim(self, digest: str) -> bool: ...
+    def release(self, digest: str) -> None: ...
+    def released(self, digest: str) -> bool: ...
 
 
 class MemoryBlobIndex:
@@ -54,6 +60,12 @@ class MemoryBlobIndex:
     def claim(self, digest: str) -> bool:
         return True  # one process: its threads are serialised per blob by the transfer
 
+    def release(self, digest: str) -> None:
+        return None
+
+    def released(self, digest: str) -> bool:
+        return False
+
     def record(self, digest: str, repository: str) -> None:
         with self._lock:
             places = self._where.setdefault(digest, [])
@@ -63,10 +75,13 @@ class MemoryBlobIndex:
 
 @dataclass
 class TransferStats:
-    """What copies cost: blobs skipped (present), mounted, and transferred (uploaded)."""
+    """What copies cost: blobs skipped (present), mounted, relayed (uploaded from a copy this
+    job or the target already had: a registry that would not mount) and transferred
+    (fetched from the source and uploaded)."""
 
     present: int = 0
     mounted: int = 0
+    relayed: int = 0
     transferred: int = 0
     transferred_bytes: int = 0
     manifests_fetched: int = 0
@@ -82,6 +97,7 @@ class TransferStats:
         return {
             "present": self.present,
             "mounted": self.mounted,
+            "relayed": self.relayed,
             "transferred": self.transferred,
             "transferred_bytes": self.transferred_bytes,
             "manifests_fetched": self.manifests_fetched,
@@ -107,6 +123,28 @@ CLAIM_WAIT_SECONDS = 600.0
 CLAIM_POLL_SECONDS = 0.5
 
 
+class _Tee:
+    """Reads a stream for an upload and keeps what it read in a local file."""
+
+    def __init__(self, source: Any, path: Path) -> None:
+        self.source = source
+        self.path = path
+        self._file = path.open("wb")
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.source.read(size)
+        self._file.write(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+    def keep(self) -> Path:
+        kept = self.path.with_suffix("")
+        self.path.rename(kept)
+        return kept
+
+
 class Transfer:
     """Copies images from one registry to another through a shared blob index."""
 
@@ -120,71 +158,181 @@ class Transfer:
         self.stats = TransferStats()
         self._lock = threading.Lock()
         self._blob_locks: dict[str, threading.Lock] = {}
+        #: blobs fetched from a source by this process, kept on disk for other repositories
+        self._spooled: dict[str, Path] = {}
+        self._spool: Path | None = None
+        #: uploads from the source under way in this process, by digest
+        self._inflight: dict[str, Future[None]] = {}
 
     # -- blobs -------------------------------------------------------------------------
-    def ensure_blob(self, repository: str, descriptor: Mapping[str, Any], fetch: BlobSource) -> None:
-        """Make ``repository`` hold the blob: present, mounted, or uploaded from ``fetch``.
+    def ensure_blobs(self, repository: str, descriptors: Sequence[Mapping[str, Any]], fetch: BlobSource) -> None:
+        """Make ``repository`` hold every blob: present, mounted, relayed, or uploaded from ``fetch``.
 
-        Threads of this process are serialised per blob; copiers in other processes are
-        coordinated through the index's claims, so a blob nobody holds is fetched once.
+        A blob another copier fetched becomes readable (and mountable) in the target only once
+        an image manifest there references it (ECR's rule), that is once that copier's image
+        is complete. So a copier that finds a blob claimed waits for the claimer's image; to
+        make such waits end, claims are taken in digest order, one blob after the other (a
+        chain of copiers each waiting on a larger digest cannot close into a cycle), while
+        the data of the blobs already claimed moves in parallel.
         """
+        unique = sorted({str(d["digest"]): d for d in descriptors}.values(), key=lambda d: str(d["digest"]))
+        if not unique:
+            return
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unique)))) as pool:
+            present = list(pool.map(lambda d: self._present(repository, str(d["digest"])), unique))
+            moving = []
+            for descriptor, there in zip(unique, present, strict=True):
+                if not there:
+                    work = self._plan_blob(repository, descriptor, fetch)
+                    if work is not None:
+                        moving.append(pool.submit(work))
+            for future in moving:
+                future.result()
+
+    def ensure_blob(self, repository: str, descriptor: Mapping[str, Any], fetch: BlobSource) -> None:
+        """:meth:`ensure_blobs` for one blob."""
+        self.ensure_blobs(repository, [descriptor], fetch)
+
+    def _plan_blob(
+        self, repository: str, descriptor: Mapping[str, Any], fetch: BlobSource
+    ) -> Callable[[], None] | None:
+        """Settle how the blob gets there; returns the data-moving work, or None when done."""
         digest = str(descriptor["digest"])
         with self._lock:
             blob_lock = self._blob_locks.setdefault(digest, threading.Lock())
-        with blob_lock:
-            if self._present_or_mounted(repository, digest, fresh=False):
-                return
-            if not self.index.claim(digest):
-                deadline = time.monotonic() + CLAIM_WAIT_SECONDS
-                while time.monotonic() < deadline:  # another copier is fetching it: wait, then mount
-                    self.sleep(CLAIM_POLL_SECONDS)
-                    if self._present_or_mounted(repository, digest, fresh=True):
-                        return
-            self._upload(repository, descriptor, fetch)
+        with blob_lock:  # one thread of this process at a time plans a blob
+            with self._lock:
+                inflight = self._inflight.get(digest)
+            if inflight is not None:
+                with contextlib.suppress(RegistryError, OSError):
+                    inflight.result()  # another image of this job is uploading it: wait for that upload
+            if self._from_spool(repository, descriptor) or self._from_target(repository, descriptor, fresh=False):
+                return None
+            if not self.index.claim(digest) and self._wait_for_claimer(repository, descriptor):
+                return None
+            uploaded: Future[None] = Future()
+            with self._lock:
+                self._inflight[digest] = uploaded
 
-    def _present_or_mounted(self, repository: str, digest: str, *, fresh: bool) -> bool:
-        if self.target.has_blob(repository, digest):
-            self.stats.add("present")
-            self.index.record(digest, repository)
-            return True
-        for other in self.index.where(digest, fresh=fresh):
-            if other != repository and self._mount(repository, digest, other):
-                self.stats.add("mounted")
-                self.index.record(digest, repository)
+        def upload() -> None:
+            try:
+                self._upload(repository, descriptor, fetch, spool=True)
+            except BaseException as exc:
+                self.index.release(digest)  # a claim dies with its transfer: others need not wait
+                uploaded.set_exception(exc)
+                raise
+            else:
+                self.stats.add("transferred", int(descriptor["size"]))
+                uploaded.set_result(None)
+            finally:
+                with self._lock:
+                    self._inflight.pop(digest, None)
+
+        return upload
+
+    def _wait_for_claimer(self, repository: str, descriptor: Mapping[str, Any]) -> bool:
+        """Wait for the blob another copier claimed to become readable in the target, then take
+        it from there; False when that copier stops before it does (fetch it then)."""
+        digest = str(descriptor["digest"])
+        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            self.sleep(CLAIM_POLL_SECONDS)
+            if self._present(repository, digest) or self._from_spool(repository, descriptor):
                 return True
+            if self._from_target(repository, descriptor, fresh=True):
+                return True
+            if self.index.released(digest):
+                return False
         return False
 
-    def _upload(self, repository: str, descriptor: Mapping[str, Any], fetch: BlobSource) -> None:
+    def _present(self, repository: str, digest: str) -> bool:
+        if not self.target.has_blob(repository, digest):
+            return False
+        self.stats.add("present")
+        self.index.record(digest, repository)
+        return True
+
+    def _from_spool(self, repository: str, descriptor: Mapping[str, Any]) -> bool:
+        """Upload a blob this process fetched before, from its local copy."""
+        with self._lock:
+            path = self._spooled.get(str(descriptor["digest"]))
+        if path is None:
+            return False
+        self._upload(repository, descriptor, lambda _: path.open("rb"))
+        self.stats.add("relayed")
+        return True
+
+    def _from_target(self, repository: str, descriptor: Mapping[str, Any], *, fresh: bool) -> bool:
+        """Take the blob from a target repository that can serve it: mount it; where the
+        registry opens an upload session instead (ECR without ``BLOB_MOUNTING``), copy it
+        within the target through that session at once."""
+        digest = str(descriptor["digest"])
+        for other in self.index.where(digest, fresh=fresh):
+            if other == repository:
+                continue
+            try:
+                if not self.target.blob_readable(other, digest):
+                    continue  # uploaded there, but no image references it yet: not readable
+                session = self.target.mount_blob(repository, digest, other)
+                if session is None:
+                    self.stats.add("mounted")
+                    self.index.record(digest, repository)
+                    return True
+                self._upload(repository, descriptor, partial(self._target_blob, other), session=session)
+            except RegistryError:
+                continue  # the other repository is gone or not readable
+            self.stats.add("relayed")
+            return True
+        return False
+
+    def _target_blob(self, repository: str, descriptor: Mapping[str, Any]) -> Any:
+        return self.target.open_blob(repository, str(descriptor["digest"]))
+
+    def _upload(
+        self,
+        repository: str,
+        descriptor: Mapping[str, Any],
+        fetch: BlobSource,
+        *,
+        session: str | None = None,
+        spool: bool = False,
+    ) -> None:
         digest, size = str(descriptor["digest"]), int(descriptor["size"])
+        copy: _Tee | None = None
         for attempt in range(UPLOAD_ATTEMPTS):
             data = fetch(descriptor)
+            copy = _Tee(data, self._spool_dir() / f"{digest.replace(':', '-')}.part") if spool else None
             try:
-                self.target.upload_blob(repository, digest, size, data)
+                self.target.upload_blob(repository, digest, size, copy or data, session=session)
                 break
             except RegistryError:
                 if attempt + 1 == UPLOAD_ATTEMPTS:
                     raise
+                session = None  # the failed session is spent: the retry opens its own
             finally:
                 done = getattr(data, "release_conn", None) or getattr(data, "close", None)
                 if done is not None:
                     done()
-        self.stats.add("transferred", size)
+                if copy is not None:
+                    copy.close()
+        if copy is not None:
+            with self._lock:
+                self._spooled[digest] = copy.keep()
         self.index.record(digest, repository)
 
-    def _mount(self, repository: str, digest: str, other: str) -> bool:
-        try:
-            return self.target.mount_blob(repository, digest, other)
-        except RegistryError:
-            return False  # the other repository is gone or not readable: upload instead
+    def _spool_dir(self) -> Path:
+        with self._lock:
+            if self._spool is None:
+                self._spool = Path(tempfile.mkdtemp(prefix="hubmirror-blobs-"))
+            return self._spool
 
-    def ensure_blobs(self, repository: str, descriptors: Sequence[Mapping[str, Any]], fetch: BlobSource) -> None:
-        unique = list({str(d["digest"]): d for d in descriptors}.values())
-        if len(unique) <= 1 or self.workers <= 1:
-            for descriptor in unique:
-                self.ensure_blob(repository, descriptor, fetch)
-            return
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
-            list(pool.map(lambda d: self.ensure_blob(repository, d, fetch), unique))
+    def close(self) -> None:
+        """Remove the local copies of the blobs this transfer fetched."""
+        with self._lock:
+            spool, self._spool = self._spool, None
+            self._spooled.clear()
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
 
     # -- registry to registry ------------------------------------------------------------
     def copy(
@@ -205,8 +353,8 @@ class Transfer:
         (raise) once everything it points to is in the target, before the tag is written.
 
         ``keep`` sees the top manifest first: it may refuse it (raise), or return a rewritten
-        index (platforms selected, annotations added) to write instead; the image manifests
-        an index lists are always copied byte for byte.
+        index (platforms selected, annotations added; its own ``mediaType``) to write
+        instead; the image manifests an index lists are always copied byte for byte.
         """
         top = self._fetch_manifest(source, source_repository, digest)
         rewritten = keep(top) if keep else None
@@ -223,9 +371,8 @@ class Transfer:
                 self.target.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
             if rewritten is not None:
                 body = json.dumps(rewritten, separators=(",", ":")).encode()
-                return self.target.put_manifest(
-                    repository, tag or sha256_digest(body), body, top.media_type or OCI_INDEX
-                )
+                media_type = str(rewritten.get("mediaType") or OCI_INDEX)
+                return self.target.put_manifest(repository, tag or sha256_digest(body), body, media_type)
         else:
             self.ensure_blobs(repository, _blobs(top.document()), fetch)
         if before_tag is not None:

@@ -84,7 +84,7 @@ def test_subject_is_one_short_ascii_line_with_the_counts() -> None:
     subject = reporting.subject(report)
     assert subject == "hubmirror FAILED: 1 failed, 3 copied, 0 unchanged of 4 (run-1)"
     long = reporting.Report(run="r" * 200)
-    assert len(reporting.subject(long)) == 100
+    assert len(reporting.subject(long)) == 99  # SNS: "less than 100 characters"
 
 
 def test_message_gives_people_text_and_programs_json() -> None:

@@ -22,6 +22,7 @@ imports nothing from Powertools.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import shutil
@@ -41,8 +42,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hubmirror import dockerfile
+from hubmirror.checking import budget_text, reset_time
 from hubmirror.credentials import CredentialsError, for_host, load_credentials
-from hubmirror.decisions import BUILT, COPIED, FAILED, Outcome, short
+from hubmirror.decisions import BUILT, COPIED, DEFERRED, FAILED, Outcome, short
 from hubmirror.ecr import Ecr, RepositorySettings
 from hubmirror.items import BUILD, WorkItem
 from hubmirror.oci import (
@@ -50,11 +52,13 @@ from hubmirror.oci import (
     OCI_INDEX,
     descriptor_platform,
     index_platforms,
+    rewritten_index,
     select_platforms,
     sha256_digest,
 )
+from hubmirror.ratelimit import PullBudget, RateLimit
 from hubmirror.references import is_loopback
-from hubmirror.registry import Credentials, Manifest, RegistryClient, RegistryError
+from hubmirror.registry import TARGET_RETRY, Credentials, Manifest, RegistryClient, RegistryError
 from hubmirror.store import S3BlobIndex, Store
 from hubmirror.transfer import Transfer
 
@@ -134,43 +138,101 @@ def _single_platform(client: RegistryClient, repository: str, manifest: Manifest
     return descriptor_platform({"platform": config})
 
 
-def copy_item(entry: Mapping[str, Any], *, transfer: Transfer, upstream: RegistryClient) -> str:
+class DeferredError(RuntimeError):
+    """The item's pulls would take this job's own pull budget below the floor."""
+
+    def __init__(self, message: str, *, retry_after: str | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def reserve_pulls(budget: PullBudget | None, item: WorkItem, pulls: int, limit: RateLimit | None) -> None:
+    """Reserve ``pulls`` of the budget this job sees, or defer the item (DeferredError).
+
+    The check and the job leave from different addresses, and Docker Hub counts pulls per
+    address: the job goes by the ``ratelimit-*`` headers of its own requests.
+    """
+    if budget is None or budget.reserve(item.upstream.registry, limit, pulls):
+        return
+    raise DeferredError(
+        f"{item.upstream.registry} pull budget low at the copy job ({budget_text(limit)}, "
+        f"{pulls} needed, floor {budget.floor}); deferred to a later run",
+        retry_after=reset_time(limit, dt.datetime.now(dt.UTC)),
+    )
+
+
+def upstream_copy(
+    item: WorkItem,
+    digest: str,
+    *,
+    transfer: Transfer,
+    upstream: RegistryClient,
+    budget: PullBudget | None,
+    repository: str,
+    tag: str | None,
+    rewrite: Callable[[Manifest, list[dict[str, Any]]], dict[str, Any] | None] | None = None,
+    before_tag: Callable[[Manifest], None] | None = None,
+) -> str:
+    """Copy ``item``'s upstream ``digest`` into the target, its pulls reserved before they are made.
+
+    A ``HEAD`` (free) tells this job's own budget; a single image costs one pull, an index
+    one per platform manifest fetched, known once the index (itself free) is read and
+    reserved before any of them is fetched. ``rewrite`` sees the index and the manifests
+    it lists; it may select some (raise to refuse) and return the index to write instead.
+    """
+    head = upstream.head_manifest(item.upstream.repository, digest)
+    if head.media_type not in INDEX_MEDIA_TYPES:
+        reserve_pulls(budget, item, 1, head.ratelimit)
+
+    def keep(top: Manifest) -> dict[str, Any] | None:
+        if top.media_type not in INDEX_MEDIA_TYPES:
+            return None
+        children = list(top.document().get("manifests") or [])
+        rewritten = rewrite(top, children) if rewrite else None
+        listed = rewritten["manifests"] if rewritten is not None else children
+        reserve_pulls(budget, item, len(listed), top.ratelimit or head.ratelimit)
+        return rewritten
+
+    return transfer.copy(upstream, item.upstream.repository, digest, repository, tag, keep=keep, before_tag=before_tag)
+
+
+def copy_item(
+    entry: Mapping[str, Any], *, transfer: Transfer, upstream: RegistryClient, budget: PullBudget | None = None
+) -> str:
     """Copy one item; returns the digest the target tag now holds."""
     item = WorkItem.from_dict(entry)
     digest = str(entry["upstream_digest"])
     repository = item.upstream.repository
 
-    def keep(top: Manifest) -> dict[str, Any] | None:
-        if item.platforms is None or top.media_type not in INDEX_MEDIA_TYPES:
+    def rewrite(top: Manifest, children: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if item.platforms is None:
             return None
         document = top.document()
         kept, missing = select_platforms(document, item.platforms)
         if missing:
             have = ", ".join(index_platforms(document)) or "none"
             raise JobError(f"upstream {short(digest)} has no {', '.join(missing)} (it has {have})")
-        annotations = {**(document.get("annotations") or {}), **_annotations(entry)}
-        return {
-            **{k: v for k, v in document.items() if k != "manifests"},
-            "manifests": kept,
-            "annotations": annotations,
-        }
+        return rewritten_index(document, kept, _annotations(entry))
 
     def single_platform_wanted(top: Manifest) -> None:
         """A single-platform upstream image must be one of the platforms the allowlist names."""
         if item.platforms is None or top.media_type in INDEX_MEDIA_TYPES:
             return
-        platform = _single_platform(transfer.target, item.target_repository, top)  # its config is there now
+        # read upstream (a blob GET is not a pull): the target serves only blobs an image references
+        platform = _single_platform(upstream, repository, top)
         if platform not in item.platforms:
             wanted = ", ".join(item.platforms)
             raise JobError(f"upstream {short(digest)} is a single {platform} image; the allowlist asks for {wanted}")
 
-    landed = transfer.copy(
-        upstream,
-        repository,
+    landed = upstream_copy(
+        item,
         digest,
-        item.target_repository,
-        item.target_tag,
-        keep=keep,
+        transfer=transfer,
+        upstream=upstream,
+        budget=budget,
+        repository=item.target_repository,
+        tag=item.target_tag,
+        rewrite=rewrite,
         before_tag=single_platform_wanted,
     )
     if item.platforms is None and landed != digest:
@@ -187,10 +249,10 @@ def build_item(
     upstream: RegistryClient,
     target_registry: str,
     number: int,
+    budget: PullBudget | None = None,
 ) -> str:
     """Build one item for its platforms and push it; returns the target tag's digest."""
     item = WorkItem.from_dict(entry)
-    ref = item.upstream
     digest = str(entry["upstream_digest"])
     context = tools.workdir / f"context-{number}"
     context.mkdir()
@@ -210,7 +272,9 @@ def build_item(
     # fetched from upstream once. The Dockerfile stays pinned to upstream@digest; --from
     # points its FROM at the identical staged copy. Its platforms are read from that copy
     # too, so the build costs no pull beyond the copy's.
-    staged = transfer.copy(upstream, ref.repository, digest, item.target_repository, None)
+    staged = upstream_copy(
+        item, digest, transfer=transfer, upstream=upstream, budget=budget, repository=item.target_repository, tag=None
+    )
     platforms = metadata.get("platforms") or _base_platforms(transfer.target, item.target_repository, staged)
     _require_emulation(platforms)
     wanted = metadata["annotations"]
@@ -296,6 +360,8 @@ def _attempt(
         if refuse:
             raise JobError(refuse)
         landed = work()
+    except DeferredError as exc:
+        return Outcome.for_item(item, DEFERRED, str(exc), upstream_digest=digest, retry_after=exc.retry_after)
     except RegistryError as exc:
         return Outcome.for_item(item, FAILED, f"{job_kind} failed: {exc.reason}: {exc}", upstream_digest=digest)
     except (JobError, subprocess.TimeoutExpired, OSError) as exc:
@@ -334,7 +400,7 @@ def run_job(
     target_registry = str(job["target_registry"])
     ecr = ecr or Ecr(repositories=RepositorySettings.from_env(environ))
     target_credentials = ecr.credentials()
-    target = RegistryClient(target_registry, target_credentials)
+    target = RegistryClient(target_registry, target_credentials, retry=TARGET_RETRY)
     try:
         upstream_credentials = load_credentials(environ.get(UPSTREAM_SECRET_VARIABLE))
     except CredentialsError as exc:
@@ -344,6 +410,7 @@ def run_job(
         credentials_problem = None
     upstream_clients: dict[str, RegistryClient] = {}
     transfer = Transfer(target, S3BlobIndex(store))
+    budget = PullBudget(int(job.get("ratelimit_floor") or 0))
     outcomes: list[dict[str, Any]] = []
     failed = 0
     workdir = Path(tempfile.mkdtemp(prefix="hubmirror-job-"))
@@ -364,7 +431,7 @@ def run_job(
             def work() -> str:
                 ecr.ensure_repository(item.target_repository)
                 if job["kind"] != BUILD:
-                    return copy_item(entry, transfer=transfer, upstream=upstream)
+                    return copy_item(entry, transfer=transfer, upstream=upstream, budget=budget)
                 return build_item(
                     entry,
                     tools=tools,
@@ -373,6 +440,7 @@ def run_job(
                     upstream=upstream,
                     target_registry=target_registry,
                     number=number,
+                    budget=budget,
                 )
 
             started = time.monotonic()
@@ -393,6 +461,7 @@ def run_job(
             with ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
                 list(pool.map(lambda pair: process(*pair), entries))
     finally:
+        transfer.close()
         shutil.rmtree(workdir, ignore_errors=True)
     print(
         f"hubmirror runner: {len(outcomes) - failed} done, {failed} failed; blobs {transfer.stats.to_dict()}",
