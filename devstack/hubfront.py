@@ -3,8 +3,16 @@
 It does what Docker Hub does around the registry protocol, so hubmirror and the tools it
 drives meet the same behaviour as in production:
 
-* a token endpoint (``/token``) issuing RS256 JWTs with an ``x5c`` header, anonymous or with
-  basic-auth users, honouring the requested ``scope`` and refusing bad credentials;
+* a token service (``/token``) on a host:port of its own, as ``auth.docker.io`` is apart from
+  ``registry-1.docker.io``, issuing RS256 JWTs with an ``x5c`` header, anonymous or with
+  basic-auth users, honouring the requested ``scope`` and refusing bad credentials
+  (https://distribution.github.io/distribution/spec/auth/token/);
+* blob ``GET`` answered with ``307`` to a signed, expiring URL on a CDN host of its own
+  (:mod:`devstack.cdn`), which refuses an ``Authorization`` header; blob ``HEAD`` is answered
+  directly;
+* pulls counted as Docker Hub counts them (https://docs.docker.com/docker-hub/usage/pulls/):
+  a manifest ``GET`` is a pull, a multi-architecture image costs one pull per architecture
+  fetched (the index itself is free), ``HEAD`` is free;
 * ``ratelimit-limit`` / ``ratelimit-remaining`` (``N;w=SECONDS``) and
   ``docker-ratelimit-source`` on manifest responses, a pull budget spent by manifest GETs of
   platform manifests (an index GET is free, as on Docker Hub), and ``429 TOOMANYREQUESTS``
@@ -17,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import http.client
 import json
 import re
 import threading
@@ -35,6 +42,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from devstack.cdn import BlobCdn
+from devstack.proxy import forward, read_body, registry_error, relay, reply
 from devstack.registry import TokenAuth
 
 SERVICE = "registry.docker.io"
@@ -49,18 +58,6 @@ INDEX_MEDIA_TYPES = frozenset(
 _MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 _BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>[^/]+)$")
 _TAGS = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 
 
 def request_kind(method: str, path: str) -> tuple[str, str | None]:
@@ -167,9 +164,13 @@ class HubFront:
         self.log: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._issuer = _Issuer.create()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        handler = self._handler_class()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._token_server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._token_server.daemon_threads = True
+        self._threads: list[threading.Thread] = []
+        self.cdn: BlobCdn = BlobCdn(workdir / "data", on_served=self._served)
 
     # -- addresses ---------------------------------------------------------------------
     @property
@@ -180,23 +181,38 @@ class HubFront:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def token_host(self) -> str:
+        """The token service's own ``host:port`` (``auth.docker.io`` is not ``registry-1.docker.io``)."""
+        return f"127.0.0.1:{self._token_server.server_address[1]}"
+
     def token_auth(self) -> TokenAuth:
-        """The registry's ``auth.token`` settings pointing at this front's token endpoint."""
+        """The registry's ``auth.token`` settings pointing at the token service."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         cert = self.workdir / "token-issuer.pem"
         cert.write_bytes(self._issuer.pem())
-        return TokenAuth(realm=f"http://{self.host}/token", service=SERVICE, issuer=ISSUER, cert_pem=cert)
+        return TokenAuth(realm=f"http://{self.token_host}/token", service=SERVICE, issuer=ISSUER, cert_pem=cert)
+
+    def _served(self, digest: str, size: int) -> None:
+        with self._lock:
+            self.blob_bytes += size
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, backend: str) -> HubFront:
         self.backend = backend
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hub-front", daemon=True)
-        self._thread.start()
+        for name, server in (("hub-front", self._server), ("hub-token", self._token_server)):
+            thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        for server in (self._server, self._token_server):
+            if self._threads:
+                server.shutdown()
+            server.server_close()
+        self._threads.clear()
+        self.cdn.stop()
 
     # -- test controls -----------------------------------------------------------------
     def set_budget(self, limit: int | None, remaining: int | None = None) -> None:
@@ -275,15 +291,6 @@ class HubFront:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-            def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
             def _token(self) -> None:
                 query = parse_qs(urlsplit(self.path).query)
                 subject: str | None = None
@@ -295,7 +302,7 @@ class HubFront:
                         user, password = "", ""
                     if front.users.get(user) != password:
                         body = json.dumps({"details": "incorrect username or password"}).encode()
-                        self._reply(401, body, {"Content-Type": "application/json"})
+                        reply(self, 401, body, {"Content-Type": "application/json"})
                         return
                     subject = user
                 with front._lock:
@@ -306,7 +313,12 @@ class HubFront:
                 body = json.dumps(
                     {"token": token, "access_token": token, "expires_in": front.token_ttl, "issued_at": issued}
                 ).encode()
-                self._reply(200, body, {"Content-Type": "application/json"})
+                reply(self, 200, body, {"Content-Type": "application/json"})
+
+            def _count(self, kind: str, repository: str | None, status: int) -> None:
+                with front._lock:
+                    front.counts[kind] += 1
+                    front.log.append((kind, repository or "", status))
 
             def _proxy(self) -> None:
                 path = urlsplit(self.path).path
@@ -314,10 +326,8 @@ class HubFront:
                 authorised = "Authorization" in self.headers
                 fault = front._take_fault(kind, repository) if authorised else None
                 if fault is not None:
-                    with front._lock:
-                        front.counts[kind] += 1
-                        front.log.append((kind, repository or "", fault.status))
-                    self._reply(fault.status, fault.body, fault.headers)
+                    self._count(kind, repository, fault.status)
+                    reply(self, fault.status, fault.body, fault.headers)
                     return
                 extra: dict[str, str] = {}
                 if kind in ("head_manifest", "get_manifest") and authorised:
@@ -325,75 +335,44 @@ class HubFront:
                         extra = front._ratelimit_headers()
                         spent = front.limit is not None and front.remaining <= 0
                     if kind == "get_manifest" and spent:
-                        body = json.dumps(
-                            {
-                                "errors": [
-                                    {
-                                        "code": "TOOMANYREQUESTS",
-                                        "message": "You have reached your pull rate limit.",
-                                    }
-                                ]
-                            }
-                        ).encode()
                         with front._lock:
                             front.counts["rejected_429"] += 1
-                        self._reply(429, body, {"Content-Type": "application/json", **extra})
+                        registry_error(self, 429, "TOOMANYREQUESTS", "You have reached your pull rate limit.", **extra)
                         return
-                length = int(self.headers.get("Content-Length") or 0)
-                request_body = self.rfile.read(length) if length else None
+                request_body = read_body(self)
                 assert front.backend is not None
-                conn = http.client.HTTPConnection(front.backend, timeout=120)
-                try:
-                    conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                    for name, value in self.headers.items():  # repeated headers (Accept) kept
-                        if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
-                            conn.putheader(name, value)
-                    if request_body is not None:
-                        conn.putheader("Content-Length", str(len(request_body)))
-                    conn.endheaders(request_body)
-                    resp = conn.getresponse()
-                    media_type = (resp.getheader("Content-Type") or "").split(";")[0].strip()
-                    status = resp.status
-                    if authorised and status < 500:
-                        with front._lock:
-                            if status != 401:
-                                front.counts[kind] += 1
-                                front.log.append((kind, repository or "", status))
-                            if (
-                                kind == "get_manifest"
-                                and status == 200
-                                and front.limit is not None
-                                and media_type not in INDEX_MEDIA_TYPES
-                            ):
-                                front.remaining -= 1
-                    self.send_response(status)
-                    for name, value in resp.getheaders():
-                        if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
-                            self.send_header(name, value)
-                    for name, value in extra.items():
-                        self.send_header(name, value)
-                    data = b"" if self.command == "HEAD" else resp.read()
-                    link = None
-                    if kind == "tags_list" and status == 200:
-                        data, link = _paginate_tags(data, self.path)
+                if kind == "get_blob" and authorised:
+                    # Docker Hub sends blob downloads to its CDN: 307 to a signed URL on another host
+                    checked = forward(front.backend, "HEAD", self.path, self.headers, None)
+                    if checked.status == 200:
+                        self._count(kind, repository, 307)
+                        digest = path.rsplit("/", 1)[-1]
+                        reply(self, 307, b"", {"Location": front.cdn.sign(digest), "Docker-Content-Digest": digest})
+                        return
+                answer = forward(front.backend, self.command, self.path, self.headers, request_body)
+                media_type = (answer.header("Content-Type") or "").split(";")[0].strip()
+                if authorised and answer.status < 500 and answer.status != 401:
+                    self._count(kind, repository, answer.status)
+                    with front._lock:
+                        if (
+                            kind == "get_manifest"
+                            and answer.status == 200
+                            and front.limit is not None
+                            and media_type not in INDEX_MEDIA_TYPES
+                        ):
+                            front.remaining -= 1
+                if kind == "tags_list" and answer.status == 200:
+                    answer.body, link = _paginate_tags(answer.body, self.path)
                     if link:
-                        self.send_header("Link", link)
-                    if self.command == "HEAD":
-                        self.send_header("Content-Length", resp.getheader("Content-Length") or "0")
-                    else:
-                        self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if data:
-                        self.wfile.write(data)
-                    if kind == "get_blob" and status == 200 and authorised:
-                        with front._lock:
-                            front.blob_bytes += len(data)
-                finally:
-                    conn.close()
+                        extra["Link"] = link
+                relay(self, answer, extra)
 
             def _dispatch(self) -> None:
-                if urlsplit(self.path).path == "/token":
-                    self._token()
+                if self.server is front._token_server:  # the token service is a host of its own
+                    if urlsplit(self.path).path == "/token" and self.command == "GET":
+                        self._token()
+                    else:
+                        reply(self, 404, b"404 page not found\n", {"Content-Type": "text/plain"})
                 else:
                     self._proxy()
 

@@ -3,7 +3,8 @@
 * a "hub": a Distribution registry with Docker-Hub-style token auth behind the hub front
   (rate-limit headers, request counters, faults);
 * an "ECR": a Distribution registry with basic auth, accepting the credentials moto's
-  ``GetAuthorizationToken`` hands out;
+  ``GetAuthorizationToken`` hands out, behind the ECR front (redirected blob downloads,
+  strict manifests, repositories from moto's ECR, per-action rates);
 * AWS: moto in server mode, in this process, with real Lambda invocations (the handlers,
   in warm worker processes) and a real CodeBuild (the buildspec's commands); the project's
   ``template.yaml`` deployed into it.
@@ -31,6 +32,7 @@ import boto3
 
 from devstack import codebuild, lambdas, mapruns
 from devstack.deploy import ACCOUNT, REGION, Deployment, deploy
+from devstack.ecrfront import EcrFront, Repository
 from devstack.hubfront import HubFront
 from devstack.images import Pusher
 from devstack.procs import free_port
@@ -38,6 +40,16 @@ from devstack.registry import BasicAuth, Registry
 
 ECR_USER = "AWS"
 ECR_PASSWORD = f"{ACCOUNT}-auth-token"
+
+
+def moto_repository(name: str) -> Repository | None:
+    """The repository as moto's ECR holds it (what ``CreateRepository`` made), or None."""
+    from moto.ecr.models import ecr_backends
+
+    found = ecr_backends[ACCOUNT][REGION].repositories.get(name)
+    if found is None:
+        return None
+    return Repository(name, mutable=found.image_tag_mutability != "IMMUTABLE")
 
 
 @dataclass
@@ -96,9 +108,14 @@ class Stack:
     workdir: Path
     parameters: dict[str, str] = field(default_factory=dict)
     extra_environment: dict[str, str] = field(default_factory=dict)
+    #: ECR's registry setting BLOB_MOUNTING (disabled unless an account turns it on)
+    ecr_blob_mounting: bool = False
+    #: ECR request rates by action, where a test raises a quota (as an account can)
+    ecr_rates: dict[str, float] = field(default_factory=dict)
     front: HubFront | None = None
     hub: Registry | None = None
-    ecr: Registry | None = None
+    ecr: EcrFront | None = None
+    ecr_backend: Registry | None = None
     deployment: Deployment | None = None
     queue_url: str | None = None
     lambda_runtime: lambdas.LambdaRuntime | None = None
@@ -135,7 +152,13 @@ class Stack:
         self.front = HubFront(self.workdir / "hub")
         self.hub = Registry(self.workdir / "hub", auth=self.front.token_auth()).start()
         self.front.start(self.hub.host)
-        self.ecr = Registry(self.workdir / "ecr", auth=BasicAuth(ECR_USER, ECR_PASSWORD)).start()
+        self.ecr_backend = Registry(self.workdir / "ecr", auth=BasicAuth(ECR_USER, ECR_PASSWORD)).start()
+        self.ecr = EcrFront(
+            self.workdir / "ecr",
+            repositories=moto_repository,
+            blob_mounting=self.ecr_blob_mounting,
+            rates=self.ecr_rates,
+        ).start(self.ecr_backend.host)
 
     def _start_aws(self) -> None:
         from moto.core.config import default_user_config
@@ -204,12 +227,13 @@ class Stack:
         mapruns.uninstall()
         if self.lambda_runtime is not None:
             self.lambda_runtime.stop()
-        for server in (self.hub, self.ecr):
+        for server in (self.hub, self.ecr_backend):
             if server is not None:
                 server.stop()
-        if self.front is not None:
-            self.front.stop()
-            self.front = None
+        for front in (self.front, self.ecr):
+            if front is not None:
+                front.stop()
+        self.front = self.ecr = None
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

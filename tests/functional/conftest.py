@@ -1,4 +1,8 @@
-"""Real registries on 127.0.0.1 for functional tests: the hub (token auth, front) and an "ECR"."""
+"""Real registries on 127.0.0.1 for functional tests: the hub (token auth, front) and an "ECR" (front).
+
+ECR wants a repository created before a push: a test creates the ones it pushes to, with
+``registries.ecr.create_repository`` or, under moto (``s3_store``), with ``CreateRepository``.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from devstack.ecrfront import EcrFront
 from devstack.hubfront import HubFront
 from devstack.images import Pusher
 from devstack.registry import BasicAuth, Registry
-from devstack.stack import ECR_PASSWORD, ECR_USER
+from devstack.stack import ECR_PASSWORD, ECR_USER, moto_repository
 from hubmirror.store import Store
 
 
@@ -21,7 +26,7 @@ from hubmirror.store import Store
 class Registries:
     front: HubFront
     hub: Registry
-    ecr: Registry
+    ecr: EcrFront
 
     def hub_pusher(self) -> Pusher:
         return Pusher(self.front.host, *self.front.admin)
@@ -36,13 +41,18 @@ def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]
     front = HubFront(workdir / "hub")
     hub = Registry(workdir / "hub", auth=front.token_auth()).start()
     front.start(hub.host)
-    ecr = Registry(workdir / "ecr", auth=BasicAuth(ECR_USER, ECR_PASSWORD)).start()
+    ecr_backend = Registry(workdir / "ecr", auth=BasicAuth(ECR_USER, ECR_PASSWORD)).start()
+    ecr = EcrFront(workdir / "ecr")
+    created = ecr.repositories
+    ecr.repositories = lambda name: created(name) or moto_repository(name)  # CreateRepository under mock_aws
+    ecr.start(ecr_backend.host)
     try:
         yield Registries(front, hub, ecr)
     finally:
         front.stop()
         hub.stop()
         ecr.stop()
+        ecr_backend.stop()
 
 
 @pytest.fixture

@@ -66,6 +66,7 @@ def test_unknown_tag_is_manifest_unknown(registries: Registries, front: HubFront
 
 
 def test_basic_auth_registry_with_and_without_credentials(registries: Registries) -> None:
+    registries.ecr.create_repository("mirror/x")
     registries.ecr_pusher().image(
         "mirror/x", "1", __import__("devstack.images", fromlist=["platform_image"]).platform_image("linux/amd64", "x")
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from devstack.ecrfront import EcrFront
 from devstack.images import seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.ecr import Ecr
@@ -15,10 +16,11 @@ from tests.functional.conftest import Registries
 
 
 class DenyingEcr(Ecr):
-    """ECR whose CreateRepository is refused for one repository (a key policy, say)."""
+    """ECR whose CreateRepository is refused for one repository (a key policy, say); the
+    others are created in the ECR front, as CreateRepository creates them in ECR."""
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, front: EcrFront | None = None) -> None:
+        self.front = front
 
     def credentials(self) -> Credentials:
         return Credentials(ECR_USER, ECR_PASSWORD)
@@ -28,7 +30,9 @@ class DenyingEcr(Ecr):
             raise ClientError(
                 {"Error": {"Code": "AccessDeniedException", "Message": "kms:CreateGrant denied"}}, "CreateRepository"
             )
-        return False
+        if self.front is not None:
+            self.front.create_repository(name)
+        return True
 
 
 def test_an_aws_refusal_fails_its_item_and_the_job_goes_on(registries: Registries, s3_store: Store) -> None:
@@ -55,7 +59,10 @@ def test_an_aws_refusal_fails_its_item_and_the_job_goes_on(registries: Registrie
     }
     s3_store.put_json("runs/r/jobs/00000-copy.json", job)
     code = run_job(
-        "s3://runs/runs/r/jobs/00000-copy.json", store_factory=lambda bucket: s3_store, ecr=DenyingEcr(), environ={}
+        "s3://runs/runs/r/jobs/00000-copy.json",
+        store_factory=lambda bucket: s3_store,
+        ecr=DenyingEcr(registries.ecr),
+        environ={},
     )
     assert code == 1
     outcomes = {o["target"]: o for o in s3_store.get_json("runs/r/outcomes/00000-copy.json")}

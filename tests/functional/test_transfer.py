@@ -34,6 +34,7 @@ def test_copy_keeps_the_index_digest_and_fetches_each_blob_once(
     images = [platform_image("linux/amd64", "copy-a"), platform_image("linux/arm64", "copy-a")]
     digest = registries.hub_pusher().multi("library/copya", "1", images)
     unique_blobs = {b.digest: len(b.data) for i in images for b in (*i.layers, i.config)}
+    registries.ecr.create_repository("t1/copya")
     front.reset_counts()
     transfer = Transfer(target, MemoryBlobIndex())
     landed = transfer.copy(RegistryClient(front.host), "library/copya", digest, "t1/copya", "1")
@@ -54,21 +55,31 @@ def test_copy_keeps_the_index_digest_and_fetches_each_blob_once(
     assert again.stats.present == sum(len(i.layers) + 1 for i in images)  # checked per platform, all present
 
 
-def test_an_image_sharing_base_layers_mounts_them_and_fetches_only_its_own(
-    registries: Registries, front: HubFront, target: RegistryClient
+@pytest.mark.parametrize("mounting", [False, True], ids=["ecr-default", "blob-mounting"])
+def test_an_image_sharing_base_layers_takes_them_from_the_target_and_fetches_only_its_own(
+    registries: Registries, front: HubFront, target: RegistryClient, mounting: bool
 ) -> None:
     pusher = registries.hub_pusher()
+    suffix = "m" if mounting else "c"
     first = seed(pusher, "library/shared-one", "1", ["linux/amd64"], marker="one")
-    second_image = platform_image("linux/amd64", "two", extra_layers=2)
-    second = pusher.image("library/shared-two", "1", second_image)
+    second_image = platform_image("linux/amd64", f"two-{suffix}", extra_layers=2)
+    second = pusher.image(f"library/shared-two-{suffix}", "1", second_image)
+    for name in (f"t2{suffix}/one", f"t2{suffix}/two"):
+        registries.ecr.create_repository(name)
     index = MemoryBlobIndex()
     source = RegistryClient(front.host)
-    Transfer(target, index).copy(source, "library/shared-one", first, "t2/one", "1")
+    Transfer(target, index).copy(source, "library/shared-one", first, f"t2{suffix}/one", "1")
     front.reset_counts()
     transfer = Transfer(target, index)
-    transfer.copy(source, "library/shared-two", second, "t2/two", "1")
+    registries.ecr.blob_mounting = mounting
+    try:
+        transfer.copy(source, f"library/shared-two-{suffix}", second, f"t2{suffix}/two", "1")
+    finally:
+        registries.ecr.blob_mounting = False
     own = [*second_image.layers[1:], second_image.config]
-    assert transfer.stats.mounted == 1  # the busybox base layer, already in t2/one
+    # the busybox base layer, already in t2?/one: mounted where ECR's BLOB_MOUNTING is on;
+    # otherwise ECR opens an upload session (202) and it is copied within the target through it
+    assert (transfer.stats.mounted, transfer.stats.relayed) == ((1, 0) if mounting else (0, 1))
     assert front.snapshot()["get_blob"] == len(own) == transfer.stats.transferred
 
 
@@ -77,6 +88,7 @@ def test_a_platform_subset_copies_manifests_verbatim_under_a_new_index(
 ) -> None:
     images = [platform_image("linux/amd64", "sub"), platform_image("linux/arm64", "sub")]
     digest = registries.hub_pusher().multi("library/subset", "1", images)
+    registries.ecr.create_repository("t3/subset")
 
     def keep(top: Manifest) -> dict[str, object]:
         document = top.document()
@@ -103,6 +115,8 @@ def test_copiers_running_at_once_fetch_each_new_blob_once(
     images = {name: platform_image("linux/amd64", name, family="together") for name in ("p1", "p2", "p3", "p4")}
     digests = {name: pusher.image(f"library/together-{name}", "1", image) for name, image in images.items()}
     unique = {b.digest for image in images.values() for b in (*image.layers, image.config)}
+    for name in images:
+        registries.ecr.create_repository(f"t4/{name}")
     front.reset_counts()
 
     def copier(name: str) -> str:  # one "job" each: its own transfer and its own view of the index
