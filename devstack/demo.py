@@ -59,6 +59,7 @@ def summarise(run: RunResult) -> dict[str, Any]:
             kind: run.upstream.get(kind, 0) for kind in ("head_manifest", "get_manifest", "get_blob", "token")
         },
         "upstream_blob_bytes": run.upstream.get("blob_bytes", 0),
+        "target_front": dict(sorted(run.target.items())),  # redirects, refused mounts, throttling
         "codebuild_builds": len(run.builds),
         "lambda_invocations": sum(run.invocations.values()),
         "subject": run.subject,

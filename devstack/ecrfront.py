@@ -230,6 +230,11 @@ class EcrFront:
         """For a front without moto: make a repository exist (``CreateRepository``)."""
         self._created[name] = Repository(name, mutable)
 
+    def snapshot(self) -> dict[str, int]:
+        """Counts of what the front refused, redirected or throttled, by kind."""
+        with self._lock:
+            return {**self.counts, "cdn_served": self.cdn.served}
+
     def set_rate(self, action: str, rate: float) -> None:
         with self._lock:
             self._buckets[action] = _Bucket(rate)

@@ -68,6 +68,8 @@ class RunResult:
     builds: list[str]
     upstream: dict[str, int]
     invocations: dict[str, int]
+    #: what the ECR front did: blob redirects, refused mounts, throttled requests, ...
+    target: dict[str, int]
     seconds: float
     map_run_events: list[dict[str, Any]] = field(default_factory=list)
     lambda_seconds: float = 0.0
@@ -264,6 +266,8 @@ class Stack:
         assert self.local_codebuild is not None
         sfn = boto3.client("stepfunctions")
         upstream_before = self.front.snapshot()
+        assert self.ecr is not None
+        target_before = self.ecr.snapshot()
         invocations_before = Counter(self.lambda_runtime.invocations)
         lambda_seconds_before = self.lambda_runtime.seconds
         builds_before = len(self.local_codebuild.started)
@@ -287,6 +291,7 @@ class Stack:
         subject, report, attributes = self._read_report()
         text = self._published_text()
         upstream_after = self.front.snapshot()
+        target_after = self.ecr.snapshot()
         invocations = Counter(self.lambda_runtime.invocations)
         invocations.subtract(invocations_before)
         return RunResult(
@@ -305,6 +310,7 @@ class Stack:
                 for k in set(upstream_after) | set(upstream_before)
             },
             invocations={k: v for k, v in invocations.items() if v},
+            target={k: n for k, v in target_after.items() if (n := v - target_before.get(k, 0))},
             seconds=seconds,
             map_run_events=mapruns.events_of(arn),
             lambda_seconds=self.lambda_runtime.seconds - lambda_seconds_before,
