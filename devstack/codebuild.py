@@ -80,6 +80,10 @@ class LocalCodeBuild:
     builds: dict[str, dict[str, Any]] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: phases the next builds fail in, one a build (a fault for the tests: an image that cannot
+    #: be pulled, a source that cannot be downloaded, a killed build)
+    faults: list[str] = field(default_factory=list)
+    _fault_of: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, backend: CodeBuildBackend, params: dict[str, Any]) -> dict[str, Any]:
@@ -112,9 +116,14 @@ class LocalCodeBuild:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="codebuild-"))
         status = "SUCCEEDED"
+        with self._lock:
+            fault = self.faults.pop(0) if self.faults else None
+        if fault:
+            self._fault_of[build["id"]] = fault
         try:
             with log_path.open("w") as log:
-                self._phase(build, "DOWNLOAD_SOURCE", lambda: self._download(build, workdir / "src", log))
+                if not self._phase(build, "DOWNLOAD_SOURCE", lambda: self._download(build, workdir / "src", log)):
+                    raise RuntimeError("the source could not be downloaded")
                 spec = yaml.safe_load((workdir / "src" / "buildspec.yml").read_text())
                 env = self._environment(build, spec, workdir / "src")
                 failed = False
@@ -143,7 +152,7 @@ class LocalCodeBuild:
         entry: dict[str, Any] = {"phaseType": name, "startTime": _now()}
         build["phases"].append(entry)
         started = time.monotonic()
-        result = work()
+        result = False if self._fault_of.get(build["id"]) == name else work()
         ok = result is not False
         entry.update(
             endTime=_now(),
@@ -281,6 +290,35 @@ class StateTaskServiceCodeBuild(StateTaskServiceCallback):
         response = client.start_build(**_rekey(normalised_parameters, str.lower))
         response.pop("ResponseMetadata", None)
         env.stack.append(_rekey(json.loads(json.dumps(response, default=str)), str.upper))
+
+    def _eval_integration_pattern(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
+        """``.sync``: wait for the build, then succeed with it or fail ``States.TaskFailed``.
+
+        moto's own version ends every such task ``States.Runtime`` (``'NoneType' object has
+        no attribute 'interrupt_all'``: it releases a task-token endpoint a ``.sync`` task
+        does not have), successful builds included; a Catch on ``States.ALL`` then hid it.
+        This one has no task token to wait for, as AWS's ``startBuild.sync`` has none.
+        """
+        started = env.stack.pop()
+        self.timeout.eval(env=env)
+        timeout_seconds = env.stack.pop()
+        env.stack.append(started)
+        resolver = self._build_sync_resolver(
+            env=env,
+            resource_runtime_part=resource_runtime_part,
+            normalised_parameters=normalised_parameters,
+            state_credentials=state_credentials,
+        )
+        outcome = self._eval_sync(
+            env=env,
+            sync_resolver=resolver,
+            timeout_seconds=timeout_seconds,
+            callback_endpoint=None,
+            heartbeat_endpoint=None,
+        )
+        env.stack.append(outcome)
 
     def _build_sync_resolver(
         self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any

@@ -60,6 +60,10 @@ def summarise(run: RunResult) -> dict[str, Any]:
         },
         "upstream_blob_bytes": run.upstream.get("blob_bytes", 0),
         "target_front": dict(sorted(run.target.items())),  # redirects, refused mounts, throttling
+        # the run's health: errors the state machine's catchers recorded, and TaskFailed events
+        # in the history (map-run children included); a clean run has both at zero
+        "step_errors": len(run.step_errors),
+        "tasks_failed": len(run.tasks_failed),
         "codebuild_builds": len(run.builds),
         "lambda_invocations": sum(run.invocations.values()),
         "subject": run.subject,

@@ -30,7 +30,7 @@ from typing import Any
 
 import boto3
 
-from devstack import codebuild, lambdas, mapruns
+from devstack import codebuild, lambdas, mapruns, sfnerrors
 from devstack.deploy import ACCOUNT, REGION, Deployment, deploy
 from devstack.ecrfront import EcrFront, Repository
 from devstack.hubfront import HubFront
@@ -74,6 +74,24 @@ class RunResult:
     map_run_events: list[dict[str, Any]] = field(default_factory=list)
     lambda_seconds: float = 0.0
     build_seconds: list[float] = field(default_factory=list)
+
+    #: what the state machine's catchers recorded (``runs/<run>/errors/*.json``): step -> error
+    step_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def tasks_failed(self) -> list[dict[str, Any]]:
+        """``TaskFailed`` events of the execution and of its map runs' children."""
+        return [e for e in [*self.events, *self.map_run_events] if e["type"] == "TaskFailed"]
+
+    def task_events(self, kind: str, resource: str) -> list[dict[str, Any]]:
+        """``Task<kind>`` events (``Succeeded``, ``Failed``, ...) of tasks on ``resource`` (``codebuild``)."""
+        found = []
+        for event in [*self.events, *self.map_run_events]:
+            if event["type"] == f"Task{kind}":
+                details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+                if details.get("resourceType") == resource:
+                    found.append(event)
+        return found
 
     @property
     def state_transitions(self) -> int:
@@ -196,6 +214,7 @@ class Stack:
         self.local_codebuild = codebuild.LocalCodeBuild(logdir=self.workdir / "logs" / "codebuild", aws_env=aws_env)
         codebuild.install(self.local_codebuild)
         mapruns.install()
+        sfnerrors.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto logs every Fail state as an unhandled exception; the tests read the history instead
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -227,6 +246,7 @@ class Stack:
         lambdas.uninstall()
         codebuild.uninstall()
         mapruns.uninstall()
+        sfnerrors.uninstall()
         if self.lambda_runtime is not None:
             self.lambda_runtime.stop()
         for server in (self.hub, self.ecr_backend):
@@ -289,6 +309,8 @@ class Stack:
         self.local_codebuild.wait_idle()
         events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         subject, report, attributes = self._read_report()
+        run_name = arn.rsplit(":", 1)[1]
+        step_errors = self._step_errors(run_name)
         text = self._published_text()
         upstream_after = self.front.snapshot()
         target_after = self.ecr.snapshot()
@@ -315,7 +337,19 @@ class Stack:
             map_run_events=mapruns.events_of(arn),
             lambda_seconds=self.lambda_runtime.seconds - lambda_seconds_before,
             build_seconds=[self.local_codebuild.duration(b) for b in self.local_codebuild.started[builds_before:]],
+            step_errors=step_errors,
         )
+
+    def _step_errors(self, run: str) -> dict[str, dict[str, Any]]:
+        assert self.deployment is not None
+        s3 = boto3.client("s3")
+        bucket = self.deployment.bucket
+        found: dict[str, dict[str, Any]] = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"runs/{run}/errors/"):
+            for obj in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                found[obj["Key"].rsplit("/", 1)[-1].removesuffix(".json")] = json.loads(body)
+        return found
 
     def _published_text(self) -> str | None:
         """The plain-text body (what e-mail subscribers get) of the last published report."""

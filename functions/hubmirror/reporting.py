@@ -84,7 +84,21 @@ def _error_reason(error: Mapping[str, Any], phase: str) -> str:
             build = parsed.get("Build", parsed)
             status = build.get("BuildStatus") or build.get("buildStatus")
             build_id = build.get("Id") or build.get("id")
+            logs = build.get("Logs") or build.get("logs") or {}
+            where = logs.get("DeepLink") or logs.get("deepLink")
+            phase_failed = next(
+                (
+                    p.get("PhaseType") or p.get("phaseType")
+                    for p in build.get("Phases") or build.get("phases") or []
+                    if (p.get("PhaseStatus") or p.get("phaseStatus")) not in (None, "SUCCEEDED")
+                ),
+                None,
+            )
             cause = f"CodeBuild build {build_id} ended {status}"
+            if phase_failed:
+                cause += f" in its {phase_failed} phase"
+            if where:
+                cause += f"; its log: {where}"
     return f"{phase} step failed: {name}: {cause}".strip()[:1000]
 
 

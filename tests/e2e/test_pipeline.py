@@ -305,3 +305,54 @@ def test_unknown_only_selector_is_refused(world: World, with_missing_tag: RunRes
     assert result.status == "FAILED"
     assert result.report is not None
     assert "alpnie" in (result.report["plan_error"] or "")
+
+
+# -- the state machine as AWS runs it ----------------------------------------------------------
+
+
+def test_a_clean_run_has_its_builds_succeed_and_no_step_error(first: RunResult, second: RunResult) -> None:
+    for run in (first, second):
+        assert run.tasks_failed == []
+        assert run.step_errors == {}
+    succeeded = first.task_events("Succeeded", "codebuild")
+    assert len(succeeded) == len(first.builds) == 2  # the Copy and the Build task, each TaskSucceeded
+    for event in succeeded:
+        output = json.loads(event["taskSucceededEventDetails"]["output"])
+        assert output["Build"]["BuildStatus"] == "SUCCEEDED"
+
+
+def test_a_failing_build_line_fails_its_task_and_its_item(world: World, with_missing_tag: RunResult) -> None:
+    world.stack.write_allowlist(world.allowlist(vault_lines=["RUN false"]))
+    try:
+        run = world.stack.run({"only": ["vault"]})
+    finally:
+        world.stack.write_allowlist(world.allowlist())
+    assert run.status == "FAILED"
+    failed = run.task_events("Failed", "codebuild")
+    assert len(failed) == 1
+    details = failed[0]["taskFailedEventDetails"]
+    assert details["error"] == "States.TaskFailed"
+    assert json.loads(details["cause"])["Build"]["BuildStatus"] == "FAILED"
+    assert list(run.step_errors) == ["00000-build"]
+    assert run.outcomes() == {"mirror/vault:1.14": "failed"}
+    assert "buildah build failed" in run.item("mirror/vault:1.14")["reason"]  # the job's own words
+    assert world.target.manifest("mirror/vault", "1.14") is not None  # the good image is still there
+
+
+def test_a_job_that_dies_before_its_outcomes_fails_its_items_with_the_builds_status(
+    world: World, with_missing_tag: RunResult
+) -> None:
+    before = world.target.manifest("mirror/alpine", "3.20")
+    assert world.stack.local_codebuild is not None
+    world.stack.local_codebuild.faults.append("DOWNLOAD_SOURCE")
+    run = world.stack.run({"only": ["alpine"], "force": True})
+    assert run.status == "FAILED"
+    assert run.report is not None  # every run ends with a report
+    reason = run.item("mirror/alpine:3.20")["reason"]
+    assert run.outcomes() == {"mirror/alpine:3.20": "failed"}
+    assert "ended FAILED in its DOWNLOAD_SOURCE phase" in reason
+    assert "its log: " in reason
+    after = world.target.manifest("mirror/alpine", "3.20")
+    assert after is not None
+    assert before is not None
+    assert after.digest == before.digest
