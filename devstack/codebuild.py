@@ -9,8 +9,10 @@ supported by its interpreter. :func:`install` changes three things:
   ``privilegedModeOverride``) and starts a real build: the S3 source zip is downloaded and
   unpacked, the ``buildspec.yml`` found in it is parsed, and the commands of its
   ``install``, ``pre_build``, ``build`` and ``post_build`` phases run with ``bash`` in the
-  source directory, with the project's and the override's environment variables, as
-  CodeBuild does (a failing command fails the build; ``post_build`` still runs);
+  source directory, inside the build image (:mod:`devstack.buildimage`: a Debian 12 root
+  file system holding only what the image and the install phase give), with the project's
+  and the override's environment variables and nothing of this machine's, as CodeBuild
+  does (a failing command fails the build; ``post_build`` still runs);
 * ``BatchGetBuilds`` reports the build's real status and phases;
 * Step Functions gets a ``codebuild`` service integration supporting ``startBuild.sync``:
   start the build, poll ``BatchGetBuilds`` until it ends, succeed with the build (keys in
@@ -25,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -58,6 +59,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+from devstack import buildimage
 
 PHASES = ("install", "pre_build", "build", "post_build")
 BUILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -125,14 +128,19 @@ class LocalCodeBuild:
                 if not self._phase(build, "DOWNLOAD_SOURCE", lambda: self._download(build, workdir / "src", log)):
                     raise RuntimeError("the source could not be downloaded")
                 spec = yaml.safe_load((workdir / "src" / "buildspec.yml").read_text())
-                env = self._environment(build, spec, workdir / "src")
-                failed = False
-                for phase in PHASES:
-                    commands = ((spec.get("phases") or {}).get(phase) or {}).get("commands") or []
-                    if not commands or (failed and phase != "post_build"):
-                        continue
-                    ok = self._phase(build, phase.upper(), _bind(self._commands, commands, env, workdir / "src", log))
-                    failed = failed or not ok
+                image: list[Path] = []
+                if not self._phase(build, "PROVISIONING", lambda: image.append(self._image(workdir / "src", log))):
+                    raise RuntimeError("the build image could not be provisioned")
+                with buildimage.build_root(image[0], workdir / "overlay") as root:
+                    shutil.copytree(workdir / "src", root / buildimage.SRC_DIR.lstrip("/"), symlinks=True)
+                    env = self._environment(build, spec, buildimage.SRC_DIR)
+                    failed = False
+                    for phase in PHASES:
+                        commands = ((spec.get("phases") or {}).get(phase) or {}).get("commands") or []
+                        if not commands or (failed and phase != "post_build"):
+                            continue
+                        ok = self._phase(build, phase.upper(), _bind(self._commands, commands, env, root, log))
+                        failed = failed or not ok
                 status = "FAILED" if failed else "SUCCEEDED"
         except Exception as exc:  # a broken source or buildspec fails the build, as on CodeBuild
             status = "FAILED"
@@ -182,14 +190,20 @@ class LocalCodeBuild:
                     path.chmod(mode)
         log.write(f"[Container] downloaded s3://{bucket}/{key} ({len(data)} bytes)\n")
 
-    def _environment(self, build: dict[str, Any], spec: dict[str, Any], src: Path) -> dict[str, str]:
+    def _image(self, src: Path, log: TextIO) -> Path:
+        """The build image: Debian 12 after the install phase of the bundle's own script."""
+        image = buildimage.with_tools(src / "hubmirror" / "runner")
+        log.write(f"[Container] image {image.name}\n")
+        return image
+
+    def _environment(self, build: dict[str, Any], spec: dict[str, Any], src: str) -> dict[str, str]:
         env = {
             "PATH": BUILD_PATH,
-            "HOME": os.environ.get("HOME", "/root"),
+            "HOME": "/root",
             "LANG": "C.UTF-8",
             "CODEBUILD_BUILD_ID": build["id"],
             "CODEBUILD_BUILD_ARN": build["arn"],
-            "CODEBUILD_SRC_DIR": str(src),
+            "CODEBUILD_SRC_DIR": src,
             "CODEBUILD_INITIATOR": build.get("initiator", "local"),
             **self.aws_env,
         }
@@ -199,14 +213,12 @@ class LocalCodeBuild:
             env[variable["name"]] = variable["value"]
         return env
 
-    def _commands(self, commands: list[str], env: dict[str, str], cwd: Path, log: TextIO) -> bool:
+    def _commands(self, commands: list[str], env: dict[str, str], root: Path, log: TextIO) -> bool:
         for command in commands:
             log.write(f"[Container] Running command {command}\n")
             log.flush()
             proc = subprocess.run(
-                ["bash", "-c", command],
-                cwd=cwd,
-                env=env,
+                buildimage.chroot_command(root, command, env, str(env["CODEBUILD_SRC_DIR"])),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 check=False,

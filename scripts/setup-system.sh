@@ -2,9 +2,11 @@
 # Install what the local stack needs on Debian 12 (idempotent; run as root, as CI does):
 #   - docker-registry (the "hub" and the "ECR"), busybox-static (seed images), skopeo
 #     (the benchmark's point of comparison);
-#   - the copy/build job's pinned tools (functions/hubmirror/runner/install-tools.sh:
-#     buildah, python3-boto3, qemu-user-static, binfmt-support), the same script
-#     CodeBuild runs;
+#   - the copy/build job's tools (functions/hubmirror/runner/install-tools.sh: buildah,
+#     python3-boto3, python3-yaml, qemu-user-static, binfmt-support), the same script
+#     CodeBuild runs (here for qemu's binfmt_misc handlers, which the kernel shares);
+#   - mmdebstrap, and with it the local CodeBuild's build image (devstack/buildimage.py:
+#     Debian 12 minbase, then install-tools.sh inside it), cached under .cache/;
 #   - busybox-static for arm64, unpacked under .cache/, for two-platform seed images.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +25,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   updated=0
 fi
 missing=()
-for package in docker-registry busybox-static skopeo make; do
+for package in docker-registry busybox-static skopeo make mmdebstrap; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -48,4 +50,5 @@ if [ ! -x "$arm64" ]; then
   dpkg-deb -x "$work"/busybox-static_*_arm64.deb "$root/.cache/busybox-arm64"
   rm -rf "$work"
 fi
+(cd "$root" && python3 -m devstack.buildimage)
 echo "system ready: $(docker-registry --version 2>/dev/null | head -1), $(buildah --version | cut -d' ' -f1-3)"

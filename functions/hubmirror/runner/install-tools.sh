@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
-# Install the pinned tools of the copy/build job (tools.env) from Debian 12's archive,
-# and register qemu for foreign-platform RUN lines when the kernel lets us.
-# Already-installed pinned versions are left alone, so a second run costs nothing.
+# Install the copy/build job's tools (tools.env) from Debian 12's archive, at least at their
+# minimum versions, and register qemu for foreign-platform RUN lines when the kernel lets us.
+# Packages already installed at a good version are left alone, so a second run costs nothing.
+# HUBMIRROR_TOOLS_ENV names another tools.env (the tests use it).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tools.env
-. "$here/tools.env"
+. "${HUBMIRROR_TOOLS_ENV:-$here/tools.env}"
 
-wanted=(
-  "buildah=$BUILDAH_VERSION"
-  "python3-boto3=$PYTHON3_BOTO3_VERSION"
-  "qemu-user-static=$QEMU_USER_STATIC_VERSION"
-  "binfmt-support=$BINFMT_SUPPORT_VERSION"
-)
+minimum() {  # the minimum version tools.env gives a package: python3-boto3 -> $PYTHON3_BOTO3_MIN
+  local name="${1^^}"
+  name="${name//-/_}_MIN"
+  echo "${!name:?tools.env gives no minimum for $1 ($name)}"
+}
+installed() {  # the installed version of a package, or nothing ("config-files 1.2" is a removed one)
+  local status
+  status="$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null)" || return 0  # unknown to dpkg
+  if [[ "$status" == "installed "* ]]; then
+    echo "${status#installed }"
+  fi
+}
+
+read -r -a tools <<<"$TOOLS"
 missing=()
-for spec in "${wanted[@]}"; do
-  package="${spec%%=*}" version="${spec#*=}"
-  have="$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$package" 2>/dev/null || echo none)"
-  if [ "$have" != "installed $version" ]; then  # "config-files 1.2" is a removed package
-    missing+=("$spec")
+for package in "${tools[@]}"; do
+  have="$(installed "$package")"
+  if [ -z "$have" ] || dpkg --compare-versions "$have" lt "$(minimum "$package")"; then
+    missing+=("$package")
   fi
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -27,6 +35,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates >/dev/null
 fi
+versions=()
+for package in "${tools[@]}"; do
+  have="$(installed "$package")"
+  want="$(minimum "$package")"
+  if [ -z "$have" ] || dpkg --compare-versions "$have" lt "$want"; then
+    echo "install-tools: $package ${have:-is not installed}; the job needs at least $want" >&2
+    exit 1
+  fi
+  versions+=("$package=$have")
+done
 
 # Foreign platforms (linux/arm64 on an amd64 host, ...) run RUN lines under qemu, which
 # needs binfmt_misc: available in privileged CodeBuild and on the test machines.
@@ -46,4 +64,4 @@ if [ -w "$binfmt/register" ]; then
 else
   echo "note: binfmt_misc is not writable: RUN lines can only run for the host's own platform"
 fi
-echo "tools: buildah $(buildah --version | awk '{print $3}'), $(python3 -c 'import boto3; print("boto3", boto3.__version__)')"
+echo "tools: ${versions[*]}"
