@@ -86,6 +86,8 @@ class LocalCodeBuild:
     #: phases the next builds fail in, one a build (a fault for the tests: an image that cannot
     #: be pulled, a source that cannot be downloaded, a killed build)
     faults: list[str] = field(default_factory=list)
+    #: project name -> the access key of its service role (devstack.iam)
+    roles: dict[str, str] = field(default_factory=dict)
     _fault_of: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -169,14 +171,28 @@ class LocalCodeBuild:
         )
         return ok
 
+    def _role_credentials(self, build: dict[str, Any]) -> dict[str, str]:
+        """The service role's credentials, as CodeBuild gives them to a build."""
+        key = self.roles.get(str(build.get("projectName", "")))
+        return {"AWS_ACCESS_KEY_ID": key} if key else {}
+
     def _download(self, build: dict[str, Any], target: Path, log: TextIO) -> None:
         source = build["source"]
         if source["type"] != "S3":
             raise ValueError(f"only S3 sources are supported locally, not {source['type']}")
         bucket, _, key = str(source["location"]).partition("/")
+        credentials = {**self.aws_env, **self._role_credentials(build)}
         s3 = boto3.client(
-            "s3", endpoint_url=self.aws_env["AWS_ENDPOINT_URL"], region_name=self.aws_env["AWS_DEFAULT_REGION"]
+            "s3",
+            endpoint_url=credentials["AWS_ENDPOINT_URL"],
+            region_name=credentials["AWS_DEFAULT_REGION"],
+            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
         )
+        # CodeBuild checks the source bucket's identity with the service role before it
+        # downloads: https://docs.aws.amazon.com/codebuild/latest/userguide/setting-up-service-role.html
+        s3.get_bucket_acl(Bucket=bucket)
+        s3.get_bucket_location(Bucket=bucket)
         data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         target.mkdir(parents=True)
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -206,6 +222,7 @@ class LocalCodeBuild:
             "CODEBUILD_SRC_DIR": src,
             "CODEBUILD_INITIATOR": build.get("initiator", "local"),
             **self.aws_env,
+            **self._role_credentials(build),
         }
         for variable in ((spec.get("env") or {}).get("variables") or {}).items():
             env[str(variable[0])] = str(variable[1])

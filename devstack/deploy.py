@@ -26,6 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STACK = "hubmirror"
+NO_VALUE = object()  # AWS::NoValue: the key or list item is left out
+
+
+def access_key(role: str) -> str:
+    """The access key a caller acting under ``role`` (a logical id) signs with (devstack.iam)."""
+    return f"role-{role}"
 
 
 class _Tag:
@@ -66,6 +72,12 @@ class Deployment:
     projects: dict[str, str] = field(default_factory=dict)
     environment: dict[str, dict[str, str]] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
+    #: each role's statements as deployed (logical id -> resolved statements), and the
+    #: resource policies' (the bucket policy)
+    role_statements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    resource_statements: list[dict[str, Any]] = field(default_factory=list)
+    #: which role each caller acts under: function or project name -> role logical id
+    roles_of: dict[str, str] = field(default_factory=dict)
 
 
 class _Resolver:
@@ -90,14 +102,37 @@ class _Resolver:
                 key = next(iter(value))
                 if key == "Ref" or key.startswith("Fn::"):
                     return self._tag(_Tag(key.removeprefix("Fn::"), value[key]))
-            return {k: self.resolve(v) for k, v in value.items()}
+            resolved = {k: self.resolve(v) for k, v in value.items()}
+            return {k: v for k, v in resolved.items() if v is not NO_VALUE}
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [v for v in (self.resolve(v) for v in value) if v is not NO_VALUE]
         return value
+
+    def condition(self, name: str) -> bool:
+        """A template condition, evaluated with this deployment's parameters."""
+        return bool(self.resolve(self.template.get("Conditions", {})[name]))
 
     def _tag(self, tag: _Tag) -> Any:
         if tag.tag == "Ref":
+            if tag.value == "AWS::NoValue":
+                return NO_VALUE
             return self.values[tag.value]
+        if tag.tag == "If":
+            name, yes, no = tag.value
+            return self.resolve(yes if self.condition(name) else no)
+        if tag.tag == "Condition":
+            return self.condition(tag.value)
+        if tag.tag == "Not":
+            return not self.resolve(tag.value[0])
+        if tag.tag == "Equals":
+            left, right = self.resolve(tag.value)
+            return left == right
+        if tag.tag == "Select":
+            index, items = self.resolve(tag.value)
+            return items[int(index)]
+        if tag.tag == "Split":
+            separator, text = self.resolve(tag.value)
+            return str(text).split(separator)
         if tag.tag == "GetAtt":
             name = tag.value if isinstance(tag.value, str) else ".".join(tag.value)
             return self.attributes[name]
@@ -129,8 +164,13 @@ def deploy(
     allowlist: Path | None = None,
     parameters: dict[str, str] | None = None,
     extra_environment: dict[str, str] | None = None,
+    without: frozenset[tuple[str, str]] = frozenset(),
 ) -> Deployment:
-    """Create the template's resources in moto (the endpoint in ``AWS_ENDPOINT_URL``)."""
+    """Create the template's resources in moto (the endpoint in ``AWS_ENDPOINT_URL``).
+
+    ``without`` names role statements (role logical id, ``Sid``) the deployment leaves out,
+    as if a change had removed them from the template.
+    """
     template = load_template()
     resolver = _Resolver(template, parameters or {})
     resources: dict[str, Any] = template["Resources"]
@@ -157,11 +197,27 @@ def deploy(
             name = resolver.resolve(resource["Properties"]["LogGroupName"])
             resolver.values[logical] = name
             resolver.attributes[f"{logical}.Arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}"
+        elif (
+            kind == "AWS::KMS::Key" and resolver.condition(resource["Condition"])
+            if "Condition" in resource
+            else kind == "AWS::KMS::Key"
+        ):
+            key = boto3.client("kms").create_key(Description=f"{STACK} {logical}")["KeyMetadata"]
+            resolver.values[logical] = key["KeyId"]
+            resolver.attributes[f"{logical}.Arn"] = key["Arn"]
         elif kind == "AWS::IAM::Role":
             resolver.values[logical] = role_arn.rsplit("/", 1)[1]
             resolver.attributes[f"{logical}.Arn"] = role_arn
 
     deployment = Deployment(bucket="", topic_arn="", state_machine_arn="")
+
+    def role_of(props: dict[str, Any], key: str) -> str:
+        value = props[key]
+        assert isinstance(value, _Tag), f"{key} must be !GetAtt ROLE.Arn"
+        assert value.tag == "GetAtt", f"{key} must be !GetAtt ROLE.Arn"
+        name = value.value if isinstance(value.value, str) else ".".join(value.value)
+        return str(name).split(".", 1)[0]
+
     globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     for logical, resource in resources.items():
         if resource["Type"] != "AWS::Serverless::Function":
@@ -172,6 +228,9 @@ def deploy(
             for k, v in resolver.resolve({**globals_env, **props.get("Environment", {}).get("Variables", {})}).items()
         }
         env["HUBMIRROR_TARGET_REGISTRY"] = target_registry
+        # Lambda hands a function its role's credentials in these variables
+        role = role_of(props, "Role")
+        env["AWS_ACCESS_KEY_ID"] = access_key(role)
         if allowlist is not None:
             env["HUBMIRROR_ALLOWLIST"] = str(allowlist)
         env.update(extra_environment or {})
@@ -194,6 +253,7 @@ def deploy(
     for logical, resource in resources.items():
         if resource["Type"] != "AWS::CodeBuild::Project":
             continue
+        deployment.roles_of[f"{STACK}-{logical}"] = role_of(resource["Properties"], "ServiceRole")
         props = resolver.resolve(resource["Properties"])
         name = f"{STACK}-{logical}"
         environment = props["Environment"]
@@ -230,9 +290,12 @@ def deploy(
         if leftover:
             raise ValueError(f"the state machine definition has unsubstituted placeholders: {sorted(set(leftover))}")
         name = resolver.resolve(props.get("Name", f"{STACK}-{logical}"))
+        deployment.roles_of[name] = role_of(props, "Role")
         deployment.state_machine_arn = sfn.create_state_machine(
             name=name, definition=definition, roleArn=role_arn, type=props.get("Type", "STANDARD")
         )["stateMachineArn"]
+        resolver.values[logical] = deployment.state_machine_arn
+        resolver.attributes[f"{logical}.Name"] = name
 
     deployment.bucket = next(
         v for k, v in resolver.values.items() if resources.get(k, {}).get("Type") == "AWS::S3::Bucket"
@@ -241,4 +304,16 @@ def deploy(
         v for k, v in resolver.values.items() if resources.get(k, {}).get("Type") == "AWS::SNS::Topic"
     )
     deployment.parameters = {k: resolver.values[k] for k in template.get("Parameters", {})}
+    for logical, resource in resources.items():
+        if resource["Type"] == "AWS::IAM::Role":
+            statements = []
+            for policy in resource["Properties"].get("Policies", []):
+                for statement in resolver.resolve(policy["PolicyDocument"]["Statement"]):
+                    if (logical, statement.get("Sid", "")) not in without:  # a test takes one away
+                        statements.append(statement)
+            deployment.role_statements[logical] = statements
+        elif resource["Type"] == "AWS::S3::BucketPolicy":
+            deployment.resource_statements.extend(
+                resolver.resolve(resource["Properties"]["PolicyDocument"]["Statement"])
+            )
     return deployment

@@ -30,8 +30,8 @@ from typing import Any
 
 import boto3
 
-from devstack import codebuild, lambdas, mapruns, sfnerrors
-from devstack.deploy import ACCOUNT, REGION, Deployment, deploy
+from devstack import codebuild, iam, lambdas, mapruns, sfnerrors
+from devstack.deploy import ACCOUNT, REGION, Deployment, access_key, deploy
 from devstack.ecrfront import EcrFront, Repository
 from devstack.hubfront import HubFront
 from devstack.images import Pusher
@@ -75,6 +75,8 @@ class RunResult:
     lambda_seconds: float = 0.0
     build_seconds: list[float] = field(default_factory=list)
 
+    #: AWS calls IAM refused during the run (devstack.iam): principal, action, resource
+    iam_refused: list[Any] = field(default_factory=list)
     #: what the state machine's catchers recorded (``runs/<run>/errors/*.json``): step -> error
     step_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -132,6 +134,10 @@ class Stack:
     ecr_blob_mounting: bool = False
     #: ECR request rates by action, where a test raises a quota (as an account can)
     ecr_rates: dict[str, float] = field(default_factory=dict)
+    #: evaluate every AWS call against its caller's role from template.yaml (devstack.iam)
+    enforce_iam: bool = True
+    #: role statements (role, Sid) to deploy without, as if removed from template.yaml
+    without_statements: frozenset[tuple[str, str]] = frozenset()
     front: HubFront | None = None
     hub: Registry | None = None
     ecr: EcrFront | None = None
@@ -143,6 +149,11 @@ class Stack:
     _moto: Any = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
     _runs: int = 0
+
+    @property
+    def iam_calls(self) -> list[iam.Call]:
+        """Every AWS call a role made so far, with IAM's verdict."""
+        return list(self._moto.enforcer.calls) if self._moto is not None else []
 
     @property
     def allowlist_path(self) -> Path:
@@ -182,7 +193,6 @@ class Stack:
 
     def _start_aws(self) -> None:
         from moto.core.config import default_user_config
-        from moto.server import ThreadedMotoServer
 
         port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
@@ -218,7 +228,7 @@ class Stack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto logs every Fail state as an unhandled exception; the tests read the history instead
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto = iam.server("127.0.0.1", port)
         self._moto.start()
         # moto's backends are process-wide: a stack started earlier in this process left state behind
         urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30)  # noqa: S310
@@ -228,7 +238,11 @@ class Stack:
             allowlist=self.allowlist_path,
             parameters=self.parameters,
             extra_environment=self.extra_environment,
+            without=self.without_statements,
         )
+        self.local_codebuild.roles = {project: access_key(role) for project, role in self.deployment.roles_of.items()}
+        if self.enforce_iam:
+            self._moto.enforcer.enforce(self.deployment)
         sqs, sns = boto3.client("sqs"), boto3.client("sns")
         self.queue_url = sqs.create_queue(QueueName="hubmirror-reports")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -291,6 +305,7 @@ class Stack:
         invocations_before = Counter(self.lambda_runtime.invocations)
         lambda_seconds_before = self.lambda_runtime.seconds
         builds_before = len(self.local_codebuild.started)
+        calls_before = len(self.iam_calls)
         started = time.monotonic()
         self._runs += 1
         arn = sfn.start_execution(
@@ -338,6 +353,7 @@ class Stack:
             lambda_seconds=self.lambda_runtime.seconds - lambda_seconds_before,
             build_seconds=[self.local_codebuild.duration(b) for b in self.local_codebuild.started[builds_before:]],
             step_errors=step_errors,
+            iam_refused=[c for c in self.iam_calls[calls_before:] if not c.allowed],
         )
 
     def _step_errors(self, run: str) -> dict[str, dict[str, Any]]:

@@ -314,6 +314,7 @@ def test_a_clean_run_has_its_builds_succeed_and_no_step_error(first: RunResult, 
     for run in (first, second):
         assert run.tasks_failed == []
         assert run.step_errors == {}
+        assert run.iam_refused == []  # every AWS call allowed by its caller's role in template.yaml
     succeeded = first.task_events("Succeeded", "codebuild")
     assert len(succeeded) == len(first.builds) == 2  # the Copy and the Build task, each TaskSucceeded
     for event in succeeded:

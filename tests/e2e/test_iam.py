@@ -1,0 +1,53 @@
+"""Each step acts under its own role: take a statement the pipeline needs away, and it fails.
+
+The stack is deployed without one statement of template.yaml (devstack.iam evaluates every
+call against the roles as deployed); the run fails where AWS would fail it, and the refused
+call is named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.images import seed
+from devstack.stack import RunResult, Stack
+
+pytestmark = pytest.mark.e2e
+
+
+def _run_without(tmp: Path, role: str, sid: str) -> Iterator[RunResult]:
+    with Stack(tmp, without_statements=frozenset({(role, sid)})) as stack:
+        assert stack.front is not None
+        seed(stack.hub_pusher(), "library/busybox", "1.36", ["linux/amd64"])
+        stack.write_allowlist(f"images:\n  - source: {stack.front.host}/library/busybox\n    tags: ['1.36']\n")
+        yield stack.run({})
+
+
+@pytest.fixture(scope="module")
+def without_blob_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunResult]:
+    yield from _run_without(Path(tmp_path_factory.mktemp("iam-blobs")), "JobRole", "ListBlobIndex")
+
+
+@pytest.fixture(scope="module")
+def without_runner_listing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunResult]:
+    yield from _run_without(Path(tmp_path_factory.mktemp("iam-runner")), "PlanFunctionRole", "ListRunner")
+
+
+def test_a_job_role_without_list_bucket_meets_403_for_blobs_not_yet_indexed(without_blob_index: RunResult) -> None:
+    assert without_blob_index.status == "FAILED"
+    assert without_blob_index.outcomes() == {"mirror/library/busybox:1.36": "failed"}
+    refused = {(c.principal, c.action) for c in without_blob_index.iam_refused}
+    assert ("JobRole", "s3:GetObject") in refused
+    assert all("/blobs/" in c.resource for c in without_blob_index.iam_refused)
+
+
+def test_a_plan_role_without_list_bucket_cannot_tell_a_missing_bundle(without_runner_listing: RunResult) -> None:
+    assert without_runner_listing.status == "FAILED"
+    assert without_runner_listing.report is not None  # the refusal is reported
+    assert [(c.principal, c.action, c.why) for c in without_runner_listing.iam_refused] == [
+        ("PlanFunctionRole", "s3:GetObject", "missing key, no s3:ListBucket")
+    ]
+    assert "/runner/" in without_runner_listing.iam_refused[0].resource
