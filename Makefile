@@ -9,12 +9,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # checkov pins boto3 and packaging below what the project uses: it gets a venv of its own.
 SCAN_VENV := .venv-scan
+# asl-validator (npm), the definition's second validator, pinned by tools/asl/package-lock.json.
+ASL_TOOLS := tools/asl
 # The Lambda runtime is python3.13: develop, test and build with it.
 PYTHON313 ?= $(shell (PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null) || python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup system venv lint test test-unit test-functional test-e2e check demo bench build deploy clean
+.PHONY: help setup system venv asl-tools lint test test-unit test-functional test-e2e check demo bench build deploy clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -38,7 +40,13 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
 	touch $@
 
-setup: system venv ## Everything: system packages and the virtual environment
+$(ASL_TOOLS)/node_modules/.installed: $(ASL_TOOLS)/package.json $(ASL_TOOLS)/package-lock.json
+	cd $(ASL_TOOLS) && npm ci --silent --no-audit --no-fund
+	touch $@
+
+asl-tools: $(ASL_TOOLS)/node_modules/.installed ## Install asl-validator (npm) for the unit tests
+
+setup: system venv asl-tools ## Everything: system packages, the virtual environment, asl-validator
 
 lint: venv $(SCAN_VENV)/.installed ## ruff, mypy, sam validate --lint, cfn-lint, checkov (statelint runs in the unit tests)
 	$(VENV)/bin/ruff check .
@@ -48,7 +56,7 @@ lint: venv $(SCAN_VENV)/.installed ## ruff, mypy, sam validate --lint, cfn-lint,
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --quiet --compact
 
-test-unit: venv ## Unit tests (pure logic, no network)
+test-unit: venv asl-tools ## Unit tests (pure logic, no network)
 	$(VENV)/bin/pytest tests/unit
 
 test-functional: venv ## Functional tests (moto, local registries)

@@ -28,6 +28,7 @@ missing=()
 for package in docker-registry busybox-static skopeo make mmdebstrap; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
+command -v npm >/dev/null 2>&1 || missing+=(npm)  # asl-validator, the definition's second validator
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_update
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

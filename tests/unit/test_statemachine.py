@@ -49,6 +49,33 @@ def test_statelint_finds_nothing_but_its_known_gap() -> None:
     assert [p for p in problems if p not in KNOWN_STATELINT_GAPS] == []
 
 
+ASL_VALIDATOR = ROOT / "tools" / "asl" / "node_modules" / ".bin" / "asl-validator"
+
+
+def _as_deployed() -> str:
+    """The definition with its substitutions filled in the way CloudFormation fills them."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.endswith("Arn"):
+            service = "lambda" if "Function" in name else "sns" if "Topic" in name else "s3"
+            return f"arn:aws:{service}:us-east-1:123456789012:{name.removesuffix('Arn').lower()}"
+        return name.lower()
+
+    return re.sub(r"\$\{(\w+)\}", value, ASL.read_text())
+
+
+def test_a_second_validator_accepts_the_definition_as_written_and_as_deployed(tmp_path: Path) -> None:
+    """asl-validator (npm) checks what statelint does not; both must accept what AWS accepts."""
+    deployed = tmp_path / "deployed.asl.json"
+    deployed.write_text(_as_deployed())
+    for path in (ASL, deployed):
+        result = subprocess.run(
+            [str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_placeholder_has_a_substitution_and_every_substitution_is_used() -> None:
     placeholders = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
     machine = load_template()["Resources"]["SyncStateMachine"]["Properties"]
