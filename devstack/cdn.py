@@ -33,8 +33,9 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from devstack.proxy import QuietHandler
 
 CDN_ADDRESS = "127.0.0.2"
 #: ECR's layer URLs are valid for an hour, Docker Hub's a few minutes; the tests can shorten it.
@@ -101,12 +102,7 @@ class BlobCdn:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         cdn = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(QuietHandler):
             def _error(self, status: int, code: str, message: str) -> None:
                 cdn._refuse(code)
                 body = _s3_error(code, message)
@@ -117,7 +113,7 @@ class BlobCdn:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
-            def do_GET(self) -> None:
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 if "Authorization" in self.headers:

@@ -46,7 +46,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from devstack.cdn import BlobCdn
-from devstack.proxy import Answer, forward, read_body, registry_error, relay, reply
+from devstack.proxy import Answer, QuietHandler, forward, read_body, registry_error, relay, reply
 
 _MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 _BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>sha256:[0-9a-f]{64})$")
@@ -264,12 +264,7 @@ class EcrFront:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         front = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(QuietHandler):
             def _forward(self, path: str | None = None, body: bytes | None = None) -> Answer:
                 assert front.backend is not None
                 return forward(front.backend, self.command, path or self.path, self.headers, body)

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from devstack.cdn import BlobCdn
-from devstack.proxy import forward, read_body, registry_error, relay, reply
+from devstack.proxy import QuietHandler, forward, read_body, registry_error, relay, reply
 from devstack.registry import TokenAuth
 
 SERVICE = "registry.docker.io"
@@ -285,12 +285,7 @@ class HubFront:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         front = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(QuietHandler):
             def _token(self) -> None:
                 query = parse_qs(urlsplit(self.path).query)
                 subject: str | None = None

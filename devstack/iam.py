@@ -283,16 +283,7 @@ class Enforcer:
             listing = Request("s3", "s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": key})
             if not self.policies.evaluate(role, listing)[0]:
                 # S3 hides whether the key exists from a principal that may not list the bucket
-                self._record(Call(role, request.action, request.resource, False, "missing key, no s3:ListBucket"))
-                return self._refuse(
-                    start_response,
-                    service=service,
-                    method=method,
-                    role=role,
-                    action=request.action,
-                    resource=request.resource,
-                    why=why,
-                )
+                allowed, why = False, "missing key, no s3:ListBucket"
         self._record(Call(role, request.action, request.resource, allowed, why))
         if not allowed:
             return self._refuse(

@@ -22,6 +22,15 @@ HOP_BY_HOP = frozenset(
 )
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, and no access log on stderr."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
 @dataclass
 class Answer:
     """The backend's answer: status, headers (repeated ones kept) and the whole body."""

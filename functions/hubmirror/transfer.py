@@ -189,10 +189,6 @@ class Transfer:
             for future in moving:
                 future.result()
 
-    def ensure_blob(self, repository: str, descriptor: Mapping[str, Any], fetch: BlobSource) -> None:
-        """:meth:`ensure_blobs` for one blob."""
-        self.ensure_blobs(repository, [descriptor], fetch)
-
     def _plan_blob(
         self, repository: str, descriptor: Mapping[str, Any], fetch: BlobSource
     ) -> Callable[[], None] | None:

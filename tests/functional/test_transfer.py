@@ -11,7 +11,7 @@ from devstack.hubfront import HubFront
 from devstack.images import index_of, platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.oci import select_platforms
-from hubmirror.registry import Credentials, Manifest, RegistryClient
+from hubmirror.registry import Credentials, Manifest, RegistryClient, RegistryError
 from hubmirror.store import S3BlobIndex, Store
 from hubmirror.transfer import MemoryBlobIndex, Transfer
 from tests.functional.conftest import Registries
@@ -135,3 +135,29 @@ def test_a_stale_claim_does_not_block_a_fetch(s3_store: Store) -> None:
     assert index.claim("sha256:" + "1" * 64)
     assert not S3BlobIndex(s3_store, clock=lambda: now[0] + 5).claim("sha256:" + "1" * 64)
     assert S3BlobIndex(s3_store, clock=lambda: now[0] + 10_000).claim("sha256:" + "1" * 64)
+
+
+def test_a_released_claim_is_taken_at_once(s3_store: Store) -> None:
+    digest = "sha256:" + "2" * 64
+    first, second = S3BlobIndex(s3_store), S3BlobIndex(s3_store)
+    assert first.claim(digest)
+    assert not second.claim(digest)  # held, and fresh
+    first.release(digest)  # its transfer failed
+    assert second.released(digest)
+    assert second.claim(digest)
+    assert not first.claim(digest)  # taken over: held again
+
+
+def test_a_failed_transfer_releases_its_claims(
+    registries: Registries, front: HubFront, target: RegistryClient, s3_store: Store
+) -> None:
+    image = platform_image("linux/amd64", "released")
+    digest = registries.hub_pusher().image("library/released", "1", image)
+    index = S3BlobIndex(s3_store)
+    with pytest.raises(RegistryError, match="NAME_UNKNOWN"):  # ECR refuses a repository nobody created
+        Transfer(target, index).copy(RegistryClient(front.host), "library/released", digest, "t6/missing", "1")
+    claimed = [
+        b.digest for b in (*image.layers, image.config) if s3_store.exists(f"blobs/{b.digest.replace(':', '/')}.claim")
+    ]
+    assert claimed  # the copy got as far as claiming
+    assert all(index.released(d) for d in claimed)  # and let go of every claim when it failed
