@@ -290,9 +290,7 @@ class Stack:
         """Replace the allowlist the deployed functions read (``sam deploy`` ships it)."""
         self.allowlist_path.write_text(text)
 
-    def run(
-        self, execution_input: dict[str, Any] | None = None, *, timeout: float = 600, name: str | None = None
-    ) -> RunResult:
+    def run(self, execution_input: Any = None, *, timeout: float = 600, name: str | None = None) -> RunResult:
         """Start an execution, wait for it, collect its report and what it cost."""
         assert self.deployment is not None
         assert self.front is not None
@@ -311,7 +309,7 @@ class Stack:
         arn = sfn.start_execution(
             stateMachineArn=self.deployment.state_machine_arn,
             name=name or f"run-{self._runs:03d}-{uuid.uuid4().hex[:8]}",
-            input=json.dumps(execution_input or {}),
+            input=json.dumps({} if execution_input is None else execution_input),
         )["executionArn"]
         while True:
             described = sfn.describe_execution(executionArn=arn)

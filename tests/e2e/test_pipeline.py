@@ -300,6 +300,19 @@ def test_only_and_force_resync_just_the_named_image(world: World, with_missing_t
     assert len(result.builds) == 1
 
 
+@pytest.mark.parametrize("execution_input", [[], "x", 42, True], ids=["list", "string", "number", "boolean"])
+def test_an_input_that_is_not_an_object_is_refused_with_a_report(
+    world: World, with_missing_tag: RunResult, execution_input: object
+) -> None:
+    # AWS fails such an execution States.Runtime, with no report, when a Catch has to put its
+    # error into a non-object input (the local stack does too: devstack.sfnerrors)
+    result = world.stack.run(execution_input)
+    assert result.status == "FAILED"
+    assert result.error != "States.Runtime"
+    assert result.report is not None
+    assert "must be a JSON object" in (result.report["plan_error"] or "")
+
+
 def test_unknown_only_selector_is_refused(world: World, with_missing_tag: RunResult) -> None:
     result = world.stack.run({"only": ["alpnie"]})
     assert result.status == "FAILED"

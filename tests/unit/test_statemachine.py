@@ -138,3 +138,10 @@ def test_the_report_goes_out_before_the_verdict(name: str) -> None:
     assert DEFINITION["States"]["Report"]["Next"] == "Publish"
     assert DEFINITION["States"]["Publish"]["Next"] == "Verdict"
     assert DEFINITION["States"]["Verdict"]["Choices"][0]["Next"] == "SyncFailed"
+
+
+def test_the_last_resort_message_carries_no_stack_trace() -> None:
+    """A Lambda error's Cause holds the Python stack trace: subscribers get the error's name only."""
+    message = DEFINITION["States"]["PublishReportFailure"]["Parameters"]["Message.$"]
+    assert "report_error.Error" in message
+    assert "Cause" not in message
