@@ -145,3 +145,13 @@ def test_the_last_resort_message_carries_no_stack_trace() -> None:
     message = DEFINITION["States"]["PublishReportFailure"]["Parameters"]["Message.$"]
     assert "report_error.Error" in message
     assert "Cause" not in message
+
+
+def test_the_interpreter_parses_the_definition_without_a_syntax_error(capfd: pytest.CaptureFixture[str]) -> None:
+    """Both validators accept strings the interpreter's grammar refuses (a quote in States.Format);
+    its parser reports them on stderr and goes on, and the state then fails when it runs."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    AmazonStateLanguageParser.parse(_as_deployed())
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("line ")]
+    assert errors == []
