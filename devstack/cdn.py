@@ -31,11 +31,11 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from devstack.proxy import QuietHandler
+from devstack.proxy import QuietHandler, QuietServer
 
 CDN_ADDRESS = "127.0.0.2"
 #: ECR's layer URLs are valid for an hour, Docker Hub's a few minutes; the tests can shorten it.
@@ -68,8 +68,7 @@ class BlobCdn:
         self.served = 0
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((CDN_ADDRESS, 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = QuietServer((CDN_ADDRESS, 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, name="blob-cdn", daemon=True)
         self._thread.start()
 

@@ -40,13 +40,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from devstack.cdn import BlobCdn
-from devstack.proxy import Answer, QuietHandler, forward, read_body, registry_error, relay, reply
+from devstack.proxy import Answer, QuietHandler, QuietServer, forward, read_body, registry_error, relay, reply
 
 _MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 _BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>sha256:[0-9a-f]{64})$")
@@ -205,8 +205,7 @@ class EcrFront:
         #: repository -> image manifest digest -> the blobs it references
         self._references: dict[str, dict[str, frozenset[str]]] = {}
         self.cdn = BlobCdn(workdir / "data")
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = QuietServer(("127.0.0.1", 0), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property

@@ -31,7 +31,7 @@ import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from devstack.cdn import BlobCdn
-from devstack.proxy import QuietHandler, forward, read_body, registry_error, relay, reply
+from devstack.proxy import QuietHandler, QuietServer, forward, read_body, registry_error, relay, reply
 from devstack.registry import TokenAuth
 
 SERVICE = "registry.docker.io"
@@ -165,10 +165,8 @@ class HubFront:
         self._lock = threading.Lock()
         self._issuer = _Issuer.create()
         handler = self._handler_class()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._token_server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._token_server.daemon_threads = True
+        self._server = QuietServer(("127.0.0.1", 0), handler)
+        self._token_server = QuietServer(("127.0.0.1", 0), handler)
         self._threads: list[threading.Thread] = []
         self.cdn: BlobCdn = BlobCdn(workdir / "data", on_served=self._served)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 from dataclasses import dataclass
 from email.message import Message
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOP_BY_HOP = frozenset(
     {
@@ -20,6 +21,17 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A threaded server for the stand-ins: a client hanging up is not an error worth a trace."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client closed its connection (a download given up, a test tearing down)
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class QuietHandler(BaseHTTPRequestHandler):

@@ -32,6 +32,8 @@ from hubmirror.ratelimit import RateLimit
 from hubmirror.references import is_loopback
 
 USER_AGENT = "hubmirror/1"
+#: The most tags read from one repository (the plan's setting ``tag_list_limit``).
+TAG_LIST_LIMIT = 100_000
 #: Registries send blob downloads elsewhere: Docker Hub to its CDN, ECR to pre-signed S3 URLs.
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
@@ -70,6 +72,12 @@ class RateLimitedError(RegistryError):
         super().__init__(message, status=429)
         self.retry_after = retry_after
         self.ratelimit = ratelimit
+
+
+class TagListTooLongError(RegistryError):
+    """A repository's tag list is longer than hubmirror reads."""
+
+    reason = "tag list too long"
 
 
 class RegistryUnavailableError(RegistryError):
@@ -329,13 +337,22 @@ class RegistryClient:
             raise RegistryError(f"{self.host}: the registry sent no upload location")
         return location if location.startswith(("http://", "https://")) else self.base_url + location
 
-    def tags(self, repository: str, *, page_size: int = 1000, limit: int = 100_000) -> list[str]:
-        """Every tag of a repository, following ``Link: <...>; rel="next"`` pages."""
+    def tags(self, repository: str, *, page_size: int = 1000, limit: int = TAG_LIST_LIMIT) -> list[str]:
+        """Every tag of a repository, following ``Link: <...>; rel="next"`` pages.
+
+        A list longer than ``limit`` raises :class:`TagListTooLongError`: a selector such as
+        ``latest: 1`` over part of a list would pick the wrong tag as if all were well.
+        """
         path = f"/v2/{repository}/tags/list?{urlencode({'n': page_size})}"
         tags: list[str] = []
-        while path and len(tags) < limit:
+        while path:
             response = self._request("GET", path, repository)
             tags.extend(json.loads(response.data).get("tags") or [])
+            if len(tags) > limit:
+                raise TagListTooLongError(
+                    f"{self.host}/{repository}: the tag list has more than {limit} tags, the most hubmirror "
+                    "reads (its tag-list limit); the entry is not synced rather than synced from part of it"
+                )
             match = _LINK_NEXT.search(response.headers.get("Link", ""))
             path = match.group(1) if match else ""
             if path.startswith("http"):

@@ -35,6 +35,7 @@ class Settings:
     map_concurrency: int = 10
     default_platforms: tuple[str, ...] | None = None
     upstream_secret: str | None = None
+    tag_list_limit: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,4 +82,5 @@ class Settings:
             map_concurrency=integer("HUBMIRROR_MAP_CONCURRENCY", 10, 1),
             default_platforms=platforms("HUBMIRROR_DEFAULT_PLATFORMS"),
             upstream_secret=env.get("HUBMIRROR_UPSTREAM_SECRET", "").strip() or None,
+            tag_list_limit=integer("HUBMIRROR_TAG_LIST_LIMIT", 100_000, 1),
         )

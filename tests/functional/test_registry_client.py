@@ -14,6 +14,7 @@ from hubmirror.registry import (
     RateLimitedError,
     RegistryClient,
     RetryPolicy,
+    TagListTooLongError,
 )
 from tests.functional.conftest import Registries
 
@@ -114,3 +115,6 @@ def test_tag_list_follows_link_pages(registries: Registries, front: HubFront) ->
     tags = RegistryClient(front.host).tags("library/paged", page_size=3)
     assert sorted(tags) == [f"1.{n}" for n in range(7)]
     assert front.snapshot()["tags_list"] == 3
+    assert len(RegistryClient(front.host).tags("library/paged", page_size=3, limit=7)) == 7  # at the bound: whole
+    with pytest.raises(TagListTooLongError, match="more than 6 tags"):  # past it: refused, never cut
+        RegistryClient(front.host).tags("library/paged", page_size=3, limit=6)

@@ -31,7 +31,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         map_concurrency=config.map_concurrency,
         store=store(),
         bundle=runner_bundle(),
-        list_tags=lambda ref: upstream_client(ref.api_host).tags(ref.repository),
+        list_tags=lambda ref: upstream_client(ref.api_host).tags(ref.repository, limit=config.tag_list_limit),
         default_platforms=config.default_platforms,
     )
     metrics.add_metadata(key="execution", value=run)
