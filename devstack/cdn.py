@@ -28,9 +28,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -41,6 +44,21 @@ CDN_ADDRESS = "127.0.0.2"
 #: ECR's layer URLs are valid for an hour, Docker Hub's a few minutes; the tests can shorten it.
 DEFAULT_TTL_SECONDS = 600
 _CHUNK = 256 * 1024
+
+
+@dataclass
+class DownloadFault:
+    """How the next ``times`` downloads (of ``digest``, or of any blob) go wrong.
+
+    ``reset``: half the bytes, then a TCP reset; ``truncate``: half the bytes, then a clean
+    close; ``corrupt``: every byte sent, one of them flipped; ``slow``: one byte every
+    ``delay`` seconds; ``stall``: half the bytes, then nothing for ``delay`` seconds.
+    """
+
+    mode: str
+    digest: str | None = None
+    times: int = 1
+    delay: float = 2.0
 
 
 def _s3_error(code: str, message: str) -> bytes:
@@ -66,6 +84,7 @@ class BlobCdn:
         self.clock = clock
         self.refused: dict[str, int] = {}
         self.served = 0
+        self.faults: list[DownloadFault] = []
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._server = QuietServer((CDN_ADDRESS, 0), self._handler_class())
@@ -93,6 +112,20 @@ class BlobCdn:
     def blob_path(self, digest: str) -> Path:
         algorithm, _, hex_digest = digest.partition(":")
         return self.storage / "docker/registry/v2/blobs" / algorithm / hex_digest[:2] / hex_digest / "data"
+
+    def inject(self, fault: DownloadFault) -> None:
+        with self._lock:
+            self.faults.append(fault)
+
+    def _take_fault(self, digest: str) -> DownloadFault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.digest in (None, digest):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
 
     def _refuse(self, reason: str) -> None:
         with self._lock:
@@ -144,6 +177,10 @@ class BlobCdn:
                 self.end_headers()
                 if self.command == "HEAD":
                     return
+                fault = cdn._take_fault(digest)
+                if fault is not None:
+                    self._faulty(path.read_bytes(), fault)
+                    return
                 sent = 0
                 with path.open("rb") as data:
                     while chunk := data.read(_CHUNK):
@@ -153,6 +190,30 @@ class BlobCdn:
                     cdn.served += 1
                 if cdn.on_served is not None:
                     cdn.on_served(digest, sent)
+
+            def _faulty(self, data: bytes, fault: DownloadFault) -> None:
+                half = data[: len(data) // 2]
+                try:
+                    if fault.mode == "corrupt":
+                        flipped = bytes([data[0] ^ 0xFF]) + data[1:] if data else data
+                        self.wfile.write(flipped)
+                    elif fault.mode == "slow":
+                        for n in range(len(data)):
+                            self.wfile.write(data[n : n + 1])
+                            self.wfile.flush()
+                            time.sleep(fault.delay)
+                    elif fault.mode == "stall":
+                        self.wfile.write(half)
+                        self.wfile.flush()
+                        time.sleep(fault.delay)
+                    else:  # reset, truncate
+                        self.wfile.write(half)
+                        self.wfile.flush()
+                        if fault.mode == "reset":  # SO_LINGER 0: close() sends RST, not FIN
+                            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                except OSError:
+                    pass  # the client gave up first
+                self.close_connection = True  # the server closes the socket after this answer
 
             do_HEAD = do_GET  # noqa: N815
 

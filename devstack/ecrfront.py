@@ -46,7 +46,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from devstack.cdn import BlobCdn
-from devstack.proxy import Answer, QuietHandler, QuietServer, forward, read_body, registry_error, relay, reply
+from devstack.proxy import (
+    Answer,
+    Fault,
+    Faults,
+    QuietHandler,
+    QuietServer,
+    forward,
+    read_body,
+    registry_error,
+    relay,
+    reply,
+    request_kind,
+)
 
 _MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 _BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>sha256:[0-9a-f]{64})$")
@@ -200,6 +212,8 @@ class EcrFront:
         self.repositories = repositories or self._created.get
         self.blob_mounting = blob_mounting
         self.counts: Counter[str] = Counter()
+        #: answers injected by the tests (a refused push, a server error), by request kind
+        self.faults = Faults()
         self._lock = threading.Lock()
         self._buckets = {action: _Bucket(rate) for action, rate in {**DEFAULT_RATES, **(rates or {})}.items()}
         #: repository -> image manifest digest -> the blobs it references
@@ -228,6 +242,9 @@ class EcrFront:
     def create_repository(self, name: str, *, mutable: bool = True) -> None:
         """For a front without moto: make a repository exist (``CreateRepository``)."""
         self._created[name] = Repository(name, mutable)
+
+    def inject(self, fault: Fault) -> None:
+        self.faults.add(fault)
 
     def snapshot(self) -> dict[str, int]:
         """Counts of what the front refused, redirected or throttled, by kind."""
@@ -286,6 +303,10 @@ class EcrFront:
                     return
                 kind, match = matched
                 name = match.group("name")
+                fault = front.faults.take(request_kind(self.command, path)[0], name)
+                if fault is not None and fault.status:
+                    reply(self, fault.status, fault.body, fault.headers)
+                    return
                 repository = front.repositories(name)
                 if repository is None:
                     front.counts["name_unknown"] += 1

@@ -26,11 +26,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import re
 import threading
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,18 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from devstack.cdn import BlobCdn
-from devstack.proxy import QuietHandler, QuietServer, forward, read_body, registry_error, relay, reply
+from devstack.proxy import (
+    Fault,
+    Faults,
+    QuietHandler,
+    QuietServer,
+    forward,
+    read_body,
+    registry_error,
+    relay,
+    reply,
+    request_kind,
+)
 from devstack.registry import TokenAuth
 
 SERVICE = "registry.docker.io"
@@ -55,37 +65,6 @@ INDEX_MEDIA_TYPES = frozenset(
         "application/vnd.docker.distribution.manifest.list.v2+json",
     }
 )
-_MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
-_BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>[^/]+)$")
-_TAGS = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
-
-
-def request_kind(method: str, path: str) -> tuple[str, str | None]:
-    """Classify a registry request: ``("head_manifest", "library/nginx")`` and so on."""
-    if path in ("/v2/", "/v2"):
-        return "ping", None
-    for pattern, noun in ((_MANIFEST, "manifest"), (_BLOB, "blob"), (_TAGS, "tags")):
-        match = pattern.match(path)
-        if match:
-            name = match.group("name")
-            if noun == "tags":
-                return "tags_list", name
-            return f"{method.lower()}_{noun}", name
-    if "/blobs/uploads" in path:
-        return "blob_upload", path.split("/blobs/uploads", maxsplit=1)[0].removeprefix("/v2/")
-    return "other", None
-
-
-@dataclass
-class Fault:
-    """An injected answer: the next ``times`` requests of ``kind`` (on ``repository``) get it."""
-
-    kind: str
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    times: int = 1
-    repository: str | None = None
 
 
 @dataclass
@@ -160,7 +139,7 @@ class HubFront:
         self.token_ttl = 300
         self.counts: Counter[str] = Counter()
         self.blob_bytes = 0
-        self.faults: list[Fault] = []
+        self.faults = Faults()
         self.log: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._issuer = _Issuer.create()
@@ -227,8 +206,7 @@ class HubFront:
         self.private[repository] = set(users)
 
     def inject(self, fault: Fault) -> None:
-        with self._lock:
-            self.faults.append(fault)
+        self.faults.add(fault)
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -244,16 +222,6 @@ class HubFront:
             return result
 
     # -- request handling --------------------------------------------------------------
-    def _take_fault(self, kind: str, repository: str | None) -> Fault | None:
-        with self._lock:
-            for fault in self.faults:
-                if fault.kind == kind and (fault.repository is None or fault.repository == repository):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.faults.remove(fault)
-                    return fault
-        return None
-
     def _grant(self, subject: str | None, scopes: list[str]) -> list[dict[str, Any]]:
         access = []
         for scope in scopes:
@@ -317,8 +285,8 @@ class HubFront:
                 path = urlsplit(self.path).path
                 kind, repository = request_kind(self.command, path)
                 authorised = "Authorization" in self.headers
-                fault = front._take_fault(kind, repository) if authorised else None
-                if fault is not None:
+                fault = front.faults.take(kind, repository) if authorised else None
+                if fault is not None and fault.status:
                     self._count(kind, repository, fault.status)
                     reply(self, fault.status, fault.body, fault.headers)
                     return

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import sys
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -113,3 +116,68 @@ def registry_error(handler: BaseHTTPRequestHandler, status: int, code: str, mess
     """An error in the distribution spec's shape: ``{"errors": [{"code", "message"}]}``."""
     body = json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}).encode()
     reply(handler, status, body, {"Content-Type": "application/json; charset=utf-8", **extra})
+
+
+_MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
+_BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>[^/]+)$")
+_TAGS = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
+
+
+def request_kind(method: str, path: str) -> tuple[str, str | None]:
+    """Classify a registry request: ``("head_manifest", "library/nginx")`` and so on."""
+    if path in ("/v2/", "/v2"):
+        return "ping", None
+    for pattern, noun in ((_MANIFEST, "manifest"), (_BLOB, "blob"), (_TAGS, "tags")):
+        match = pattern.match(path)
+        if match:
+            name = match.group("name")
+            if noun == "tags":
+                return "tags_list", name
+            return f"{method.lower()}_{noun}", name
+    if "/blobs/uploads" in path:
+        return "blob_upload", path.split("/blobs/uploads", maxsplit=1)[0].removeprefix("/v2/")
+    return "other", None
+
+
+@dataclass
+class Fault:
+    """An injected answer: the next ``times`` requests of ``kind`` (on ``repository``) get it,
+    after ``delay`` seconds; status 0 answers as usual, only late."""
+
+    kind: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    times: int = 1
+    repository: str | None = None
+    delay: float = 0.0
+
+
+class Faults:
+    """The faults injected into a front, taken one request at a time."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, kind: str, repository: str | None) -> Fault | None:
+        """The fault for this request, if any (after sleeping its delay)."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind == kind and fault.repository in (None, repository):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    break
+            else:
+                return None
+        time.sleep(fault.delay)
+        return fault

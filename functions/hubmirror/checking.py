@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +36,10 @@ from hubmirror.store import run_key
 logger = logging.getLogger(__name__)
 #: Manifest GETs a copy of an index of unknown size is expected to cost (index + platforms).
 DEFAULT_INDEX_PULLS = 2
+#: Seconds of a check invocation kept for writing its outcomes and jobs after the deadline:
+#: two S3 writes take well under a second; the rest absorbs a slow S3 answer or a cold client.
+CHECK_RESERVE_SECONDS = 30.0
+NOT_CHECKED_IN_TIME = "not checked in time (the registries answered too slowly for this check); a later run checks it"
 
 
 class CheckStore(Protocol):
@@ -120,7 +125,7 @@ def check_item(
     try:
         result.target = target_state(target, item)
     except RegistryError as exc:
-        result.outcome = Outcome.for_item(item, FAILED, f"target {exc.reason}: {exc}", upstream_digest=head.digest)
+        result.outcome = Outcome.for_item(item, FAILED, f"{exc.reason}: {exc}", upstream_digest=head.digest)
         return result
     decision = decide(item, head.digest, result.target, force=force)
     result.decision = decision
@@ -177,8 +182,14 @@ def check_batch(
     concurrency: int,
     force: bool,
     dry_run: bool,
+    deadline: float | None = None,
+    item_deadline_seconds: int | None = None,
 ) -> BatchResult:
-    """Check every item of a batch; write its outcomes and jobs; return the job keys."""
+    """Check every item of a batch; write its outcomes and jobs; return the job keys.
+
+    Items still unchecked at ``deadline`` (``time.monotonic()``) end ``deferred``: slow
+    registries then cost those items a run, never the whole batch its outcomes.
+    """
     budget = PullBudget(floor)
 
     def one(item: WorkItem) -> ItemCheck:
@@ -190,8 +201,16 @@ def check_batch(
                 item, outcome=Outcome.for_item(item, FAILED, f"internal error: {type(exc).__name__}: {exc}")
             )
 
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1))) as pool:
-        checks = list(pool.map(one, items))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1)))
+    futures = [pool.submit(one, item) for item in items]
+    wait(futures, timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+    pool.shutdown(wait=False, cancel_futures=True)  # checks still running are left to finish unread
+    checks = [
+        f.result()
+        if f.done() and not f.cancelled()
+        else ItemCheck(item, outcome=Outcome.for_item(item, DEFERRED, NOT_CHECKED_IN_TIME))
+        for item, f in zip(items, futures, strict=True)
+    ]
 
     result = BatchResult(batch=batch, checked=len(checks))
     outcomes = [c.outcome.to_dict() for c in checks if c.outcome is not None]
@@ -212,6 +231,7 @@ def check_batch(
             "kind": kind,
             "target_registry": target_registry,
             "ratelimit_floor": floor,
+            "item_deadline_seconds": item_deadline_seconds,
             "outcomes_key": run_key(run, "outcomes", f"{batch}-{kind}.json"),
             "items": [job_item(c) for c in work],
         }

@@ -15,9 +15,13 @@ Docker does; every other registry over HTTPS.
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import json
+import queue
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +41,10 @@ TAG_LIST_LIMIT = 100_000
 #: Registries send blob downloads elsewhere: Docker Hub to its CDN, ECR to pre-signed S3 URLs.
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
+#: Seconds without a byte (connecting, or within an answer) before a request gives up. A
+#: registry that answers at all does so within a second or two; twenty leaves room for a
+#: slow link and a busy CDN, and bounds a stalled blob download to that long.
+IDLE_TIMEOUT_SECONDS = 20.0
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -86,6 +94,39 @@ class RegistryUnavailableError(RegistryError):
     reason = "unavailable"
 
 
+class BlobDownloadError(RegistryUnavailableError):
+    """A blob's bytes did not arrive whole from its source: dropped, cut short, too slow, or
+    not the bytes its digest names. The source is to blame, whoever was receiving them."""
+
+    reason = "download"
+
+
+_OBJECT_REPR = re.compile(r"<[^<>]*? object at 0x[0-9a-fA-F]+>:?\s*")
+_POOL_REPR = re.compile(r"\w*HTTPS?ConnectionPool\([^)]*\):?\s*")
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong with a connection, in plain words, without Python object reprs.
+
+    >>> describe(urllib3.exceptions.ReadTimeoutError(None, "/v2/", "Read timed out. (read timeout=20)"))
+    'no answer in time (Read timed out. (read timeout=20))'
+    """
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        return describe(exc.reason)
+    text = _POOL_REPR.sub("", _OBJECT_REPR.sub("", str(exc))).strip(" :")
+    if isinstance(exc, urllib3.exceptions.NewConnectionError | ConnectionRefusedError):
+        plain = "connection refused" if "refused" in text.lower() else "cannot connect"
+    elif isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
+        plain = "no answer in time"
+    elif isinstance(exc, urllib3.exceptions.SSLError):
+        plain = "TLS failed"
+    elif isinstance(exc, urllib3.exceptions.ProtocolError | ConnectionError):
+        plain = "the connection was dropped"
+    else:
+        plain = type(exc).__name__
+    return f"{plain} ({text})" if text and text != plain else plain
+
+
 @dataclass(frozen=True)
 class Credentials:
     """A user name and password (or token) for one registry. Never logged."""
@@ -121,6 +162,122 @@ class Manifest:
         if not isinstance(value, dict):
             raise RegistryError("the manifest is not a JSON object")
         return value
+
+
+class BlobStream:
+    """A blob being downloaded, read by an upload: checks that the bytes arrive whole.
+
+    Any failure while reading (dropped connection, no byte for the client's idle timeout,
+    the ``deadline`` passed, fewer or other bytes than the digest names) raises
+    :class:`BlobDownloadError` naming the source. The error is neither an ``OSError`` nor a
+    urllib3 error, so the upload reading this stream lets it through unchanged instead of
+    taking it for a failure of its own connection.
+
+    A thread reads the download ahead, a few chunks at most: a read that blocks on a source
+    trickling bytes then still ends at the deadline.
+    """
+
+    CHUNK = 256 * 1024
+    AHEAD = 4
+
+    def __init__(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        where: str,
+        digest: str,
+        *,
+        size: int | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        self._response = response
+        self._where = where
+        self.digest = digest
+        self.size = size
+        self.deadline = deadline
+        self.received = 0
+        self._hash = hashlib.sha256()
+        self._pending = b""
+        self._ended = False
+        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=self.AHEAD)
+        self._stop = threading.Event()
+        self._pumper = threading.Thread(target=self._pump, name="blob-download", daemon=True)
+        self._pumper.start()
+
+    def _pump(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data: bytes | BaseException = self._response.read(self.CHUNK)
+            except BaseException as exc:  # handed to the reader, which names it
+                data = exc
+            while not self._stop.is_set():
+                try:
+                    self._chunks.put(data, timeout=1.0)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(data, bytes) or not data:
+                return
+
+    def _fail(self, what: str) -> BlobDownloadError:
+        got = f"{self.received} of {self.size} bytes" if self.size is not None else f"{self.received} bytes"
+        return BlobDownloadError(f"{self._where}: blob {self.digest}: {what} after {got}")
+
+    def _next(self) -> bytes:
+        timeout = None if self.deadline is None else self.deadline - time.monotonic()
+        try:
+            if timeout is not None and timeout <= 0:
+                raise queue.Empty
+            data = self._chunks.get(timeout=timeout)
+        except queue.Empty:
+            raise self._fail("still downloading at the item's deadline") from None
+        if isinstance(data, BaseException):
+            raise self._fail(describe(data)) from data
+        return data
+
+    def read(self, amount: int = -1) -> bytes:
+        if self._ended:
+            return b""
+        if not self._pending:
+            self._pending = self._next()
+        if amount is None or amount < 0:
+            data, self._pending = self._pending, b""
+        else:
+            data, self._pending = self._pending[:amount], self._pending[amount:]
+        self.received += len(data)
+        self._hash.update(data)
+        if self.size is not None and self.received > self.size:
+            raise self._fail("more bytes than its size")
+        if not data:
+            self._ended = True
+            self._verify()
+        return data
+
+    def _verify(self) -> None:
+        if self.size is not None and self.received != self.size:
+            raise self._fail("the download ended short")
+        algorithm, _, expected = self.digest.partition(":")
+        if algorithm == "sha256" and self._hash.hexdigest() != expected:
+            raise self._fail("the bytes do not match the digest (corrupt)")
+
+    def release_conn(self) -> None:
+        """Give the connection back to the pool if the download ended whole; else close it."""
+        if self._ended:
+            self._stop.set()
+            self._pumper.join()
+            self._response.release_conn()
+        else:
+            self.close()
+
+    def close(self) -> None:
+        """Abandon the download: wake the reading thread (shut its socket down), then close."""
+        self._stop.set()
+        sock = getattr(getattr(self._response, "connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._pumper.join(timeout=5)
+        if not self._pumper.is_alive():
+            self._response.close()
 
 
 @dataclass(frozen=True)
@@ -185,10 +342,13 @@ class RegistryClient:
         *,
         pool: urllib3.PoolManager | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float = 20.0,
+        timeout: float = IDLE_TIMEOUT_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        side: str = "upstream",
     ) -> None:
         self.host = host
+        #: which side of the mirror this registry is ("upstream" or "target"), named in every error
+        self.side = side
         self.credentials = credentials
         self.base_url = f"{'http' if is_loopback(host) else 'https'}://{host}"
         self.pool = pool or urllib3.PoolManager(num_pools=4, maxsize=16, retries=False)
@@ -206,7 +366,9 @@ class RegistryClient:
         response = self._request("HEAD", f"/v2/{repository}/manifests/{reference}", repository)
         digest = response.headers.get("Docker-Content-Digest")
         if not digest:
-            raise RegistryError(f"{self.host}/{repository}:{reference}: the registry sent no Docker-Content-Digest")
+            raise RegistryError(
+                f"{self.side} {self.host}/{repository}:{reference}: the registry sent no Docker-Content-Digest"
+            )
         return ManifestHead(
             digest=digest,
             media_type=_media_type(response.headers),
@@ -221,9 +383,13 @@ class RegistryClient:
         digest = sha256_digest(body)
         claimed = response.headers.get("Docker-Content-Digest")
         if reference.startswith("sha256:") and digest != reference:
-            raise RegistryError(f"{self.host}/{repository}@{reference}: the manifest's bytes hash to {digest}")
+            raise RegistryError(
+                f"{self.side} {self.host}/{repository}@{reference}: the manifest's bytes hash to {digest}"
+            )
         if claimed and claimed.startswith("sha256:") and claimed != digest:
-            raise RegistryError(f"{self.host}/{repository}:{reference}: Docker-Content-Digest {claimed} != {digest}")
+            raise RegistryError(
+                f"{self.side} {self.host}/{repository}:{reference}: Docker-Content-Digest {claimed} != {digest}"
+            )
         return Manifest(
             digest=digest,
             media_type=_media_type(response.headers),
@@ -248,7 +414,7 @@ class RegistryClient:
         response = self._request("GET", f"/v2/{repository}/blobs/{digest}", repository)
         data = response.data
         if sha256_digest(data) != digest:
-            raise RegistryError(f"{self.host}/{repository}: blob {digest} does not match its content")
+            raise RegistryError(f"{self.side} {self.host}/{repository}: blob {digest} does not match its content")
         return data
 
     def has_blob(self, repository: str, digest: str) -> bool:
@@ -277,9 +443,22 @@ class RegistryClient:
             response.release_conn()
         return response.status != 404
 
-    def open_blob(self, repository: str, digest: str) -> urllib3.BaseHTTPResponse:
-        """Start streaming a blob; the caller reads it and releases the connection."""
-        return self._request("GET", f"/v2/{repository}/blobs/{digest}", repository, stream=True)
+    def open_blob(
+        self,
+        repository: str,
+        digest: str,
+        *,
+        size: int | None = None,
+        deadline: float | None = None,
+    ) -> BlobStream:
+        """Start streaming a blob; the caller reads it and releases the connection.
+
+        The stream checks the bytes against ``digest`` (and ``size``) as they come and gives
+        up at ``deadline`` (``time.monotonic()``); a connection that sends nothing for the
+        client's timeout ends it too.
+        """
+        response = self._request("GET", f"/v2/{repository}/blobs/{digest}", repository, stream=True)
+        return BlobStream(response, f"{self.side} {self.host}/{repository}", digest, size=size, deadline=deadline)
 
     def mount_blob(self, repository: str, digest: str, source_repository: str) -> str | None:
         """Ask the registry to link a blob it already holds in another repository (no transfer).
@@ -334,7 +513,7 @@ class RegistryClient:
 
     def _absolute(self, location: str) -> str:
         if not location:
-            raise RegistryError(f"{self.host}: the registry sent no upload location")
+            raise RegistryError(f"{self.side} {self.host}: the registry sent no upload location")
         return location if location.startswith(("http://", "https://")) else self.base_url + location
 
     def tags(self, repository: str, *, page_size: int = 1000, limit: int = TAG_LIST_LIMIT) -> list[str]:
@@ -350,8 +529,8 @@ class RegistryClient:
             tags.extend(json.loads(response.data).get("tags") or [])
             if len(tags) > limit:
                 raise TagListTooLongError(
-                    f"{self.host}/{repository}: the tag list has more than {limit} tags, the most hubmirror "
-                    "reads (its tag-list limit); the entry is not synced rather than synced from part of it"
+                    f"{self.side} {self.host}/{repository}: the tag list has more than {limit} tags, the most "
+                    "hubmirror reads (its tag-list limit); the entry is not synced rather than synced from part of it"
                 )
             match = _LINK_NEXT.search(response.headers.get("Link", ""))
             path = match.group(1) if match else ""
@@ -386,7 +565,7 @@ class RegistryClient:
         if "/manifests/" in path and method in ("GET", "HEAD"):
             request_headers["Accept"] = ", ".join(MANIFEST_MEDIA_TYPES)
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        where = f"{self.host}/{repository}"
+        where = f"{self.side} {self.host}/{repository}"
         replayable = body is None or isinstance(body, bytes)
         attempt = 0
         authorised_once = False
@@ -412,7 +591,7 @@ class RegistryClient:
                 )
             except urllib3.exceptions.HTTPError as exc:
                 if attempt + 1 >= self.retry.attempts or not replayable:
-                    raise RegistryUnavailableError(f"{where}: cannot reach {self.host}: {exc}") from exc
+                    raise RegistryUnavailableError(f"{where}: cannot reach the registry: {describe(exc)}") from exc
                 self.sleep(self.retry.delay(attempt, None))
                 attempt += 1
                 continue
@@ -520,25 +699,25 @@ class RegistryClient:
             response = self.pool.request("GET", url, headers=headers, timeout=self.timeout)
         except urllib3.exceptions.HTTPError as exc:
             raise RegistryUnavailableError(
-                f"{self.host}: cannot reach the token service {params['realm']}: {exc}"
+                f"{self.side} {self.host}: cannot reach the token service {params['realm']}: {describe(exc)}"
             ) from exc
         if response.status in (401, 403):
             raise AuthenticationError(
-                f"{self.host}: the token service refused the configured credentials ({response.status})",
+                f"{self.side} {self.host}: the token service refused the configured credentials ({response.status})",
                 status=response.status,
             )
         if response.status == 429:
             raise RateLimitedError(
-                f"{self.host}: the token service answered 429", retry_after=_retry_after(response.headers)
+                f"{self.side} {self.host}: the token service answered 429", retry_after=_retry_after(response.headers)
             )
         if response.status != 200:
             raise RegistryUnavailableError(
-                f"{self.host}: the token service answered {response.status}", status=response.status
+                f"{self.side} {self.host}: the token service answered {response.status}", status=response.status
             )
         data = json.loads(response.data)
         token = data.get("token") or data.get("access_token")
         if not token:
-            raise AuthenticationError(f"{self.host}: the token service sent no token")
+            raise AuthenticationError(f"{self.side} {self.host}: the token service sent no token")
         return str(token), float(data.get("expires_in") or 60)
 
 

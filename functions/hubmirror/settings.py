@@ -36,6 +36,8 @@ class Settings:
     default_platforms: tuple[str, ...] | None = None
     upstream_secret: str | None = None
     tag_list_limit: int = 100_000
+    #: seconds one item may take in a copy or build job (None: the job's own default)
+    item_deadline_seconds: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,4 +85,5 @@ class Settings:
             default_platforms=platforms("HUBMIRROR_DEFAULT_PLATFORMS"),
             upstream_secret=env.get("HUBMIRROR_UPSTREAM_SECRET", "").strip() or None,
             tag_list_limit=integer("HUBMIRROR_TAG_LIST_LIMIT", 100_000, 1),
+            item_deadline_seconds=integer("HUBMIRROR_ITEM_DEADLINE_SECONDS", 0, 0) or None,
         )

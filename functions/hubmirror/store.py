@@ -40,8 +40,10 @@ def _if_none_match(request: Any, **_: Any) -> None:
         request.headers["If-None-Match"] = "*"
 
 
-#: A claim on a blob older than this belongs to a copier that died; others fetch it.
-CLAIM_TTL_SECONDS = 900.0
+#: A claim not renewed for this long belongs to a copier that died; others fetch the blob.
+#: Claimers renew every ten seconds (``transfer.CLAIM_HEARTBEAT_SECONDS``): six missed beats
+#: ride out an S3 hiccup, and a crashed copier delays the others by a minute at most.
+CLAIM_STALE_SECONDS = 60.0
 
 
 def run_key(run: str, *parts: str) -> str:
@@ -114,7 +116,8 @@ class S3BlobIndex:
     mirrored earlier mounts them instead of fetching them again. Entries are hints: a
     mount that fails falls back to a transfer. A claim (``.claim``, written only if absent)
     lets one of several jobs running at once fetch a new blob while the others wait for it;
-    a claim older than :data:`CLAIM_TTL_SECONDS` belongs to a copier that died.
+    its holder renews it while it works and releases it when done; a claim not renewed for
+    :data:`CLAIM_STALE_SECONDS` belongs to a copier that died.
     """
 
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
@@ -159,14 +162,19 @@ class S3BlobIndex:
         self.store.put_json(key, {"at": self.clock()})  # released, or its copier died: take it over
         return True
 
+    def heartbeat(self, digest: str) -> None:
+        """Renew a claim this copier holds."""
+        self.store.put_json(self._key(digest, ".claim"), {"at": self.clock()})
+
     def release(self, digest: str) -> None:
-        """Give the claim up (the transfer failed): a waiting copier fetches the blob at once."""
+        """Give the claim up (the image is written, or its copy failed): a waiting copier
+        takes the blob from the target, or fetches it, at once."""
         self.store.put_json(self._key(digest, ".claim"), {"at": 0, "released": True})
 
     def released(self, digest: str) -> bool:
-        """Whether nobody holds the claim: released, or older than :data:`CLAIM_TTL_SECONDS`."""
+        """Whether nobody holds the claim: released, or not renewed for :data:`CLAIM_STALE_SECONDS`."""
         try:
             claimed_at = float(self.store.get_json(self._key(digest, ".claim")).get("at", 0))
         except (ClientError, ValueError, AttributeError):
             return True
-        return bool(self.clock() - claimed_at > CLAIM_TTL_SECONDS)
+        return bool(self.clock() - claimed_at > CLAIM_STALE_SECONDS)

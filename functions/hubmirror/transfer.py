@@ -29,19 +29,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hubmirror.oci import INDEX_MEDIA_TYPES, OCI_INDEX, sha256_digest
-from hubmirror.registry import Manifest, RegistryClient, RegistryError
+from hubmirror.registry import BlobDownloadError, Manifest, RegistryClient, RegistryError
 
 
 class BlobIndex(Protocol):
     """Where blobs already live in the target registry (repository names).
 
     ``claim`` lets one copier, among several running at once, fetch a blob nobody holds
-    yet; the others wait for it to appear and mount it.
+    yet; the others wait for it to appear and mount it. The claimer keeps its claim alive
+    (``heartbeat``) while it works and gives it up (``release``) when its copy ends, however
+    it ends; a claim that is released, or whose heartbeat stopped, is nobody's.
     """
 
     def where(self, digest: str, *, fresh: bool = False) -> list[str]: ...
     def record(self, digest: str, repository: str) -> None: ...
     def claim(self, digest: str) -> bool: ...
+    def heartbeat(self, digest: str) -> None: ...
     def release(self, digest: str) -> None: ...
     def released(self, digest: str) -> bool: ...
 
@@ -59,6 +62,9 @@ class MemoryBlobIndex:
 
     def claim(self, digest: str) -> bool:
         return True  # one process: its threads are serialised per blob by the transfer
+
+    def heartbeat(self, digest: str) -> None:
+        return None
 
     def release(self, digest: str) -> None:
         return None
@@ -118,9 +124,10 @@ def _blobs(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 BlobSource = Callable[[Mapping[str, Any]], Any]
 #: A streamed upload cannot be replayed; a failed one is started again from the source.
 UPLOAD_ATTEMPTS = 2
-#: How long a copier waits for a blob another copier claimed, and how often it looks.
-CLAIM_WAIT_SECONDS = 600.0
-CLAIM_POLL_SECONDS = 0.5
+#: How often a copier waiting for a blob another copier claimed looks at it again.
+CLAIM_POLL_SECONDS = 1.0
+#: How often a copier renews the claims it holds (see :data:`hubmirror.store.CLAIM_STALE_SECONDS`).
+CLAIM_HEARTBEAT_SECONDS = 10.0
 
 
 class _Tee:
@@ -163,10 +170,26 @@ class Transfer:
         self._spool: Path | None = None
         #: uploads from the source under way in this process, by digest
         self._inflight: dict[str, Future[None]] = {}
+        #: claims this process holds (renewed by a heartbeat thread until released)
+        self._held: set[str] = set()
+        self._closing = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     # -- blobs -------------------------------------------------------------------------
-    def ensure_blobs(self, repository: str, descriptors: Sequence[Mapping[str, Any]], fetch: BlobSource) -> None:
+    def ensure_blobs(
+        self,
+        repository: str,
+        descriptors: Sequence[Mapping[str, Any]],
+        fetch: BlobSource,
+        *,
+        held: list[str] | None = None,
+        deadline: float | None = None,
+    ) -> None:
         """Make ``repository`` hold every blob: present, mounted, relayed, or uploaded from ``fetch``.
+
+        Claims taken are added to ``held``: the caller releases them once its image is written
+        or has failed (:meth:`let_go`). ``deadline`` (``time.monotonic()``) bounds the wait for
+        another copier's blob.
 
         A blob another copier fetched becomes readable (and mountable) in the target only once
         an image manifest there references it (ECR's rule), that is once that copier's image
@@ -183,14 +206,19 @@ class Transfer:
             moving = []
             for descriptor, there in zip(unique, present, strict=True):
                 if not there:
-                    work = self._plan_blob(repository, descriptor, fetch)
+                    work = self._plan_blob(repository, descriptor, fetch, held, deadline)
                     if work is not None:
                         moving.append(pool.submit(work))
             for future in moving:
                 future.result()
 
     def _plan_blob(
-        self, repository: str, descriptor: Mapping[str, Any], fetch: BlobSource
+        self,
+        repository: str,
+        descriptor: Mapping[str, Any],
+        fetch: BlobSource,
+        held: list[str] | None,
+        deadline: float | None,
     ) -> Callable[[], None] | None:
         """Settle how the blob gets there; returns the data-moving work, or None when done."""
         digest = str(descriptor["digest"])
@@ -204,8 +232,9 @@ class Transfer:
                     inflight.result()  # another image of this job is uploading it: wait for that upload
             if self._from_spool(repository, descriptor) or self._from_target(repository, descriptor, fresh=False):
                 return None
-            if not self.index.claim(digest) and self._wait_for_claimer(repository, descriptor):
+            if not self.index.claim(digest) and self._wait_for_claimer(repository, descriptor, deadline):
                 return None
+            self._hold(digest, held)
             uploaded: Future[None] = Future()
             with self._lock:
                 self._inflight[digest] = uploaded
@@ -214,7 +243,7 @@ class Transfer:
             try:
                 self._upload(repository, descriptor, fetch, spool=True)
             except BaseException as exc:
-                self.index.release(digest)  # a claim dies with its transfer: others need not wait
+                self.let_go([digest])  # a claim dies with its transfer: others need not wait
                 uploaded.set_exception(exc)
                 raise
             else:
@@ -226,20 +255,50 @@ class Transfer:
 
         return upload
 
-    def _wait_for_claimer(self, repository: str, descriptor: Mapping[str, Any]) -> bool:
+    def _wait_for_claimer(self, repository: str, descriptor: Mapping[str, Any], deadline: float | None) -> bool:
         """Wait for the blob another copier claimed to become readable in the target, then take
-        it from there; False when that copier stops before it does (fetch it then)."""
+        it from there; False as soon as that copier lets the claim go, or its heartbeat stops
+        (fetch it then). The claimer's own deadlines bound the wait; ``deadline`` bounds it too."""
         digest = str(descriptor["digest"])
-        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
-        while time.monotonic() < deadline:
+        while True:
             self.sleep(CLAIM_POLL_SECONDS)
             if self._present(repository, digest) or self._from_spool(repository, descriptor):
                 return True
             if self._from_target(repository, descriptor, fresh=True):
                 return True
-            if self.index.released(digest):
+            if self.index.released(digest) and self.index.claim(digest):
                 return False
-        return False
+            if deadline is not None and time.monotonic() > deadline:
+                raise BlobDownloadError(
+                    f"blob {digest}: another copier still holds it at the item's deadline; a later run copies it"
+                )
+
+    def _hold(self, digest: str, held: list[str] | None) -> None:
+        with self._lock:
+            self._held.add(digest)
+            if self._heartbeat is None:
+                self._heartbeat = threading.Thread(target=self._keep_claims, name="claim-heartbeat", daemon=True)
+                self._heartbeat.start()
+        if held is not None:
+            held.append(digest)
+
+    def _keep_claims(self) -> None:
+        while not self._closing.wait(CLAIM_HEARTBEAT_SECONDS):
+            with self._lock:
+                held = sorted(self._held)
+            for digest in held:
+                with contextlib.suppress(Exception):  # a missed beat is retried; many missed let others take over
+                    self.index.heartbeat(digest)
+
+    def let_go(self, digests: Sequence[str]) -> None:
+        """Release claims: the image that needed them is written, or failed."""
+        for digest in digests:
+            with self._lock:
+                if digest not in self._held:
+                    continue
+                self._held.discard(digest)
+            with contextlib.suppress(Exception):  # an unreleased claim goes stale when its heartbeat stops
+                self.index.release(digest)
 
     def _present(self, repository: str, digest: str) -> bool:
         if not self.target.has_blob(repository, digest):
@@ -323,7 +382,11 @@ class Transfer:
             return self._spool
 
     def close(self) -> None:
-        """Remove the local copies of the blobs this transfer fetched."""
+        """Release every claim still held; remove the local copies of the blobs fetched."""
+        self._closing.set()
+        with self._lock:
+            held = sorted(self._held)
+        self.let_go(held)
         with self._lock:
             spool, self._spool = self._spool, None
             self._spooled.clear()
@@ -341,6 +404,7 @@ class Transfer:
         *,
         keep: Callable[[Manifest], dict[str, Any] | None] | None = None,
         before_tag: Callable[[Manifest], None] | None = None,
+        deadline: float | None = None,
     ) -> str:
         """Copy ``source_repository@digest`` to ``repository:tag``; returns the tag's digest.
 
@@ -351,26 +415,64 @@ class Transfer:
         ``keep`` sees the top manifest first: it may refuse it (raise), or return a rewritten
         index (platforms selected, annotations added; its own ``mediaType``) to write
         instead; the image manifests an index lists are always copied byte for byte.
+
+        ``deadline`` (``time.monotonic()``) ends a blob download, or a wait for another
+        copier's blob, that is still going on then. The claims the copy took are released when
+        it returns or raises.
         """
+        held: list[str] = []
+        try:
+            return self._copy(
+                source,
+                source_repository,
+                digest,
+                repository,
+                tag,
+                keep=keep,
+                before_tag=before_tag,
+                held=held,
+                deadline=deadline,
+            )
+        finally:
+            self.let_go(held)
+
+    def _copy(
+        self,
+        source: RegistryClient,
+        source_repository: str,
+        digest: str,
+        repository: str,
+        tag: str | None,
+        *,
+        keep: Callable[[Manifest], dict[str, Any] | None] | None,
+        before_tag: Callable[[Manifest], None] | None,
+        held: list[str],
+        deadline: float | None,
+    ) -> str:
         top = self._fetch_manifest(source, source_repository, digest)
         rewritten = keep(top) if keep else None
 
         def fetch(descriptor: Mapping[str, Any]) -> Any:
-            return source.open_blob(source_repository, str(descriptor["digest"]))
+            blob = str(descriptor["digest"])
+            return source.open_blob(source_repository, blob, size=int(descriptor["size"]), deadline=deadline)
 
+        ensure = partial(self.ensure_blobs, repository, fetch=fetch, held=held, deadline=deadline)
         if top.media_type in INDEX_MEDIA_TYPES:
             for child in (rewritten or top.document())["manifests"]:
                 manifest = self._fetch_manifest(source, source_repository, str(child["digest"]))
                 if manifest.media_type in INDEX_MEDIA_TYPES:
-                    raise RegistryError(f"{source.host}/{source_repository}: nested indexes are not supported")
-                self.ensure_blobs(repository, _blobs(manifest.document()), fetch)
+                    raise RegistryError(
+                        f"{source.side} {source.host}/{source_repository}: {manifest.digest} is an index "
+                        "inside an index; nested indexes are not supported"
+                    )
+                ensure(_blobs(manifest.document()))
                 self.target.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
             if rewritten is not None:
                 body = json.dumps(rewritten, separators=(",", ":")).encode()
                 media_type = str(rewritten.get("mediaType") or OCI_INDEX)
                 return self.target.put_manifest(repository, tag or sha256_digest(body), body, media_type)
         else:
-            self.ensure_blobs(repository, _blobs(top.document()), fetch)
+            ensure(_blobs(top.document()))
         if before_tag is not None:
             before_tag(top)
         return self.target.put_manifest(repository, tag or top.digest, top.body, top.media_type)
@@ -396,8 +498,12 @@ class Transfer:
 
         index_body = read(index_digest)
         index = json.loads(index_body)
-        for child in index["manifests"]:
-            body = read(str(child["digest"]))
-            self.ensure_blobs(repository, _blobs(json.loads(body)), fetch)
-            self.target.put_manifest(repository, str(child["digest"]), body, str(child["mediaType"]))
-        return self.target.put_manifest(repository, tag, index_body, str(index.get("mediaType") or OCI_INDEX))
+        held: list[str] = []
+        try:
+            for child in index["manifests"]:
+                body = read(str(child["digest"]))
+                self.ensure_blobs(repository, _blobs(json.loads(body)), fetch, held=held)
+                self.target.put_manifest(repository, str(child["digest"]), body, str(child["mediaType"]))
+            return self.target.put_manifest(repository, tag, index_body, str(index.get("mediaType") or OCI_INDEX))
+        finally:
+            self.let_go(held)

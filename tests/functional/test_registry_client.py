@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.hubfront import Fault, HubFront
+from devstack.hubfront import HubFront
 from devstack.images import seed
+from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.registry import (
     AuthenticationError,

@@ -36,4 +36,4 @@ def upstream_client(host: str) -> RegistryClient:
 
 def target_client() -> RegistryClient:
     """The target registry with fresh ECR credentials (they last 12 hours)."""
-    return RegistryClient(settings().target_registry, Ecr().credentials())
+    return RegistryClient(settings().target_registry, Ecr().credentials(), side="target")

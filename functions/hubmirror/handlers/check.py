@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hubmirror.checking import check_batch
+from hubmirror.checking import CHECK_RESERVE_SECONDS, check_batch
 from hubmirror.handlers._runtime import settings, store, target_client, upstream_client
 from hubmirror.items import WorkItem
 from hubmirror.observability import logger, metrics, tracer
@@ -34,6 +35,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         concurrency=config.check_concurrency,
         force=bool(event.get("force")),
         dry_run=bool(event.get("dry_run")),
+        item_deadline_seconds=config.item_deadline_seconds,
+        deadline=time.monotonic() + context.get_remaining_time_in_millis() / 1000 - CHECK_RESERVE_SECONDS,
     )
     metrics.add_metadata(key="execution", value=run)
     metrics.add_metric(name="ItemsChecked", unit=MetricUnit.Count, value=result.checked)

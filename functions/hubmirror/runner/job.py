@@ -63,6 +63,14 @@ from hubmirror.store import S3BlobIndex, Store
 from hubmirror.transfer import Transfer
 
 TOOL_TIMEOUT = 3600
+#: How long one item may take, at most (its blob downloads and its waits are cut there). A
+#: large image (1 GB of layers) moves in a few minutes even at 10 MB/s; twenty minutes is
+#: several times that, and four of them still fit a build's two hours many times over.
+ITEM_DEADLINE_SECONDS = 20 * 60
+#: When a job stops starting items: the CodeBuild projects time out after 120 minutes, and
+#: the provisioning and install phases, and the last outcome writes, need the rest.
+JOB_DEADLINE_SECONDS = 100 * 60
+NOT_STARTED_IN_TIME = "not started in time (the job ran out of its time); a later run copies it"
 #: Items of a copy job copied at once (each also fetches its blobs in parallel).
 COPY_WORKERS = 4
 #: The environment the template sets on the CodeBuild projects (besides HUBMIRROR_JOB).
@@ -105,11 +113,15 @@ class Toolbox:
         (workdir / "tmp").mkdir(exist_ok=True)
         return cls(workdir=workdir, env=env, authfile=authfile)
 
-    def run(self, args: list[str]) -> str:
-        """Run a tool; its failure becomes a JobError with the tool's last words."""
+    def run(self, args: list[str], *, deadline: float | None = None) -> str:
+        """Run a tool, until ``deadline`` at most; its failure becomes a JobError with its last words."""
         print("+ " + " ".join(args), flush=True)
         started = time.monotonic()
-        proc = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False)
+        timeout = TOOL_TIMEOUT if deadline is None else max(1.0, min(TOOL_TIMEOUT, deadline - started))
+        try:
+            proc = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise JobError(f"{args[0]} {args[1]} still running after {timeout:.0f} s (the item's deadline)") from None
         if proc.stdout:
             sys.stdout.write(proc.stdout[-4000:])
         if proc.stderr:
@@ -172,6 +184,7 @@ def upstream_copy(
     tag: str | None,
     rewrite: Callable[[Manifest, list[dict[str, Any]]], dict[str, Any] | None] | None = None,
     before_tag: Callable[[Manifest], None] | None = None,
+    deadline: float | None = None,
 ) -> str:
     """Copy ``item``'s upstream ``digest`` into the target, its pulls reserved before they are made.
 
@@ -193,11 +206,18 @@ def upstream_copy(
         reserve_pulls(budget, item, len(listed), top.ratelimit or head.ratelimit)
         return rewritten
 
-    return transfer.copy(upstream, item.upstream.repository, digest, repository, tag, keep=keep, before_tag=before_tag)
+    return transfer.copy(
+        upstream, item.upstream.repository, digest, repository, tag, keep=keep, before_tag=before_tag, deadline=deadline
+    )
 
 
 def copy_item(
-    entry: Mapping[str, Any], *, transfer: Transfer, upstream: RegistryClient, budget: PullBudget | None = None
+    entry: Mapping[str, Any],
+    *,
+    transfer: Transfer,
+    upstream: RegistryClient,
+    budget: PullBudget | None = None,
+    deadline: float | None = None,
 ) -> str:
     """Copy one item; returns the digest the target tag now holds."""
     item = WorkItem.from_dict(entry)
@@ -234,6 +254,7 @@ def copy_item(
         tag=item.target_tag,
         rewrite=rewrite,
         before_tag=single_platform_wanted,
+        deadline=deadline,
     )
     if item.platforms is None and landed != digest:
         raise JobError(f"the target tag holds {landed} after the copy, not the upstream {digest}")
@@ -250,6 +271,7 @@ def build_item(
     target_registry: str,
     number: int,
     budget: PullBudget | None = None,
+    deadline: float | None = None,
 ) -> str:
     """Build one item for its platforms and push it; returns the target tag's digest."""
     item = WorkItem.from_dict(entry)
@@ -273,7 +295,14 @@ def build_item(
     # points its FROM at the identical staged copy. Its platforms are read from that copy
     # too, so the build costs no pull beyond the copy's.
     staged = upstream_copy(
-        item, digest, transfer=transfer, upstream=upstream, budget=budget, repository=item.target_repository, tag=None
+        item,
+        digest,
+        transfer=transfer,
+        upstream=upstream,
+        budget=budget,
+        repository=item.target_repository,
+        tag=None,
+        deadline=deadline,
     )
     platforms = metadata.get("platforms") or _base_platforms(transfer.target, item.target_repository, staged)
     _require_emulation(platforms)
@@ -285,9 +314,9 @@ def build_item(
         args.append("--tls-verify=false")
     for key, value in sorted(wanted.items()):
         args += ["--annotation", f"{key}={value}"]
-    tools.run([*args, "-f", str(context / "Dockerfile"), str(context)])
+    tools.run([*args, "-f", str(context / "Dockerfile"), str(context)], deadline=deadline)
     layout = tools.workdir / f"layout-{number}"
-    tools.run(["buildah", "manifest", "push", "--all", manifest_list, f"oci:{layout}:built"])
+    tools.run(["buildah", "manifest", "push", "--all", manifest_list, f"oci:{layout}:built"], deadline=deadline)
     index_digest = annotate_layout_index(layout, "built", wanted)
     landed = transfer.push_layout(layout, index_digest, item.target_repository, item.target_tag)
     if landed != index_digest:
@@ -364,7 +393,7 @@ def _attempt(
         return Outcome.for_item(item, DEFERRED, str(exc), upstream_digest=digest, retry_after=exc.retry_after)
     except RegistryError as exc:
         return Outcome.for_item(item, FAILED, f"{job_kind} failed: {exc.reason}: {exc}", upstream_digest=digest)
-    except (JobError, subprocess.TimeoutExpired, OSError) as exc:
+    except (JobError, OSError) as exc:
         return Outcome.for_item(item, FAILED, f"{job_kind} failed: {exc}", upstream_digest=digest)
     except (ClientError, BotoCoreError) as exc:  # ECR refused a repository call: this item fails alone
         return Outcome.for_item(item, FAILED, f"{job_kind} failed: AWS: {exc}", upstream_digest=digest)
@@ -400,7 +429,7 @@ def run_job(
     target_registry = str(job["target_registry"])
     ecr = ecr or Ecr(repositories=RepositorySettings.from_env(environ))
     target_credentials = ecr.credentials()
-    target = RegistryClient(target_registry, target_credentials, retry=TARGET_RETRY)
+    target = RegistryClient(target_registry, target_credentials, retry=TARGET_RETRY, side="target")
     try:
         upstream_credentials = load_credentials(environ.get(UPSTREAM_SECRET_VARIABLE))
     except CredentialsError as exc:
@@ -411,6 +440,9 @@ def run_job(
     upstream_clients: dict[str, RegistryClient] = {}
     transfer = Transfer(target, S3BlobIndex(store))
     budget = PullBudget(int(job.get("ratelimit_floor") or 0))
+    started_job = time.monotonic()
+    item_seconds = float(job.get("item_deadline_seconds") or ITEM_DEADLINE_SECONDS)
+    job_deadline = started_job + float(job.get("job_deadline_seconds") or JOB_DEADLINE_SECONDS)
     outcomes: list[dict[str, Any]] = []
     failed = 0
     workdir = Path(tempfile.mkdtemp(prefix="hubmirror-job-"))
@@ -428,10 +460,14 @@ def run_job(
                 f"== {job['kind']} {item.key} -> {target_registry}/{item.target}: {entry.get('reason', '')}", flush=True
             )
 
+            deadline = min(time.monotonic() + item_seconds, job_deadline)
+
             def work() -> str:
+                if time.monotonic() > job_deadline:
+                    raise DeferredError(NOT_STARTED_IN_TIME, retry_after=None)
                 ecr.ensure_repository(item.target_repository)
                 if job["kind"] != BUILD:
-                    return copy_item(entry, transfer=transfer, upstream=upstream, budget=budget)
+                    return copy_item(entry, transfer=transfer, upstream=upstream, budget=budget, deadline=deadline)
                 return build_item(
                     entry,
                     tools=tools,
@@ -441,6 +477,7 @@ def run_job(
                     target_registry=target_registry,
                     number=number,
                     budget=budget,
+                    deadline=deadline,
                 )
 
             started = time.monotonic()
