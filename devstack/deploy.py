@@ -165,11 +165,13 @@ def deploy(
     parameters: dict[str, str] | None = None,
     extra_environment: dict[str, str] | None = None,
     without: frozenset[tuple[str, str]] = frozenset(),
+    timeouts: dict[str, int] | None = None,
 ) -> Deployment:
     """Create the template's resources in moto (the endpoint in ``AWS_ENDPOINT_URL``).
 
     ``without`` names role statements (role logical id, ``Sid``) the deployment leaves out,
-    as if a change had removed them from the template.
+    as if a change had removed them from the template; ``timeouts`` sets functions' timeouts
+    (logical id -> seconds) where a test needs one shorter than the template's.
     """
     template = load_template()
     resolver = _Resolver(template, parameters or {})
@@ -241,7 +243,7 @@ def deploy(
             Role=role_arn,
             Handler=props["Handler"],
             Code={"ZipFile": _dummy_code()},
-            Timeout=int(props.get("Timeout", function_globals.get("Timeout", 3))),
+            Timeout=(timeouts or {}).get(logical) or int(props.get("Timeout", function_globals.get("Timeout", 3))),
             MemorySize=int(props.get("MemorySize", function_globals.get("MemorySize", 128))),
             Environment={"Variables": env},
         )

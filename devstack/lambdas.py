@@ -9,12 +9,18 @@ Unhandled`` with ``errorType`` set to the exception's class name, so ``ErrorEqua
 class names works in the state machine exactly as on AWS.
 
 What the handler prints goes to ``<logdir>/<function>.log`` (CloudWatch Logs' stand-in).
+
+An invocation that runs past the function's timeout is stopped, its worker killed, and
+answered as Lambda answers it: function error ``Sandbox.Timedout``, "Task timed out after
+N seconds" (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html;
+https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -35,10 +41,15 @@ class _Worker:
     proc: subprocess.Popen[bytes]
     answers: Any
 
-    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
         self.proc.stdin.flush()
+        ready, _, _ = select.select([self.answers], [], [], timeout)
+        if not ready:
+            self.proc.kill()
+            self.proc.wait()
+            raise TimeoutError(f"Task timed out after {timeout:.2f} seconds")
         line = self.answers.readline()
         if not line:
             raise RuntimeError(f"the Lambda worker exited with {self.proc.wait()}")
@@ -109,7 +120,10 @@ class LambdaRuntime:
             worker = self._spawn(name, handler, env, memory)
         started = time.monotonic()
         try:
-            answer = worker.call({"event": event, "arn": arn, "timeout": timeout})
+            answer = worker.call({"event": event, "arn": arn, "timeout": timeout}, timeout)
+        except TimeoutError as exc:
+            worker.stop()
+            return {"error": {"errorType": "Sandbox.Timedout", "errorMessage": f"Error: {exc}", "stackTrace": []}}
         except Exception:
             worker.stop()
             raise

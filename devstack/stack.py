@@ -138,6 +138,8 @@ class Stack:
     enforce_iam: bool = True
     #: role statements (role, Sid) to deploy without, as if removed from template.yaml
     without_statements: frozenset[tuple[str, str]] = frozenset()
+    #: function timeouts (logical id -> seconds) shorter than the template's, for deadline tests
+    lambda_timeouts: dict[str, int] = field(default_factory=dict)
     front: HubFront | None = None
     hub: Registry | None = None
     ecr: EcrFront | None = None
@@ -239,6 +241,7 @@ class Stack:
             parameters=self.parameters,
             extra_environment=self.extra_environment,
             without=self.without_statements,
+            timeouts=self.lambda_timeouts,
         )
         self.local_codebuild.roles = {project: access_key(role) for project, role in self.deployment.roles_of.items()}
         if self.enforce_iam:

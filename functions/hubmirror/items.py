@@ -93,7 +93,10 @@ class RunOptions:
 
     @classmethod
     def parse(cls, data: Any) -> RunOptions:
-        """Validate the execution input.
+        """Validate the execution input; a refusal is short, whatever the input's size.
+
+        ``Comment`` (a string) is accepted and ignored: the Step Functions console fills a
+        new execution's input with one.
 
         >>> RunOptions.parse({"only": ["hashicorp/vault"], "dry_run": True})
         RunOptions(only=('hashicorp/vault',), force=False, dry_run=True)
@@ -102,23 +105,65 @@ class RunOptions:
         ...
         hubmirror.items.InputError: unknown execution input key 'foo'; accepted: only, force, dry_run
         """
-        if data is None:
-            return cls()
         if not isinstance(data, Mapping):
-            raise InputError('the execution input must be a JSON object such as {} or {"only": ["nginx"]}')
+            raise InputError(
+                f'the execution input must be a JSON object such as {{}} or {{"only": ["nginx"]}}, '
+                f"not {_json_kind(data)}"
+            )
         allowed = ("only", "force", "dry_run")
-        for key in data:
-            if key not in allowed:
-                raise InputError(f"unknown execution input key {key!r}; accepted: {', '.join(allowed)}")
+        unknown = [key for key in data if key not in allowed and not (key == "Comment" and isinstance(data[key], str))]
+        if unknown:
+            keys = "key" if len(unknown) == 1 else "keys"
+            raise InputError(f"unknown execution input {keys} {few(unknown)}; accepted: {', '.join(allowed)}")
         only = data.get("only", [])
         if isinstance(only, str):
             only = [only]
         if not isinstance(only, list) or not all(isinstance(o, str) and o for o in only):
             raise InputError("'only' must be a list of image names, such as [\"hashicorp/vault\"]")
+        if "only" in data and not only:
+            raise InputError("'only' is empty: name at least one image, or leave 'only' out to sync everything")
+        if len(only) > ONLY_MAX:
+            raise InputError(f"'only' names {len(only)} images, more than {ONLY_MAX}; leave it out to sync everything")
         for flag in ("force", "dry_run"):
             if not isinstance(data.get(flag, False), bool):
-                raise InputError(f"{flag!r} must be true or false")
+                raise InputError(f"{flag!r} must be true or false, not {_json_kind(data[flag])}")
         return cls(only=tuple(only), force=bool(data.get("force", False)), dry_run=bool(data.get("dry_run", False)))
+
+
+#: The most names an execution's ``only`` may list: more is a whole-allowlist run in disguise.
+ONLY_MAX = 1000
+#: How many offending values a refusal quotes, and how much of each.
+FEW = 5
+FEW_CHARS = 80
+
+
+def few(values: Sequence[Any]) -> str:
+    """The first few values, quoted and cut short, and how many more: a bounded message.
+
+    >>> few(["a", "b"])
+    "'a', 'b'"
+    >>> few([str(n) for n in range(7)])
+    "'0', '1', '2', '3', '4' and 2 more"
+    """
+    shown = []
+    for value in values[:FEW]:
+        text = repr(value)
+        shown.append(text if len(text) <= FEW_CHARS else text[: FEW_CHARS - 4] + "...'")
+    more = len(values) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in words (``null``, a list, a number, ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else type(value).__name__
 
 
 @dataclass(frozen=True)
@@ -284,7 +329,7 @@ def select(items: Sequence[WorkItem], allowlist: Allowlist, only: Sequence[str],
             unmatched.append(selector)
         chosen.extend(i for i in hits if i not in chosen)
     if unmatched:
-        raise InputError("'only' names images the allowlist does not hold: " + ", ".join(repr(u) for u in unmatched))
+        raise InputError(f"'only' names images the allowlist does not hold: {few(unmatched)}")
     order = {item: n for n, item in enumerate(items)}
     return sorted(chosen, key=order.__getitem__)
 

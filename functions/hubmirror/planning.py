@@ -11,13 +11,13 @@ from hubmirror.allowlist import ImageEntry, parse_allowlist
 from hubmirror.decisions import FAILED, Outcome
 from hubmirror.items import EntryFailure, InputError, RunOptions, batches, entry_selected, expand, select
 from hubmirror.references import ImageReference
-from hubmirror.store import run_key
+from hubmirror.store import LockStore, release_run_lock, run_key, take_run_lock
 
 #: Lists an upstream repository's tags; raises to say it could not.
 TagLister = Callable[[ImageReference], list[str]]
 
 
-class PlanStore(Protocol):
+class PlanStore(LockStore, Protocol):
     def put_json(self, key: str, value: Any) -> str: ...
     def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> str: ...
     def exists(self, key: str) -> bool: ...
@@ -85,51 +85,59 @@ def plan_run(
     """Validate the allowlist and the input, expand selectors, write items and batches.
 
     Raises ``AllowlistError`` or ``InputError`` before anything is written or any
-    registry is contacted.
+    registry is contacted. A run that may write to the target (not a dry run) holds the run
+    lock from here to its report; ``RunLockedError`` when another one holds it.
     """
     options = RunOptions.parse(execution_input)
     allowlist = parse_allowlist(allowlist_text, source=allowlist_name)
     unknown = [o for o in options.only if not any(entry_selected(e, [o], prefix) for e in allowlist.entries)]
     if unknown:  # refused before any registry is contacted
         raise InputError("'only' names images the allowlist does not hold: " + ", ".join(map(repr, unknown)))
-    chosen = [e for e in allowlist.entries if entry_selected(e, options.only, prefix)]
-    expansion = expand(
-        allowlist,
-        prefix=prefix,
-        default_platforms=default_platforms,
-        tag_lists=list_selected_tags(chosen, list_tags),
-    )
-    items = select(expansion.items, allowlist, options.only, prefix)
-    entries = {e.index: e for e in allowlist.entries}
-    failures = [f for f in expansion.failures if entry_selected(entries[f.entry], options.only, prefix)]
-    chunks = batches(items, batch_size)
+    if not options.dry_run:
+        take_run_lock(store, run)
+    try:
+        chosen = [e for e in allowlist.entries if entry_selected(e, options.only, prefix)]
+        expansion = expand(
+            allowlist,
+            prefix=prefix,
+            default_platforms=default_platforms,
+            tag_lists=list_selected_tags(chosen, list_tags),
+        )
+        items = select(expansion.items, allowlist, options.only, prefix)
+        entries = {e.index: e for e in allowlist.entries}
+        failures = [f for f in expansion.failures if entry_selected(entries[f.entry], options.only, prefix)]
+        chunks = batches(items, batch_size)
 
-    bundle_key, bundle_data = bundle
-    if not store.exists(bundle_key):
-        store.put_bytes(bundle_key, bundle_data, "application/zip")
-    store.put_json(
-        run_key(run, "plan.json"),
-        {
-            "items": [i.to_dict() for i in items],
-            "failures": [failure_outcome(f).to_dict() for f in failures],
-            "options": options.__dict__,
-            "batch_size": batch_size,
-        },
-    )
-    entries_list = []
-    for chunk in chunks:
-        key = store.put_json(run_key(run, "batches", f"{chunk.id}.json"), [i.to_dict() for i in chunk.items])
-        entries_list.append({"batch": chunk.id, "key": key, "items": len(chunk.items)})
-    batches_key = store.put_json(run_key(run, "batches.json"), entries_list)
-    return Plan(
-        run=run,
-        bucket=store.bucket,
-        batches_key=batches_key,
-        items=len(items),
-        batches=len(chunks),
-        force=options.force,
-        dry_run=options.dry_run,
-        source=store.location(bundle_key),
-        map_concurrency=map_concurrency,
-        entry_failures=len(failures),
-    )
+        bundle_key, bundle_data = bundle
+        if not store.exists(bundle_key):
+            store.put_bytes(bundle_key, bundle_data, "application/zip")
+        store.put_json(
+            run_key(run, "plan.json"),
+            {
+                "items": [i.to_dict() for i in items],
+                "failures": [failure_outcome(f).to_dict() for f in failures],
+                "options": options.__dict__,
+                "batch_size": batch_size,
+            },
+        )
+        entries_list = []
+        for chunk in chunks:
+            key = store.put_json(run_key(run, "batches", f"{chunk.id}.json"), [i.to_dict() for i in chunk.items])
+            entries_list.append({"batch": chunk.id, "key": key, "items": len(chunk.items)})
+        batches_key = store.put_json(run_key(run, "batches.json"), entries_list)
+        return Plan(
+            run=run,
+            bucket=store.bucket,
+            batches_key=batches_key,
+            items=len(items),
+            batches=len(chunks),
+            force=options.force,
+            dry_run=options.dry_run,
+            source=store.location(bundle_key),
+            map_concurrency=map_concurrency,
+            entry_failures=len(failures),
+        )
+    except BaseException:
+        if not options.dry_run:
+            release_run_lock(store, run)  # nothing of this run will sync: let the next one start
+        raise

@@ -14,12 +14,12 @@ items are listed for small runs and counted for large ones. The full report is i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hubmirror.decisions import FAILED, OUTCOMES, UNCHANGED, Outcome, short
-from hubmirror.items import WorkItem
+from hubmirror.decisions import BUILT, COPIED, FAILED, OUTCOMES, UNCHANGED, Outcome, TargetState, decide, short
+from hubmirror.items import BUILD, WorkItem
 from hubmirror.store import run_key
 
 #: SNS Publish: a subject is "less than 100 characters long"
@@ -102,13 +102,41 @@ def _error_reason(error: Mapping[str, Any], phase: str) -> str:
     return f"{phase} step failed: {name}: {cause}".strip()[:1000]
 
 
-def collect(store: ReportStore, run: str) -> Report:
-    """Reconcile a run's plan, outcomes, jobs and step errors into one outcome per item."""
+#: What the target tag of an item holds now (None: nothing); raises when it cannot be asked.
+TargetLookup = Callable[[WorkItem], TargetState | None]
+
+
+def _in_place(item: WorkItem, entry: Mapping[str, Any], lookup: TargetLookup, why: str) -> Outcome:
+    """The outcome of a job item whose job recorded none, asked of the target (truth lives there)."""
+    digest = str(entry.get("upstream_digest") or "")
+    try:
+        state = lookup(item)
+    except Exception as exc:  # the target cannot say: the item stays failed, with both reasons
+        return Outcome.for_item(item, FAILED, f"{why}; the target could not be asked: {exc}", upstream_digest=digest)
+    if not digest or decide(item, digest, state).needs_work:
+        return Outcome.for_item(item, FAILED, why, upstream_digest=digest or None)
+    assert state is not None
+    return Outcome.for_item(
+        item,
+        BUILT if entry.get("kind") == BUILD else COPIED,
+        f"in place in the target (its job recorded no outcome: {why})",
+        upstream_digest=digest,
+        target_digest=state.digest,
+    )
+
+
+def collect(store: ReportStore, run: str, *, target: TargetLookup | None = None) -> Report:
+    """Reconcile a run's plan, outcomes, jobs and step errors into one outcome per item.
+
+    An item whose job recorded no outcome (the job died, or could not write) is looked up in
+    the target with ``target``: in place, it is reported done; otherwise failed.
+    """
     plan = store.get_json(run_key(run, "plan.json"))
     items = [WorkItem.from_dict(i) for i in plan["items"]]
     dry_run = bool(plan.get("options", {}).get("dry_run"))
     recorded: dict[str, Outcome] = {}
     job_of: dict[str, str] = {}
+    job_entry: dict[str, Mapping[str, Any]] = {}
     errors: dict[str, str] = {}
     for key in store.keys(run_key(run, "outcomes") + "/"):
         for data in store.get_json(key):
@@ -119,7 +147,9 @@ def collect(store: ReportStore, run: str) -> Report:
     for key in store.keys(run_key(run, "jobs") + "/"):
         job = store.get_json(key)
         for entry in job.get("items", []):
-            job_of[f"{entry['target_repository']}:{entry['target_tag']}"] = f"{job['batch']}-{job['kind']}"
+            target_ref = f"{entry['target_repository']}:{entry['target_tag']}"
+            job_of[target_ref] = f"{job['batch']}-{job['kind']}"
+            job_entry[target_ref] = {**entry, "kind": job["kind"]}
     for key in store.keys(run_key(run, "errors") + "/"):
         name = key.rsplit("/", 1)[-1].removesuffix(".json")
         batch, _, phase = name.partition("-")
@@ -135,7 +165,10 @@ def collect(store: ReportStore, run: str) -> Report:
         job_name = job_of.get(item.target, "")
         batch_id = job_name.split("-")[0] if job_name else (f"{n // batch_size:05d}" if batch_size else "")
         reason = errors.get(job_name) or errors.get(batch_id) or "no outcome was recorded (its batch did not finish)"
-        report.outcomes.append(Outcome.for_item(item, FAILED, reason))
+        if target is not None and item.target in job_entry:
+            report.outcomes.append(_in_place(item, job_entry[item.target], target, reason))
+        else:
+            report.outcomes.append(Outcome.for_item(item, FAILED, reason))
     report.outcomes.extend(Outcome.from_dict(f) for f in plan.get("failures", []))
     return report
 

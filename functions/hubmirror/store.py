@@ -9,6 +9,7 @@ Layout (every key under the bucket)::
     runs/<run>/outcomes/<batch>-<phase>.json   outcomes written by the check and by builds
     runs/<run>/errors/<batch>-<phase>.json     a step that failed as a whole (from a Catch)
     runs/<run>/report.json               the report
+    locks/run.json                       the run lock: which execution is syncing now
     contexts/<sha256>.tar.gz             rendered build contexts, content-addressed
     runner/<sha256>.zip                  the copy/build script CodeBuild runs, content-addressed
 
@@ -21,7 +22,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -87,6 +88,9 @@ class Store:
 
     def get_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def exists(self, key: str) -> bool:
         try:
@@ -178,3 +182,60 @@ class S3BlobIndex:
         except (ClientError, ValueError, AttributeError):
             return True
         return bool(self.clock() - claimed_at > CLAIM_STALE_SECONDS)
+
+
+RUN_LOCK_KEY = "locks/run.json"
+#: How long a run lock holds at most: a run that died (its report step never ran) blocks the
+#: next ones this long, no longer. Six hours is the default schedule's period, and Docker
+#: Hub's rate-limit window: a run still going after that has waited out a whole window.
+RUN_LOCK_SECONDS = 6 * 3600
+
+
+class RunLockedError(RuntimeError):
+    """Another execution is syncing; this one syncs nothing (the message names the other)."""
+
+
+class LockStore(Protocol):
+    def create_json(self, key: str, value: Any) -> bool: ...
+    def put_json(self, key: str, value: Any) -> str: ...
+    def get_json(self, key: str) -> Any: ...
+    def delete(self, key: str) -> None: ...
+
+
+def take_run_lock(store: LockStore, run: str, *, now: float | None = None) -> None:
+    """Hold the run lock for ``run`` (a conditional write), or raise :class:`RunLockedError`.
+
+    A lock past its ``expires`` time, or already held by ``run`` (the plan step retried), is
+    taken over.
+    """
+    now = time.time() if now is None else now
+    lock = {"execution": run, "at": now, "expires": now + RUN_LOCK_SECONDS}
+    if store.create_json(RUN_LOCK_KEY, lock):
+        return
+    try:
+        held = store.get_json(RUN_LOCK_KEY)
+    except ClientError:
+        held = {}
+    if isinstance(held, dict) and held.get("execution") == run:
+        return  # the plan step retried: the lock is already this run's
+    if not isinstance(held, dict) or float(held.get("expires") or 0) < now:
+        store.put_json(RUN_LOCK_KEY, lock)
+        return
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(held.get("at") or 0)))
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(held.get("expires") or 0)))
+    raise RunLockedError(
+        f"another execution, {held.get('execution')}, has been syncing since {since}; this one synced nothing "
+        f"and ends here (start it again when that one has reported; its lock lapses at {until} at the latest)"
+    )
+
+
+def release_run_lock(store: LockStore, run: str) -> None:
+    """Let the run lock go, if ``run`` holds it."""
+    try:
+        held = store.get_json(RUN_LOCK_KEY)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return
+        raise
+    if isinstance(held, dict) and held.get("execution") == run:
+        store.delete(RUN_LOCK_KEY)

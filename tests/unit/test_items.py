@@ -61,7 +61,38 @@ def test_bad_execution_input_is_refused(data: object, message: str) -> None:
 
 def test_options_default_to_sync_everything() -> None:
     assert RunOptions.parse({}) == RunOptions()
-    assert RunOptions.parse(None) == RunOptions()
+    assert RunOptions.parse({"Comment": "Insert your JSON here"}) == RunOptions()  # the console's placeholder
+
+
+@pytest.mark.parametrize(
+    ("execution_input", "words"),
+    [
+        (None, "must be a JSON object such as {}"),
+        ([], "not a list"),
+        ("x", "not a string"),
+        (42, "not a number"),
+        (True, "not a boolean"),
+        ({"only": []}, "'only' is empty"),
+        ({"only": None}, "'only' must be a list of image names"),
+        ({"only": [1]}, "'only' must be a list of image names"),
+        ({"only": ["x"] * 1001}, "'only' names 1001 images, more than 1000"),
+        ({"force": "yes"}, "'force' must be true or false, not a string"),
+        ({"Comment": 5}, "unknown execution input key 'Comment'"),
+    ],
+)
+def test_bad_execution_inputs_are_refused_in_words(execution_input: object, words: str) -> None:
+    with pytest.raises(InputError) as caught:
+        RunOptions.parse(execution_input)
+    assert words in str(caught.value)
+
+
+def test_a_refusal_stays_short_however_large_the_input() -> None:
+    hostile = {f"key-{n}-" + "x" * 200: n for n in range(20_000)}
+    with pytest.raises(InputError) as caught:
+        RunOptions.parse(hostile)
+    message = str(caught.value)
+    assert len(message) < 600
+    assert message.endswith("and 19995 more; accepted: only, force, dry_run")
 
 
 def test_batches_cover_every_item_once() -> None:

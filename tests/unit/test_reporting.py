@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
 from hubmirror import reporting
-from hubmirror.decisions import Outcome
+from hubmirror.decisions import Outcome, TargetState
 from hubmirror.items import WorkItem
+from hubmirror.store import RUN_LOCK_KEY, RUN_LOCK_SECONDS, RunLockedError, release_run_lock, take_run_lock
 
 
 class MemoryStore:
@@ -19,11 +23,24 @@ class MemoryStore:
         self.objects = objects
 
     def get_json(self, key: str) -> Any:
+        if key not in self.objects:  # as boto3 raises it for S3's answer
+            raise ClientError(
+                {"Error": {"Code": "NoSuchKey", "Message": "The specified key does not exist."}}, "GetObject"
+            )
         return self.objects[key]
 
     def put_json(self, key: str, value: Any) -> str:
         self.objects[key] = value
         return key
+
+    def create_json(self, key: str, value: Any) -> bool:
+        if key in self.objects:
+            return False
+        self.objects[key] = value
+        return True
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
 
     def keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
@@ -131,3 +148,45 @@ def test_plan_failure_report_quotes_the_allowlist_errors() -> None:
     assert report.status == "failed"
     assert "a.yaml:3: images[0].tags[0]: bad" in reporting.text(report)
     assert reporting.summary(report)["failed"] == 1
+
+
+def test_one_run_holds_the_lock_until_it_lets_go_and_a_dead_ones_lapses() -> None:
+    store = MemoryStore({})
+    take_run_lock(store, "first", now=1000.0)
+    take_run_lock(store, "first", now=1001.0)  # its plan step retried: still its own
+    with pytest.raises(RunLockedError, match=r"another execution, first, has been syncing since 1970-01-01T00:16:40Z"):
+        take_run_lock(store, "second", now=1002.0)
+    release_run_lock(store, "second")  # not its lock: nothing happens
+    assert store.objects[RUN_LOCK_KEY]["execution"] == "first"
+    release_run_lock(store, "first")
+    take_run_lock(store, "second", now=1003.0)
+    take_run_lock(store, "third", now=1003.0 + RUN_LOCK_SECONDS + 1)  # second died: its lock lapsed
+    assert store.objects[RUN_LOCK_KEY]["execution"] == "third"
+
+
+def _job_run(kind: str = "copy") -> dict[str, Any]:
+    objects = run_objects(2)
+    entries = [{**item(n).to_dict(), "upstream_digest": "sha256:" + str(n) * 64, "recipe": None} for n in (0, 1)]
+    objects["runs/r/jobs/00000-copy.json"] = {"batch": "00000", "kind": kind, "items": entries}
+    objects["runs/r/outcomes/00000-check.json"] = []
+    return objects
+
+
+def test_items_without_outcomes_are_asked_of_the_target_before_they_are_called_failed() -> None:
+    objects = _job_run()
+    held = {"mirror/app:0": "sha256:" + "0" * 64, "mirror/app:1": "sha256:" + "9" * 64}
+    lookup = lambda i: TargetState(held[i.target], "application/vnd.oci.image.index.v1+json")  # noqa: E731
+    report = reporting.collect(MemoryStore(objects), "r", target=lookup)
+    by_target = {o.target: o for o in report.outcomes}
+    assert by_target["mirror/app:0"].outcome == "copied"  # the job wrote it, then died before saying so
+    assert by_target["mirror/app:0"].reason.startswith("in place in the target (its job recorded no outcome")
+    assert by_target["mirror/app:1"].outcome == "failed"  # the target holds something else
+
+
+def test_a_target_that_cannot_be_asked_leaves_the_item_failed_with_both_reasons() -> None:
+    def unreachable(_: WorkItem) -> TargetState | None:
+        raise RuntimeError("target 127.0.0.1:9/mirror/app: cannot reach the registry: connection refused")
+
+    report = reporting.collect(MemoryStore(_job_run()), "r", target=unreachable)
+    assert {o.outcome for o in report.outcomes} == {"failed"}
+    assert "the target could not be asked: target 127.0.0.1:9" in report.outcomes[0].reason

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hubmirror import reporting
+from hubmirror.checking import target_state
 from hubmirror.decisions import FAILED, UNCHANGED
-from hubmirror.handlers._runtime import store
+from hubmirror.handlers._runtime import store, target_client
 from hubmirror.observability import logger, metrics, tracer
+from hubmirror.store import release_run_lock
 
 METRIC_NAMES = {
     "unchanged": "ItemsUnchanged",
@@ -28,11 +31,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """``{"run", "plan_error"?}`` -> subject, message, attributes and the failure count."""
     run = str(event["run"])
     logger.append_keys(execution=run)
-    if event.get("plan_error"):
-        report = reporting.plan_failure(run, event["plan_error"])
-    else:
-        report = reporting.collect(store(), run)
-        reporting.save(store(), report)
+    try:
+        if event.get("plan_error"):
+            report = reporting.plan_failure(run, event["plan_error"])
+        else:
+            client = cache(target_client)  # one login, and only if some job left items without outcomes
+            report = reporting.collect(store(), run, target=lambda item: target_state(client(), item))
+            reporting.save(store(), report)
+    finally:
+        release_run_lock(store(), run)  # the run is over, whatever its report
     for item in report.outcomes:  # a line per image that changed, waits or failed, to search logs by image
         if item.outcome != UNCHANGED:
             log = logger.warning if item.outcome == FAILED else logger.info
