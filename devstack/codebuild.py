@@ -88,6 +88,9 @@ class LocalCodeBuild:
     faults: list[str] = field(default_factory=list)
     #: project name -> the access key of its service role (devstack.iam)
     roles: dict[str, str] = field(default_factory=dict)
+    #: called with each build before it runs, once each (a test moving an upstream tag between
+    #: the check and the copy, say)
+    before_build: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
     _fault_of: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -123,6 +126,9 @@ class LocalCodeBuild:
         status = "SUCCEEDED"
         with self._lock:
             fault = self.faults.pop(0) if self.faults else None
+            hooks, self.before_build[:] = list(self.before_build), []
+        for hook in hooks:
+            hook(build)
         if fault:
             self._fault_of[build["id"]] = fault
         try:

@@ -224,6 +224,28 @@ def _credential(environ: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+@dataclass
+class ServiceFault:
+    """An AWS error the next ``times`` calls of ``action`` on a resource matching ``resource``
+    (a glob) get, such as S3's ``503 SlowDown`` or ``500 InternalError``
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html). The SDK retries
+    these: a fault meant to outlast its retries needs ``times`` above the SDK's attempts."""
+
+    action: str
+    resource: str
+    status: int = 503
+    code: str = "SlowDown"
+    message: str = "Please reduce your request rate."
+    times: int = 1
+
+
+def _s3_error_body(code: str, message: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+        "<RequestId>devstack</RequestId></Error>"
+    ).encode()
+
+
 class Enforcer:
     """WSGI middleware in front of moto's server: evaluate, record, refuse."""
 
@@ -240,6 +262,8 @@ class Enforcer:
         self.principals = dict(principals)
         self.object_exists = object_exists
         self.calls: list[Call] = []
+        #: service errors injected by the tests: the next calls matching one get its answer
+        self.faults: list[ServiceFault] = []
         self._lock = threading.Lock()
 
     def _record(self, call: Call) -> None:
@@ -277,6 +301,13 @@ class Enforcer:
                 resource="*",
                 why="",
             )
+        fault = self._take_fault(request)
+        if fault is not None:
+            self._record(Call(role, request.action, request.resource, True, f"injected {fault.status} {fault.code}"))
+            body = _s3_error_body(fault.code, fault.message)
+            answer = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+            start_response(f"{fault.status} {fault.code}", answer)
+            return [body]
         allowed, why = self.policies.evaluate(role, request)
         if allowed and request.s3_object is not None and not self.object_exists(*request.s3_object):
             bucket, key = request.s3_object
@@ -315,6 +346,20 @@ class Enforcer:
         status, headers, body = _denied(service, method, message)
         start_response(status, [*headers, ("Content-Length", str(len(body)))])
         return [body]
+
+    def inject(self, fault: ServiceFault) -> None:
+        with self._lock:
+            self.faults.append(fault)
+
+    def _take_fault(self, request: Request) -> ServiceFault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.action == request.action and fnmatch.fnmatchcase(request.resource, fault.resource):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
 
     def enforce(self, deployment: Deployment) -> None:
         """From now on, evaluate the calls of the deployment's roles."""

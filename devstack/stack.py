@@ -52,6 +52,9 @@ def moto_repository(name: str) -> Repository | None:
     return Repository(name, mutable=found.image_tag_mutability != "IMMUTABLE")
 
 
+_NO_INPUT: Any = object()
+
+
 @dataclass
 class RunResult:
     """One execution of the state machine, observed from outside."""
@@ -293,8 +296,18 @@ class Stack:
         """Replace the allowlist the deployed functions read (``sam deploy`` ships it)."""
         self.allowlist_path.write_text(text)
 
-    def run(self, execution_input: Any = None, *, timeout: float = 600, name: str | None = None) -> RunResult:
-        """Start an execution, wait for it, collect its report and what it cost."""
+    def inject_aws(self, fault: iam.ServiceFault) -> None:
+        """Make AWS answer the calls the fault matches with its error (S3 refusing a write, say)."""
+        assert self._moto is not None
+        self._moto.enforcer.inject(fault)
+
+    def clear_aws_faults(self) -> None:
+        assert self._moto is not None
+        self._moto.enforcer.faults.clear()
+
+    def run(self, execution_input: Any = _NO_INPUT, *, timeout: float = 600, name: str | None = None) -> RunResult:
+        """Start an execution (input ``{}`` unless given; ``None`` sends ``null``), wait for it,
+        collect its report and what it cost."""
         assert self.deployment is not None
         assert self.front is not None
         assert self.lambda_runtime is not None
@@ -312,7 +325,7 @@ class Stack:
         arn = sfn.start_execution(
             stateMachineArn=self.deployment.state_machine_arn,
             name=name or f"run-{self._runs:03d}-{uuid.uuid4().hex[:8]}",
-            input=json.dumps({} if execution_input is None else execution_input),
+            input=json.dumps({} if execution_input is _NO_INPUT else execution_input),
         )["executionArn"]
         while True:
             described = sfn.describe_execution(executionArn=arn)

@@ -30,7 +30,14 @@ from hubmirror.decisions import (
 from hubmirror.items import BUILD, COPY, WorkItem
 from hubmirror.oci import INDEX_MEDIA_TYPES
 from hubmirror.ratelimit import PullBudget, RateLimit
-from hubmirror.registry import ManifestHead, ManifestUnknownError, RegistryClient, RegistryError
+from hubmirror.registry import (
+    MANIFEST_MAX_BYTES,
+    ManifestHead,
+    ManifestUnknownError,
+    RateLimitedError,
+    RegistryClient,
+    RegistryError,
+)
 from hubmirror.store import run_key
 
 logger = logging.getLogger(__name__)
@@ -118,8 +125,25 @@ def check_item(
         what = f"pinned digest {item.pinned} is gone upstream" if item.pinned else "not found upstream"
         result.outcome = Outcome.for_item(item, FAILED, f"{what}: {exc}")
         return result
+    except RateLimitedError as exc:  # the registry says "later": a later run, not a failure
+        result.outcome = Outcome.for_item(
+            item,
+            DEFERRED,
+            f"{exc.reason}: {exc}; deferred to a later run",
+            retry_after=_retry_time(exc, now or dt.datetime.now(dt.UTC)),
+        )
+        return result
     except RegistryError as exc:
         result.outcome = Outcome.for_item(item, FAILED, f"{exc.reason}: {exc}")
+        return result
+    if head.size > MANIFEST_MAX_BYTES:  # refused here, before a GET spends a pull on it
+        result.outcome = Outcome.for_item(
+            item,
+            FAILED,
+            f"upstream {ref.registry}/{ref.repository}: the manifest is {head.size} bytes, more than the "
+            f"{MANIFEST_MAX_BYTES // 2**20} MiB a registry accepts",
+            upstream_digest=head.digest,
+        )
         return result
     result.upstream = head
     try:
@@ -150,6 +174,12 @@ def check_item(
             retry_after=reset_time(head.ratelimit, now or dt.datetime.now(dt.UTC)),
         )
     return result
+
+
+def _retry_time(exc: RateLimitedError, now: dt.datetime) -> str | None:
+    if exc.retry_after is not None:
+        return (now + dt.timedelta(seconds=exc.retry_after)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return reset_time(exc.ratelimit, now)
 
 
 def budget_text(limit: RateLimit | None) -> str:

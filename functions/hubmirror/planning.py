@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from hubmirror.allowlist import ImageEntry, parse_allowlist
 from hubmirror.decisions import FAILED, Outcome
-from hubmirror.items import EntryFailure, InputError, RunOptions, batches, entry_selected, expand, select
+from hubmirror.items import EntryFailure, InputError, RunOptions, batches, entry_selected, expand, few, select
 from hubmirror.references import ImageReference
 from hubmirror.store import LockStore, release_run_lock, run_key, take_run_lock
 
@@ -92,7 +92,7 @@ def plan_run(
     allowlist = parse_allowlist(allowlist_text, source=allowlist_name)
     unknown = [o for o in options.only if not any(entry_selected(e, [o], prefix) for e in allowlist.entries)]
     if unknown:  # refused before any registry is contacted
-        raise InputError("'only' names images the allowlist does not hold: " + ", ".join(map(repr, unknown)))
+        raise InputError(f"'only' names images the allowlist does not hold: {few(unknown)}")
     if not options.dry_run:
         take_run_lock(store, run)
     try:

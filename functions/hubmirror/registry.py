@@ -41,6 +41,14 @@ TAG_LIST_LIMIT = 100_000
 #: Registries send blob downloads elsewhere: Docker Hub to its CDN, ECR to pre-signed S3 URLs.
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
+#: The largest manifest hubmirror reads: the size the OCI distribution spec asks registries
+#: to accept at least ("Registries SHOULD accept manifests of at least 4 megabytes",
+#: https://github.com/opencontainers/distribution-spec/blob/main/spec.md), and the limit of
+#: Distribution 3. A larger one may be refused by the target; reading it first would cost a pull.
+MANIFEST_MAX_BYTES = 4 * 2**20
+#: The largest layer ECR stores: "Maximum layer size: 52,000 MiB", not adjustable
+#: (https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html).
+LAYER_MAX_BYTES = 52_000 * 2**20
 #: Seconds without a byte (connecting, or within an answer) before a request gives up. A
 #: registry that answers at all does so within a second or two; twenty leaves room for a
 #: slow link and a busy CDN, and bounds a stalled blob download to that long.
@@ -378,8 +386,15 @@ class RegistryClient:
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
         """GET a manifest (on Docker Hub this counts as a pull)."""
-        response = self._request("GET", f"/v2/{repository}/manifests/{reference}", repository)
-        body = response.data
+        response = self._request("GET", f"/v2/{repository}/manifests/{reference}", repository, stream=True)
+        body = response.read(MANIFEST_MAX_BYTES + 1)
+        if len(body) > MANIFEST_MAX_BYTES:
+            response.close()
+            raise RegistryError(
+                f"{self.side} {self.host}/{repository}:{reference}: the manifest is larger than "
+                f"{MANIFEST_MAX_BYTES // 2**20} MiB, the most a registry accepts"
+            )
+        response.release_conn()
         digest = sha256_digest(body)
         claimed = response.headers.get("Docker-Content-Digest")
         if reference.startswith("sha256:") and digest != reference:

@@ -113,9 +113,10 @@ def _in_place(item: WorkItem, entry: Mapping[str, Any], lookup: TargetLookup, wh
         state = lookup(item)
     except Exception as exc:  # the target cannot say: the item stays failed, with both reasons
         return Outcome.for_item(item, FAILED, f"{why}; the target could not be asked: {exc}", upstream_digest=digest)
-    if not digest or decide(item, digest, state).needs_work:
+    if not digest or state is None or decide(item, digest, state).needs_work:
         return Outcome.for_item(item, FAILED, why, upstream_digest=digest or None)
-    assert state is not None
+    if state.digest == entry.get("target_digest"):  # as the check saw it: the job's work was not done
+        return Outcome.for_item(item, FAILED, why, upstream_digest=digest)
     return Outcome.for_item(
         item,
         BUILT if entry.get("kind") == BUILD else COPIED,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hubmirror.oci import INDEX_MEDIA_TYPES, OCI_INDEX, sha256_digest
-from hubmirror.registry import BlobDownloadError, Manifest, RegistryClient, RegistryError
+from hubmirror.registry import LAYER_MAX_BYTES, BlobDownloadError, Manifest, RegistryClient, RegistryError
 
 
 class BlobIndex(Protocol):
@@ -110,14 +110,24 @@ class TransferStats:
         }
 
 
-def _blobs(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The config and layers of an image manifest, without non-distributable layers."""
+def _blobs(document: Mapping[str, Any], where: str = "the image") -> list[Mapping[str, Any]]:
+    """The config and layers of an image manifest, without non-distributable layers.
+
+    A blob whose declared size no target could take is refused before any byte moves.
+    """
     blobs = [document["config"]] if isinstance(document.get("config"), Mapping) else []
     for layer in document.get("layers") or []:
         media_type = str(layer.get("mediaType", ""))
         if "nondistributable" in media_type or "foreign" in media_type or layer.get("urls"):
             continue  # fetched by clients from their own URLs, never pushed
         blobs.append(layer)
+    for blob in blobs:
+        size = blob.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= LAYER_MAX_BYTES:
+            raise RegistryError(
+                f"{where}: blob {blob.get('digest')} declares a size of {size!r} bytes; "
+                f"a layer is at most {LAYER_MAX_BYTES} bytes (ECR's limit)"
+            )
     return blobs
 
 
@@ -233,6 +243,10 @@ class Transfer:
             if self._from_spool(repository, descriptor) or self._from_target(repository, descriptor, fresh=False):
                 return None
             if not self.index.claim(digest) and self._wait_for_claimer(repository, descriptor, deadline):
+                return None
+            # the claim is this copier's: one released a moment ago may have left the blob in place
+            if self._from_target(repository, descriptor, fresh=True):
+                self.index.release(digest)
                 return None
             self._hold(digest, held)
             uploaded: Future[None] = Future()
@@ -458,21 +472,22 @@ class Transfer:
 
         ensure = partial(self.ensure_blobs, repository, fetch=fetch, held=held, deadline=deadline)
         if top.media_type in INDEX_MEDIA_TYPES:
-            for child in (rewritten or top.document())["manifests"]:
-                manifest = self._fetch_manifest(source, source_repository, str(child["digest"]))
+            listed = (rewritten or top.document())["manifests"]
+            for child_digest in dict.fromkeys(str(child["digest"]) for child in listed):  # each fetched once
+                manifest = self._fetch_manifest(source, source_repository, child_digest)
                 if manifest.media_type in INDEX_MEDIA_TYPES:
                     raise RegistryError(
                         f"{source.side} {source.host}/{source_repository}: {manifest.digest} is an index "
                         "inside an index; nested indexes are not supported"
                     )
-                ensure(_blobs(manifest.document()))
+                ensure(_blobs(manifest.document(), f"{source.side} {source.host}/{source_repository}"))
                 self.target.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
             if rewritten is not None:
                 body = json.dumps(rewritten, separators=(",", ":")).encode()
                 media_type = str(rewritten.get("mediaType") or OCI_INDEX)
                 return self.target.put_manifest(repository, tag or sha256_digest(body), body, media_type)
         else:
-            ensure(_blobs(top.document()))
+            ensure(_blobs(top.document(), f"{source.side} {source.host}/{source_repository}"))
         if before_tag is not None:
             before_tag(top)
         return self.target.put_manifest(repository, tag or top.digest, top.body, top.media_type)

@@ -183,6 +183,15 @@ def test_items_without_outcomes_are_asked_of_the_target_before_they_are_called_f
     assert by_target["mirror/app:1"].outcome == "failed"  # the target holds something else
 
 
+def test_a_target_as_the_check_saw_it_means_the_job_did_not_do_its_work() -> None:
+    objects = _job_run()
+    for entry in objects["runs/r/jobs/00000-copy.json"]["items"]:
+        entry["target_digest"] = entry["upstream_digest"]  # a forced copy of what was already there
+    lookup = lambda i: TargetState("sha256:" + i.tag * 64, "application/vnd.oci.image.index.v1+json")  # noqa: E731
+    report = reporting.collect(MemoryStore(objects), "r", target=lookup)
+    assert {o.outcome for o in report.outcomes} == {"failed"}
+
+
 def test_a_target_that_cannot_be_asked_leaves_the_item_failed_with_both_reasons() -> None:
     def unreachable(_: WorkItem) -> TargetState | None:
         raise RuntimeError("target 127.0.0.1:9/mirror/app: cannot reach the registry: connection refused")
