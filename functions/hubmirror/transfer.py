@@ -182,6 +182,7 @@ class Transfer:
         self._inflight: dict[str, Future[None]] = {}
         #: claims this process holds (renewed by a heartbeat thread until released)
         self._held: set[str] = set()
+        self._claims = threading.Lock()  # a heartbeat and a release of one claim never cross
         self._closing = threading.Event()
         self._heartbeat: threading.Thread | None = None
 
@@ -244,8 +245,9 @@ class Transfer:
                 return None
             if not self.index.claim(digest) and self._wait_for_claimer(repository, descriptor, deadline):
                 return None
-            # the claim is this copier's: one released a moment ago may have left the blob in place
-            if self._from_target(repository, descriptor, fresh=True):
+            # the claim is this copier's; what it saw before taking it may be stale: a claim
+            # released meanwhile leaves the blob in this repository, or readable in another
+            if self._present(repository, digest) or self._from_target(repository, descriptor, fresh=True):
                 self.index.release(digest)
                 return None
             self._hold(digest, held)
@@ -301,18 +303,20 @@ class Transfer:
             with self._lock:
                 held = sorted(self._held)
             for digest in held:
-                with contextlib.suppress(Exception):  # a missed beat is retried; many missed let others take over
-                    self.index.heartbeat(digest)
+                with self._claims, contextlib.suppress(Exception):  # a missed beat is retried; many let others in
+                    if digest in self._held:  # not released since: a beat must not revive a released claim
+                        self.index.heartbeat(digest)
 
     def let_go(self, digests: Sequence[str]) -> None:
         """Release claims: the image that needed them is written, or failed."""
         for digest in digests:
-            with self._lock:
-                if digest not in self._held:
-                    continue
-                self._held.discard(digest)
-            with contextlib.suppress(Exception):  # an unreleased claim goes stale when its heartbeat stops
-                self.index.release(digest)
+            with self._claims:
+                with self._lock:
+                    if digest not in self._held:
+                        continue
+                    self._held.discard(digest)
+                with contextlib.suppress(Exception):  # an unreleased claim goes stale when its heartbeat stops
+                    self.index.release(digest)
 
     def _present(self, repository: str, digest: str) -> bool:
         if not self.target.has_blob(repository, digest):
