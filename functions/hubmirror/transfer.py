@@ -440,61 +440,36 @@ class Transfer:
         """
         held: list[str] = []
         try:
-            return self._copy(
-                source,
-                source_repository,
-                digest,
-                repository,
-                tag,
-                keep=keep,
-                before_tag=before_tag,
-                held=held,
-                deadline=deadline,
-            )
+            top = self._fetch_manifest(source, source_repository, digest)
+            rewritten = keep(top) if keep else None
+
+            def fetch(descriptor: Mapping[str, Any]) -> Any:
+                blob = str(descriptor["digest"])
+                return source.open_blob(source_repository, blob, size=int(descriptor["size"]), deadline=deadline)
+
+            ensure = partial(self.ensure_blobs, repository, fetch=fetch, held=held, deadline=deadline)
+            where = f"{source.side} {source.host}/{source_repository}"
+            if top.media_type in INDEX_MEDIA_TYPES:
+                listed = (rewritten or top.document())["manifests"]
+                for child_digest in dict.fromkeys(str(child["digest"]) for child in listed):  # each fetched once
+                    manifest = self._fetch_manifest(source, source_repository, child_digest)
+                    if manifest.media_type in INDEX_MEDIA_TYPES:
+                        raise RegistryError(
+                            f"{where}: {manifest.digest} is an index inside an index; nested indexes are not supported"
+                        )
+                    ensure(_blobs(manifest.document(), where))
+                    self.target.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
+                if rewritten is not None:
+                    body = json.dumps(rewritten, separators=(",", ":")).encode()
+                    media_type = str(rewritten.get("mediaType") or OCI_INDEX)
+                    return self.target.put_manifest(repository, tag or sha256_digest(body), body, media_type)
+            else:
+                ensure(_blobs(top.document(), where))
+            if before_tag is not None:
+                before_tag(top)
+            return self.target.put_manifest(repository, tag or top.digest, top.body, top.media_type)
         finally:
             self.let_go(held)
-
-    def _copy(
-        self,
-        source: RegistryClient,
-        source_repository: str,
-        digest: str,
-        repository: str,
-        tag: str | None,
-        *,
-        keep: Callable[[Manifest], dict[str, Any] | None] | None,
-        before_tag: Callable[[Manifest], None] | None,
-        held: list[str],
-        deadline: float | None,
-    ) -> str:
-        top = self._fetch_manifest(source, source_repository, digest)
-        rewritten = keep(top) if keep else None
-
-        def fetch(descriptor: Mapping[str, Any]) -> Any:
-            blob = str(descriptor["digest"])
-            return source.open_blob(source_repository, blob, size=int(descriptor["size"]), deadline=deadline)
-
-        ensure = partial(self.ensure_blobs, repository, fetch=fetch, held=held, deadline=deadline)
-        if top.media_type in INDEX_MEDIA_TYPES:
-            listed = (rewritten or top.document())["manifests"]
-            for child_digest in dict.fromkeys(str(child["digest"]) for child in listed):  # each fetched once
-                manifest = self._fetch_manifest(source, source_repository, child_digest)
-                if manifest.media_type in INDEX_MEDIA_TYPES:
-                    raise RegistryError(
-                        f"{source.side} {source.host}/{source_repository}: {manifest.digest} is an index "
-                        "inside an index; nested indexes are not supported"
-                    )
-                ensure(_blobs(manifest.document(), f"{source.side} {source.host}/{source_repository}"))
-                self.target.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
-            if rewritten is not None:
-                body = json.dumps(rewritten, separators=(",", ":")).encode()
-                media_type = str(rewritten.get("mediaType") or OCI_INDEX)
-                return self.target.put_manifest(repository, tag or sha256_digest(body), body, media_type)
-        else:
-            ensure(_blobs(top.document(), f"{source.side} {source.host}/{source_repository}"))
-        if before_tag is not None:
-            before_tag(top)
-        return self.target.put_manifest(repository, tag or top.digest, top.body, top.media_type)
 
     def _fetch_manifest(self, source: RegistryClient, repository: str, digest: str) -> Manifest:
         manifest = source.get_manifest(repository, digest)
