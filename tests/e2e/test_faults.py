@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from devstack.cdn import DownloadFault
@@ -549,3 +550,16 @@ def _published(world: World) -> list[str]:
     assert world.stack.deployment is not None
     topic = sns_backends[ACCOUNT][REGION].topics[world.stack.deployment.topic_arn]
     return [str(message) for _, message, *_ in topic.sent_notifications]
+
+
+def test_every_execution_of_this_module_published_one_report_without_a_trace(world: World, healed: RunResult) -> None:
+    assert world.stack.deployment is not None
+    sfn = boto3.client("stepfunctions")
+    pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=world.stack.deployment.state_machine_arn)
+    executions = [e for page in pages for e in page["executions"]]
+    assert all(e["status"] != "RUNNING" for e in executions)
+    published = _published(world)
+    assert len(published) == len(executions)  # one message per execution, whatever its end
+    for message in published:
+        assert "Traceback" not in message
+        assert "stackTrace" not in message
