@@ -61,6 +61,7 @@ from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
 from devstack import buildimage
+from devstack.motoversion import require_moto
 
 PHASES = ("install", "pre_build", "build", "post_build")
 BUILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -398,6 +399,7 @@ def _service_for(service_name: str) -> Any:
 
 def install(local: LocalCodeBuild) -> None:
     """Make moto's CodeBuild run real builds, and Step Functions wait for them."""
+    require_moto("codebuild")
     _installed["local"] = local
     CodeBuildResponse.start_build = _start_build  # type: ignore[method-assign,assignment]
     CodeBuildBackend.batch_get_builds = _batch_get_builds  # type: ignore[method-assign]

@@ -32,6 +32,8 @@ from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from devstack.motoversion import require_moto
+
 ROOT = Path(__file__).resolve().parent.parent
 CODE_ROOT = ROOT / "functions"
 
@@ -175,6 +177,7 @@ def _invoke(  # noqa: PLR0917 - moto's signature
 
 def install(runtime: LambdaRuntime) -> None:
     """Route moto's Lambda invocations to ``runtime``."""
+    require_moto("lambdas")
     _installed["runtime"] = runtime
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign]
 

@@ -15,6 +15,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.dist
     DistributedIterationComponent,
 )
 
+from devstack.motoversion import require_moto
+
 _original_map_run = DistributedIterationComponent._map_run
 _events: dict[str, list[dict[str, Any]]] = {}
 _lock = threading.Lock()
@@ -30,6 +32,7 @@ def _map_run(self: DistributedIterationComponent, env: Any, eval_input: Any) -> 
 
 
 def install() -> None:
+    require_moto("mapruns")
     DistributedIterationComponent._map_run = _map_run  # type: ignore[method-assign]
 
 

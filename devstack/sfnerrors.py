@@ -14,6 +14,8 @@ from typing import Any
 
 from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 
+from devstack.motoversion import require_moto
+
 UNCATCHABLE = frozenset({"States.Runtime", "States.DataLimitExceeded"})
 
 _original_eval_body = ErrorEqualsDecl._eval_body
@@ -29,6 +31,7 @@ def _eval_body(self: ErrorEqualsDecl, env: Any) -> None:
 
 
 def install() -> None:
+    require_moto("sfnerrors")
     ErrorEqualsDecl._eval_body = _eval_body  # type: ignore[method-assign]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from hubmirror import yamldoc
 from hubmirror.oci import KNOWN_PLATFORMS, normalise_platform
-from hubmirror.references import DIGEST_RE, TAG_RE, TAG_RULE, ImageReference, ReferenceError
+from hubmirror.references import DIGEST_RE, TAG_RE, TAG_RULE, ImageReference, InvalidReferenceError
 from hubmirror.selectors import DEFAULT_MAX_TAGS, MAX_TAGS_LIMIT, TagSelector
 from hubmirror.versions import RangeError, VersionRange
 from hubmirror.yamldoc import Path, format_path
@@ -331,7 +331,7 @@ class _Checker:
             return None
         try:
             ref = ImageReference.parse(text)
-        except ReferenceError as exc:
+        except InvalidReferenceError as exc:
             self.fail((*path, "source"), f"{text!r} is not a valid image name: {exc}")
             return None
         if ref.tag or ref.digest:

@@ -54,7 +54,7 @@ _DOMAIN_RE = re.compile(rf"^{_DOMAIN}$", re.ASCII)
 _REMOTE_NAME_RE = re.compile(rf"^{_REMOTE_NAME}$", re.ASCII)
 
 
-class ReferenceError(ValueError):
+class InvalidReferenceError(ValueError):
     """A string is not a valid image reference; the message says which rule it breaks."""
 
 
@@ -82,18 +82,18 @@ class ImageReference:
     def parse(cls, text: str) -> ImageReference:
         """Parse ``text`` by the distribution grammar, normalising Docker Hub names."""
         if not isinstance(text, str) or not text:
-            raise ReferenceError("an image reference must be a non-empty string")
+            raise InvalidReferenceError("an image reference must be a non-empty string")
         if text != text.strip():
-            raise ReferenceError("an image reference must not have leading or trailing whitespace")
+            raise InvalidReferenceError("an image reference must not have leading or trailing whitespace")
         match = _REFERENCE_RE.match(text)
         if match is None:
-            raise ReferenceError(_explain(text))
+            raise InvalidReferenceError(_explain(text))
         name = match.group("name")
         if len(name) > NAME_TOTAL_LENGTH_MAX:
-            raise ReferenceError(f"the repository name is longer than {NAME_TOTAL_LENGTH_MAX} characters")
+            raise InvalidReferenceError(f"the repository name is longer than {NAME_TOTAL_LENGTH_MAX} characters")
         digest = match.group("digest")
         if digest is not None and not DIGEST_RE.match(digest):
-            raise ReferenceError("a digest must be 'sha256:' followed by 64 lower-case hex digits")
+            raise InvalidReferenceError("a digest must be 'sha256:' followed by 64 lower-case hex digits")
         registry, repository = split_domain(name)
         return cls(registry=registry, repository=repository, tag=match.group("tag"), digest=digest)
 
@@ -117,12 +117,12 @@ class ImageReference:
 
     def with_tag(self, tag: str) -> ImageReference:
         if not TAG_RE.match(tag):
-            raise ReferenceError(f"{tag!r} is not a valid tag: {TAG_RULE}")
+            raise InvalidReferenceError(f"{tag!r} is not a valid tag: {TAG_RULE}")
         return ImageReference(self.registry, self.repository, tag, None)
 
     def with_digest(self, digest: str) -> ImageReference:
         if not DIGEST_RE.match(digest):
-            raise ReferenceError(f"{digest!r} is not a sha256 digest")
+            raise InvalidReferenceError(f"{digest!r} is not a sha256 digest")
         return ImageReference(self.registry, self.repository, self.tag, digest)
 
     def _suffix(self) -> str:
@@ -147,14 +147,14 @@ def split_domain(name: str) -> tuple[str, str]:
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         if not _DOMAIN_RE.match(first):
-            raise ReferenceError(f"{first!r} is not a valid registry host {HOST_RULE}")
+            raise InvalidReferenceError(f"{first!r} is not a valid registry host {HOST_RULE}")
         registry, repository = first, rest
     else:
         registry, repository = DOCKER_HUB, name
     if registry in DOCKER_HUB_NAMES:
         registry = DOCKER_HUB
     if not _REMOTE_NAME_RE.match(repository):
-        raise ReferenceError(_explain(repository))
+        raise InvalidReferenceError(_explain(repository))
     if registry == DOCKER_HUB and "/" not in repository:
         repository = f"library/{repository}"
     return registry, repository

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubmirror.references import ImageReference, ReferenceError, is_loopback, split_domain
+from hubmirror.references import ImageReference, InvalidReferenceError, is_loopback, split_domain
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
@@ -65,7 +65,7 @@ def test_valid_references_parse_and_normalise(
     ],
 )
 def test_invalid_references_are_refused_with_the_rule(text: str, rule: str) -> None:
-    with pytest.raises(ReferenceError) as raised:
+    with pytest.raises(InvalidReferenceError) as raised:
         ImageReference.parse(text)
     assert rule in str(raised.value)
 
@@ -147,5 +147,5 @@ def invalid_references(draw: st.DrawFn) -> str:
 
 @given(text=invalid_references())
 def test_every_generated_invalid_reference_is_refused(text: str) -> None:
-    with pytest.raises(ReferenceError):
+    with pytest.raises(InvalidReferenceError):
         ImageReference.parse(text)

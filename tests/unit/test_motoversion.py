@@ -1,0 +1,34 @@
+"""devstack's moto extensions refuse a moto they were not written for, and say so."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import moto
+import pytest
+
+from devstack import mapruns, sfnerrors
+from devstack.motoversion import MOTO_VERSION, MotoVersionError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_version_the_extensions_were_written_for_is_the_one_pinned() -> None:
+    pin = re.search(r'"moto\[server\]==([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert pin is not None
+    assert pin.group(1) == MOTO_VERSION == moto.__version__
+
+
+def test_another_moto_is_refused_before_anything_is_patched(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+
+    before = ErrorEqualsDecl._eval_body
+    monkeypatch.setattr(moto, "__version__", "5.9.0")
+    with pytest.raises(
+        MotoVersionError, match=r"devstack\.sfnerrors patches moto 5\.2\.5's internals, and this is moto 5\.9\.0"
+    ):
+        sfnerrors.install()
+    with pytest.raises(MotoVersionError, match=r"install moto\[server\]==5\.2\.5"):
+        mapruns.install()
+    assert ErrorEqualsDecl._eval_body is before
