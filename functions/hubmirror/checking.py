@@ -33,7 +33,7 @@ from hubmirror.ratelimit import PullBudget, RateLimit
 from hubmirror.registry import (
     MANIFEST_MAX_BYTES,
     ManifestHead,
-    ManifestUnknownError,
+    NotFoundError,
     RateLimitedError,
     RegistryClient,
     RegistryError,
@@ -91,7 +91,7 @@ def target_state(client: RegistryClient, item: WorkItem) -> TargetState | None:
             head = client.head_manifest(item.target_repository, item.target_tag)
             return TargetState(head.digest, head.media_type)
         manifest = client.get_manifest(item.target_repository, item.target_tag)
-    except ManifestUnknownError:
+    except NotFoundError:  # no such tag, or no such repository yet
         return None
     annotations = manifest.document().get("annotations") or {}
     return TargetState(manifest.digest, manifest.media_type, {str(k): str(v) for k, v in annotations.items()})
@@ -121,7 +121,7 @@ def check_item(
     ref = item.upstream
     try:
         head = upstream(ref.api_host).head_manifest(ref.repository, item.pinned or item.tag)
-    except ManifestUnknownError as exc:
+    except NotFoundError as exc:
         what = f"pinned digest {item.pinned} is gone upstream" if item.pinned else "not found upstream"
         result.outcome = Outcome.for_item(item, FAILED, f"{what}: {exc}")
         return result

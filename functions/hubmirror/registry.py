@@ -67,10 +67,22 @@ class RegistryError(RuntimeError):
         self.status = status
 
 
-class ManifestUnknownError(RegistryError):
-    """The tag or digest does not exist in the repository."""
+class NotFoundError(RegistryError):
+    """The registry answered 404: what was asked for does not exist there."""
 
     reason = "not found"
+
+
+class ManifestUnknownError(NotFoundError):
+    """No manifest has that tag or digest in the repository (``MANIFEST_UNKNOWN``)."""
+
+
+class BlobUnknownError(NotFoundError):
+    """The repository holds no such blob, or does not serve it (``BLOB_UNKNOWN``)."""
+
+
+class NameUnknownError(NotFoundError):
+    """The repository does not exist (``NAME_UNKNOWN``)."""
 
 
 class AuthenticationError(RegistryError):
@@ -613,8 +625,8 @@ class RegistryClient:
             status = response.status
             if status in accept:
                 return response
+            answer = response.read() if stream else response.data  # an error's body says why
             if stream:
-                response.read()
                 response.release_conn()
             if follow and status in REDIRECTS and method in ("GET", "HEAD") and response.headers.get("Location"):
                 redirects += 1
@@ -642,10 +654,10 @@ class RegistryClient:
                 self.sleep(self.retry.delay(attempt, retry_after))
                 attempt += 1
                 continue
-            raise self._error(status, response, where, path, url)
+            raise self._error(status, answer, where, path, url)
 
-    def _error(self, status: int, response: urllib3.BaseHTTPResponse, where: str, path: str, url: str) -> RegistryError:
-        detail = _error_detail(response.data)
+    def _error(self, status: int, answer: bytes, where: str, path: str, url: str) -> RegistryError:
+        detail = _error_detail(answer)
         elsewhere = urlsplit(url).netloc
         if elsewhere != urlsplit(self.base_url).netloc:  # the download host a redirect sent us to
             thing = path.rsplit("/", 1)[-1]
@@ -654,7 +666,7 @@ class RegistryClient:
             )
         if status == 404:
             thing = path.rsplit("/", 1)[-1]
-            return ManifestUnknownError(f"{where}: {thing} not found{detail}", status=status)
+            return _not_found(answer, path)(f"{where}: {thing} not found{detail}", status=status)
         if status in (401, 403):
             who = "with the configured credentials" if self.credentials else "anonymously"
             return AuthenticationError(f"{where}: access denied {who} ({status}){detail}", status=status)
@@ -738,6 +750,21 @@ class RegistryClient:
 
 def _media_type(headers: Mapping[str, str]) -> str:
     return (headers.get("Content-Type") or "").split(";")[0].strip()
+
+
+def _not_found(data: bytes, path: str) -> type[NotFoundError]:
+    """The 404's error class, by the registry's error code, else by what was asked for."""
+    try:
+        codes = {str(e.get("code")) for e in json.loads(data).get("errors") or [] if isinstance(e, dict)}
+    except (ValueError, AttributeError):
+        codes = set()
+    if "NAME_UNKNOWN" in codes:
+        return NameUnknownError
+    if "BLOB_UNKNOWN" in codes or "/blobs/" in path:
+        return BlobUnknownError
+    if "MANIFEST_UNKNOWN" in codes or "/manifests/" in path:
+        return ManifestUnknownError
+    return NotFoundError
 
 
 def _error_detail(data: bytes) -> str:

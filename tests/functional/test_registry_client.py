@@ -10,8 +10,10 @@ from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.registry import (
     AuthenticationError,
+    BlobUnknownError,
     Credentials,
     ManifestUnknownError,
+    NameUnknownError,
     RateLimitedError,
     RegistryClient,
     RetryPolicy,
@@ -65,6 +67,14 @@ def test_get_manifest_verifies_the_bytes_against_the_digest(
 def test_unknown_tag_is_manifest_unknown(registries: Registries, front: HubFront) -> None:
     with pytest.raises(ManifestUnknownError, match=r"9\.99 not found"):
         RegistryClient(front.host).head_manifest("library/single", "9.99")
+
+
+def test_a_missing_blob_and_a_missing_repository_are_named_as_such(registries: Registries, front: HubFront) -> None:
+    with pytest.raises(BlobUnknownError, match="not found"):
+        RegistryClient(front.host).get_blob("library/single", "sha256:" + "0" * 64)
+    target = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD), side="target")
+    with pytest.raises(NameUnknownError, match=r"^target .*/nowhere/app: 1 not found \(NAME_UNKNOWN"):
+        target.get_manifest("nowhere/app", "1")  # a GET: a HEAD's 404 has no body to say which
 
 
 def test_basic_auth_registry_with_and_without_credentials(registries: Registries) -> None:
