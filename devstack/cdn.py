@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from devstack.proxy import QuietHandler, QuietServer
+from devstack.proxy import Faults, QuietHandler, QuietServer
 
 CDN_ADDRESS = "127.0.0.2"
 #: ECR's layer URLs are valid for an hour, Docker Hub's a few minutes; the tests can shorten it.
@@ -84,7 +84,7 @@ class BlobCdn:
         self.clock = clock
         self.refused: dict[str, int] = {}
         self.served = 0
-        self.faults: list[DownloadFault] = []
+        self.faults: Faults[DownloadFault] = Faults()
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._server = QuietServer((CDN_ADDRESS, 0), self._handler_class())
@@ -114,18 +114,7 @@ class BlobCdn:
         return self.storage / "docker/registry/v2/blobs" / algorithm / hex_digest[:2] / hex_digest / "data"
 
     def inject(self, fault: DownloadFault) -> None:
-        with self._lock:
-            self.faults.append(fault)
-
-    def _take_fault(self, digest: str) -> DownloadFault | None:
-        with self._lock:
-            for fault in self.faults:
-                if fault.digest in (None, digest):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.faults.remove(fault)
-                    return fault
-        return None
+        self.faults.add(fault)
 
     def _refuse(self, reason: str) -> None:
         with self._lock:
@@ -177,7 +166,7 @@ class BlobCdn:
                 self.end_headers()
                 if self.command == "HEAD":
                     return
-                fault = cdn._take_fault(digest)
+                fault = cdn.faults.take(lambda f: f.digest in (None, digest))
                 if fault is not None:
                     self._faulty(path.read_bytes(), fault)
                     return

@@ -57,6 +57,7 @@ from devstack.proxy import (
     registry_error,
     relay,
     reply,
+    request_fault,
     request_kind,
 )
 
@@ -213,7 +214,7 @@ class EcrFront:
         self.blob_mounting = blob_mounting
         self.counts: Counter[str] = Counter()
         #: answers injected by the tests (a refused push, a server error), by request kind
-        self.faults = Faults()
+        self.faults: Faults[Fault] = Faults()
         self._lock = threading.Lock()
         self._buckets = {action: _Bucket(rate) for action, rate in {**DEFAULT_RATES, **(rates or {})}.items()}
         #: repository -> image manifest digest -> the blobs it references
@@ -303,7 +304,7 @@ class EcrFront:
                     return
                 kind, match = matched
                 name = match.group("name")
-                fault = front.faults.take(request_kind(self.command, path)[0], name)
+                fault = request_fault(front.faults, request_kind(self.command, path)[0], name)
                 if fault is not None and fault.status:
                     reply(self, fault.status, fault.body, fault.headers)
                     return

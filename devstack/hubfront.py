@@ -52,6 +52,7 @@ from devstack.proxy import (
     registry_error,
     relay,
     reply,
+    request_fault,
     request_kind,
 )
 from devstack.registry import TokenAuth
@@ -139,7 +140,7 @@ class HubFront:
         self.token_ttl = 300
         self.counts: Counter[str] = Counter()
         self.blob_bytes = 0
-        self.faults = Faults()
+        self.faults: Faults[Fault] = Faults()
         self.log: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._issuer = _Issuer.create()
@@ -285,7 +286,7 @@ class HubFront:
                 path = urlsplit(self.path).path
                 kind, repository = request_kind(self.command, path)
                 authorised = "Authorization" in self.headers
-                fault = front.faults.take(kind, repository) if authorised else None
+                fault = request_fault(front.faults, kind, repository) if authorised else None
                 if fault is not None and fault.status:
                     self._count(kind, repository, fault.status)
                     reply(self, fault.status, fault.body, fault.headers)

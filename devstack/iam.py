@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from devstack.deploy import ACCOUNT, REGION, Deployment, access_key
+from devstack.proxy import Faults
 
 #: moto signs the state machine's service integrations with this key.
 STATE_MACHINE_KEY = "ak"
@@ -263,7 +264,7 @@ class Enforcer:
         self.object_exists = object_exists
         self.calls: list[Call] = []
         #: service errors injected by the tests: the next calls matching one get its answer
-        self.faults: list[ServiceFault] = []
+        self.faults: Faults[ServiceFault] = Faults()
         self._lock = threading.Lock()
 
     def _record(self, call: Call) -> None:
@@ -301,7 +302,9 @@ class Enforcer:
                 resource="*",
                 why="",
             )
-        fault = self._take_fault(request)
+        fault = self.faults.take(
+            lambda f: f.action == request.action and fnmatch.fnmatchcase(request.resource, f.resource)
+        )
         if fault is not None:
             self._record(Call(role, request.action, request.resource, True, f"injected {fault.status} {fault.code}"))
             body = _s3_error_body(fault.code, fault.message)
@@ -348,18 +351,7 @@ class Enforcer:
         return [body]
 
     def inject(self, fault: ServiceFault) -> None:
-        with self._lock:
-            self.faults.append(fault)
-
-    def _take_fault(self, request: Request) -> ServiceFault | None:
-        with self._lock:
-            for fault in self.faults:
-                if fault.action == request.action and fnmatch.fnmatchcase(request.resource, fault.resource):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.faults.remove(fault)
-                    return fault
-        return None
+        self.faults.add(fault)
 
     def enforce(self, deployment: Deployment) -> None:
         """From now on, evaluate the calls of the deployment's roles."""

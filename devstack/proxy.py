@@ -8,9 +8,11 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Generic, Protocol, TypeVar
 
 HOP_BY_HOP = frozenset(
     {
@@ -153,14 +155,25 @@ class Fault:
     delay: float = 0.0
 
 
-class Faults:
-    """The faults injected into a front, taken one request at a time."""
+class _Counted(Protocol):
+    times: int
+
+
+FaultT = TypeVar("FaultT", bound=_Counted)
+
+
+class Faults(Generic[FaultT]):
+    """Faults injected into a stand-in (a front, the CDN, AWS), each good for ``times`` requests."""
 
     def __init__(self) -> None:
-        self._faults: list[Fault] = []
+        self._faults: list[FaultT] = []
         self._lock = threading.Lock()
 
-    def add(self, fault: Fault) -> None:
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._faults)
+
+    def add(self, fault: FaultT) -> None:
         with self._lock:
             self._faults.append(fault)
 
@@ -168,16 +181,21 @@ class Faults:
         with self._lock:
             self._faults.clear()
 
-    def take(self, kind: str, repository: str | None) -> Fault | None:
-        """The fault for this request, if any (after sleeping its delay)."""
+    def take(self, matches: Callable[[FaultT], bool]) -> FaultT | None:
+        """The first fault that ``matches`` this request, one of its ``times`` spent; None if none."""
         with self._lock:
             for fault in self._faults:
-                if fault.kind == kind and fault.repository in (None, repository):
+                if matches(fault):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
-                    break
-            else:
-                return None
+                    return fault
+        return None
+
+
+def request_fault(faults: Faults[Fault], kind: str, repository: str | None) -> Fault | None:
+    """The fault for a registry request of ``kind`` on ``repository``, after sleeping its delay."""
+    fault = faults.take(lambda f: f.kind == kind and f.repository in (None, repository))
+    if fault is not None:
         time.sleep(fault.delay)
-        return fault
+    return fault

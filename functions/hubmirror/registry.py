@@ -752,12 +752,18 @@ def _media_type(headers: Mapping[str, str]) -> str:
     return (headers.get("Content-Type") or "").split(";")[0].strip()
 
 
+def _errors(data: bytes) -> list[dict[str, Any]]:
+    """The ``errors`` of a registry's error answer (the distribution spec's shape); [] if none."""
+    try:
+        errors = json.loads(data).get("errors") or []
+    except (ValueError, AttributeError):
+        return []
+    return [e for e in errors if isinstance(e, dict)]
+
+
 def _not_found(data: bytes, path: str) -> type[NotFoundError]:
     """The 404's error class, by the registry's error code, else by what was asked for."""
-    try:
-        codes = {str(e.get("code")) for e in json.loads(data).get("errors") or [] if isinstance(e, dict)}
-    except (ValueError, AttributeError):
-        codes = set()
+    codes = {str(e.get("code")) for e in _errors(data)}
     if "NAME_UNKNOWN" in codes:
         return NameUnknownError
     if "BLOB_UNKNOWN" in codes or "/blobs/" in path:
@@ -768,9 +774,5 @@ def _not_found(data: bytes, path: str) -> type[NotFoundError]:
 
 
 def _error_detail(data: bytes) -> str:
-    try:
-        errors = json.loads(data).get("errors") or []
-    except (ValueError, AttributeError):
-        return ""
-    parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)]
+    parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in _errors(data)]
     return f" ({'; '.join(parts)})" if parts else ""

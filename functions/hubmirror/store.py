@@ -47,6 +47,11 @@ def _if_none_match(request: Any, **_: Any) -> None:
 CLAIM_STALE_SECONDS = 60.0
 
 
+def _missing(exc: ClientError) -> bool:
+    """Whether S3 answered that the key does not exist (``GetObject`` and ``HeadObject`` say it differently)."""
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
 def run_key(run: str, *parts: str) -> str:
     """``run_key("r1", "batches", "00000.json")`` -> ``runs/r1/batches/00000.json``."""
     return "/".join(("runs", run, *parts))
@@ -96,7 +101,7 @@ class Store:
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(exc):
                 return False
             raise
         return True
@@ -140,7 +145,7 @@ class S3BlobIndex:
             try:
                 known = list(self.store.get_json(self._key(digest)).get("repositories", []))
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                if not _missing(exc):
                     raise
                 known = []
             with self._lock:
@@ -234,7 +239,7 @@ def release_run_lock(store: LockStore, run: str) -> None:
     try:
         held = store.get_json(RUN_LOCK_KEY)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if _missing(exc):
             return
         raise
     if isinstance(held, dict) and held.get("execution") == run:

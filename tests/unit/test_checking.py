@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from hubmirror.checking import NOT_CHECKED_IN_TIME, check_batch, check_item
 from hubmirror.items import WorkItem
 from hubmirror.ratelimit import PullBudget
 from hubmirror.registry import MANIFEST_MAX_BYTES, ManifestHead, RateLimitedError, RegistryClient
+from tests.unit.test_reporting import MemoryStore
 
 DIGEST = "sha256:" + "a" * 64
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -31,18 +31,6 @@ class FakeRegistry(RegistryClient):
         if reference in self.limited:
             raise RateLimitedError("upstream fake.example/x: the registry answered 429 3 times", retry_after=60)
         return self.heads[reference]
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.objects: dict[str, Any] = {}
-
-    def get_json(self, key: str) -> Any:
-        return self.objects[key]
-
-    def put_json(self, key: str, value: Any) -> str:
-        self.objects[key] = value
-        return key
 
 
 def item(tag: str) -> WorkItem:
@@ -82,7 +70,7 @@ def test_items_unchecked_at_the_deadline_end_deferred_and_the_rest_are_kept() ->
     head = ManifestHead(DIGEST, OCI_MANIFEST, 100)
     upstream = FakeRegistry({"1": head, "2": head}, slow=frozenset({"2"}))
     target = FakeRegistry({"1": head})
-    store = MemoryStore()
+    store = MemoryStore({})
     started = time.monotonic()
     result = check_batch(
         run="r",
