@@ -56,8 +56,8 @@ lint: venv $(SCAN_VENV)/.installed ## ruff, mypy, sam validate --lint, cfn-lint,
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --quiet --compact
 
-test-unit: venv asl-tools ## Unit tests (pure logic, no network)
-	$(VENV)/bin/pytest tests/unit
+test-unit: venv asl-tools ## Unit tests (pure logic, no network) and the package's doctests
+	$(VENV)/bin/pytest tests/unit functions/hubmirror
 
 test-functional: venv ## Functional tests (moto, local registries)
 	$(VENV)/bin/pytest tests/functional
@@ -65,8 +65,8 @@ test-functional: venv ## Functional tests (moto, local registries)
 test-e2e: setup ## End-to-end tests: the real state machine on the local stack
 	$(VENV)/bin/pytest tests/e2e
 
-test: setup lint ## The test command: lint, then unit, functional and end-to-end tests
-	$(VENV)/bin/pytest tests
+test: setup lint ## The test command: lint, then unit, functional and end-to-end tests and the doctests
+	$(VENV)/bin/pytest tests functions/hubmirror
 
 check: test ## What CI runs
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hubmirror.allowlist import AllowlistError, parse_allowlist
+from hubmirror.allowlist.rules import AllowlistError, parse_allowlist
 
 
 def validate(path: Path) -> int:

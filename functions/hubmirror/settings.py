@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubmirror.oci import KNOWN_PLATFORMS, normalise_platform
+from hubmirror.domain.oci import KNOWN_PLATFORMS, normalise_platform
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_ALLOWLIST = PACKAGE_DIR / "allowlist.yaml"
+DEFAULT_ALLOWLIST = PACKAGE_DIR / "allowlist" / "allowlist.yaml"
 
 
 class SettingsError(RuntimeError):

@@ -15,7 +15,7 @@ import pytest
 
 from devstack.stack import RunResult, Stack
 from devstack.workload import allowlist_entries, many_tags, tags_by_repository
-from hubmirror.reporting import LIST_CAP
+from hubmirror.steps.report import LIST_CAP
 
 pytestmark = pytest.mark.e2e
 

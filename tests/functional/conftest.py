@@ -19,7 +19,7 @@ from devstack.hubfront import HubFront
 from devstack.images import Pusher
 from devstack.registry import BasicAuth, Registry
 from devstack.stack import ECR_PASSWORD, ECR_USER, moto_repository
-from hubmirror.store import Store
+from hubmirror.adapters.s3 import Store
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from hubmirror.ecr import Ecr, RepositorySettings, RepositorySettingsError
+from hubmirror.adapters.ecr import Ecr, RepositorySettings, RepositorySettingsError
 from tests.cfn import source
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -6,10 +6,10 @@ import pytest
 
 from devstack.hubfront import HubFront
 from devstack.images import platform_image
-from hubmirror.items import InputError
-from hubmirror.planning import plan_run
-from hubmirror.registry import RegistryClient
-from hubmirror.store import Store
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.s3 import Store
+from hubmirror.domain.items import InputError
+from hubmirror.steps.plan import plan_run
 from tests.functional.conftest import Registries
 
 TAGS = [

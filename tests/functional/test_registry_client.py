@@ -8,7 +8,7 @@ from devstack.hubfront import HubFront
 from devstack.images import seed
 from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
-from hubmirror.registry import (
+from hubmirror.adapters.registry.client import (
     AuthenticationError,
     BlobUnknownError,
     Credentials,

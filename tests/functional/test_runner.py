@@ -7,11 +7,11 @@ from botocore.exceptions import ClientError
 from devstack.ecrfront import EcrFront
 from devstack.images import seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
-from hubmirror.ecr import Ecr
-from hubmirror.items import WorkItem
-from hubmirror.registry import Credentials
+from hubmirror.adapters.ecr import Ecr
+from hubmirror.adapters.registry.client import Credentials
+from hubmirror.adapters.s3 import Store
+from hubmirror.domain.items import WorkItem
 from hubmirror.runner.job import run_job
-from hubmirror.store import Store
 from tests.functional.conftest import Registries
 
 

@@ -19,13 +19,13 @@ from devstack.ecrfront import DOCKER_LIST
 from devstack.hubfront import HubFront
 from devstack.images import Blob, PlatformImage, index_of, platform_image
 from devstack.stack import ECR_PASSWORD, ECR_USER
-from hubmirror.ecr import Ecr
-from hubmirror.items import WorkItem
-from hubmirror.oci import OCI_INDEX
-from hubmirror.registry import Credentials, RegistryClient, RegistryError
+from hubmirror.adapters.ecr import Ecr
+from hubmirror.adapters.registry.client import Credentials, RegistryClient, RegistryError
+from hubmirror.adapters.s3 import S3BlobIndex, Store
+from hubmirror.copying.transfer import Transfer
+from hubmirror.domain.items import WorkItem
+from hubmirror.domain.oci import OCI_INDEX
 from hubmirror.runner.job import run_job
-from hubmirror.store import S3BlobIndex, Store
-from hubmirror.transfer import Transfer
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader, platforms_of
 

@@ -17,9 +17,9 @@ from devstack.cdn import DownloadFault
 from devstack.hubfront import HubFront
 from devstack.images import platform_image
 from devstack.stack import ECR_PASSWORD, ECR_USER
-from hubmirror.registry import BlobDownloadError, Credentials, RegistryClient, RegistryError
-from hubmirror.store import CLAIM_STALE_SECONDS, S3BlobIndex, Store
-from hubmirror.transfer import UPLOAD_ATTEMPTS, Transfer
+from hubmirror.adapters.registry.client import BlobDownloadError, Credentials, RegistryClient, RegistryError
+from hubmirror.adapters.s3 import CLAIM_STALE_SECONDS, S3BlobIndex, Store
+from hubmirror.copying.transfer import UPLOAD_ATTEMPTS, Transfer
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader
 

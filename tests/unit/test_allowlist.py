@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hubmirror.allowlist import AllowlistError, build_command_problem, parse_allowlist
+from hubmirror.allowlist.rules import AllowlistError, build_command_problem, parse_allowlist
 
 ROOT = Path(__file__).resolve().parents[2]
 

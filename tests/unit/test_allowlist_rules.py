@@ -16,8 +16,8 @@ import jsonschema
 import pytest
 import yaml
 
-from hubmirror.allowlist import AllowlistError, parse_allowlist
-from hubmirror.schema import allowlist_schema
+from hubmirror.allowlist.rules import AllowlistError, parse_allowlist
+from hubmirror.allowlist.schema import allowlist_schema
 
 D = "sha256:" + "ab" * 32
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,11 +172,12 @@ def test_the_cli_never_prints_a_traceback(tmp_path: Path) -> None:
 
 
 def test_the_published_schema_file_is_up_to_date() -> None:
-    published = json.loads((ROOT / "functions" / "hubmirror" / "allowlist.schema.json").read_text())
+    published = json.loads((ROOT / "functions" / "hubmirror" / "allowlist" / "allowlist.schema.json").read_text())
     assert published == allowlist_schema(), (
-        "run: .venv/bin/python -m hubmirror.schema > functions/hubmirror/allowlist.schema.json"
+        "run: .venv/bin/python -m hubmirror.allowlist.schema > functions/hubmirror/allowlist/allowlist.schema.json"
     )
     jsonschema.Draft202012Validator.check_schema(published)
     assert (
-        "$schema=./functions/hubmirror/allowlist.schema.json" in (ROOT / "allowlist.yaml").read_text().splitlines()[0]
+        "$schema=./functions/hubmirror/allowlist/allowlist.schema.json"
+        in (ROOT / "allowlist.yaml").read_text().splitlines()[0]
     )

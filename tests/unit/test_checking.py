@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-from hubmirror.checking import NOT_CHECKED_IN_TIME, check_batch, check_item
-from hubmirror.items import WorkItem
-from hubmirror.ratelimit import PullBudget
-from hubmirror.registry import MANIFEST_MAX_BYTES, ManifestHead, RateLimitedError, RegistryClient
+from hubmirror.adapters.registry.client import MANIFEST_MAX_BYTES, ManifestHead, RateLimitedError, RegistryClient
+from hubmirror.domain.items import WorkItem
+from hubmirror.domain.ratelimit import PullBudget
+from hubmirror.steps.check import NOT_CHECKED_IN_TIME, check_batch, check_item
 from tests.unit.test_reporting import MemoryStore
 
 DIGEST = "sha256:" + "a" * 64

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubmirror.credentials import CredentialsError, for_host, load_credentials, parse_credentials
+from hubmirror.adapters.secrets import CredentialsError, for_host, load_credentials, parse_credentials
 
 SECRET = "s3cr3t-value-never-shown"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hubmirror.decisions import TargetState, decide, recipe_hash
-from hubmirror.items import WorkItem
+from hubmirror.domain.decisions import TargetState, decide, recipe_hash
+from hubmirror.domain.items import WorkItem
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from hubmirror.dockerfile import RenderError, render_context, render_dockerfile
-from hubmirror.items import WorkItem
+from hubmirror.domain.dockerfile import RenderError, render_context, render_dockerfile
+from hubmirror.domain.items import WorkItem
 
 DIGEST = "sha256:" + "c" * 64
 ITEM = WorkItem(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hubmirror.allowlist import parse_allowlist
-from hubmirror.items import InputError, RunOptions, batches, expand, select
+from hubmirror.allowlist.rules import parse_allowlist
+from hubmirror.domain.items import InputError, RunOptions, batches, expand, select
 
 ALLOWLIST = parse_allowlist(
     'images:\n  - source: nginx\n    tags: ["1.27", "1.26"]\n'
@@ -102,7 +102,7 @@ def test_batches_cover_every_item_once() -> None:
 
 
 def test_work_items_round_trip_through_json_dicts() -> None:
-    from hubmirror.items import WorkItem
+    from hubmirror.domain.items import WorkItem
 
     for item in ITEMS:
         assert WorkItem.from_dict(item.to_dict()) == item

@@ -208,7 +208,7 @@ def test_lines_of_the_package_modules_carry_the_execution_too() -> None:
     with captured_logs() as lines:
         observability.logger.append_keys(execution="run-8")
         try:
-            logging.getLogger("hubmirror.checking").warning("check failed", extra={"image": "nginx:1.27"})
+            logging.getLogger("hubmirror.steps.check").warning("check failed", extra={"image": "nginx:1.27"})
         finally:
             observability.logger.remove_keys(["execution"])
     (line,) = lines

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubmirror.ratelimit import PullBudget, RateLimit
+from hubmirror.domain.ratelimit import PullBudget, RateLimit
 
 
 def test_headers_parse_with_and_without_window() -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubmirror.references import ImageReference, InvalidReferenceError, is_loopback, split_domain
+from hubmirror.domain.references import ImageReference, InvalidReferenceError, is_loopback, split_domain
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

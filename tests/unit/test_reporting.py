@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from hubmirror import reporting
-from hubmirror.decisions import Outcome, TargetState
-from hubmirror.items import WorkItem
-from hubmirror.store import RUN_LOCK_KEY, RUN_LOCK_SECONDS, RunLockedError, release_run_lock, take_run_lock
+from hubmirror.adapters.s3 import RUN_LOCK_KEY, RUN_LOCK_SECONDS, RunLockedError, release_run_lock, take_run_lock
+from hubmirror.domain.decisions import Outcome, TargetState
+from hubmirror.domain.items import WorkItem
+from hubmirror.steps import report as reporting
 
 
 class MemoryStore:

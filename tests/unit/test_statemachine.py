@@ -115,14 +115,19 @@ def test_every_step_of_a_batch_is_caught_so_items_reach_the_report() -> None:
 
 
 def test_error_names_are_aws_errors_or_exceptions_of_the_package() -> None:
-    import hubmirror.allowlist
-    import hubmirror.items
-    import hubmirror.registry
+    import hubmirror.adapters.registry.client
+    import hubmirror.allowlist.rules
+    import hubmirror.domain.items
     import hubmirror.settings
 
     classes = {
         name
-        for module in (hubmirror.allowlist, hubmirror.items, hubmirror.registry, hubmirror.settings)
+        for module in (
+            hubmirror.allowlist.rules,
+            hubmirror.domain.items,
+            hubmirror.adapters.registry.client,
+            hubmirror.settings,
+        )
         for name, value in vars(module).items()
         if isinstance(value, type) and issubclass(value, Exception)
     }

@@ -40,7 +40,7 @@ def test_every_function_handler_imports_from_the_code_uri() -> None:
 
 def test_runtime_is_python313_and_the_allowlist_and_buildspec_ship_with_the_code() -> None:
     assert TEMPLATE["Globals"]["Function"]["Runtime"] == "python3.13"
-    assert (ROOT / "functions/hubmirror/allowlist.yaml").resolve() == (ROOT / "allowlist.yaml").resolve()
+    assert (ROOT / "functions/hubmirror/allowlist/allowlist.yaml").resolve() == (ROOT / "allowlist.yaml").resolve()
     assert (ROOT / "functions/hubmirror/runner/buildspec.yml").resolve() == (ROOT / "buildspec.yml").resolve()
 
 

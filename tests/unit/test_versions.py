@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hubmirror.selectors import SelectionError, TagSelector
-from hubmirror.versions import RangeError, Version, VersionRange
+from hubmirror.domain.selectors import SelectionError, TagSelector
+from hubmirror.domain.versions import RangeError, Version, VersionRange
 
 REALISTIC = [
     "1.25.0", "1.25.4", "1.26", "1.26.0", "1.26.2", "1.26.2-alpine", "1.27", "1.27.0", "1.27.1",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from functools import cache
 
-from hubmirror.credentials import for_host, load_credentials
-from hubmirror.ecr import Ecr
-from hubmirror.registry import Credentials, RegistryClient
+from hubmirror.adapters.ecr import Ecr
+from hubmirror.adapters.registry.client import Credentials, RegistryClient
+from hubmirror.adapters.s3 import Store
+from hubmirror.adapters.secrets import for_host, load_credentials
 from hubmirror.settings import Settings
-from hubmirror.store import Store
 
 
 @cache

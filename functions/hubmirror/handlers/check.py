@@ -8,10 +8,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hubmirror.checking import CHECK_RESERVE_SECONDS, check_batch
+from hubmirror.domain.items import WorkItem
 from hubmirror.handlers._runtime import settings, store, target_client, upstream_client
-from hubmirror.items import WorkItem
 from hubmirror.observability import logger, metrics, tracer
+from hubmirror.steps.check import CHECK_RESERVE_SECONDS, check_batch
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,10 +7,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hubmirror.bundle import runner_bundle
+from hubmirror.adapters.bundle import runner_bundle
 from hubmirror.handlers._runtime import settings, store, upstream_client
 from hubmirror.observability import logger, metrics, tracer
-from hubmirror.planning import plan_run
+from hubmirror.steps.plan import plan_run
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hubmirror.handlers._runtime import store
 from hubmirror.observability import logger, tracer
-from hubmirror.rendering import render_job
+from hubmirror.steps.render import render_job
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -11,7 +11,7 @@ A job is the list of items of one batch that need a copy, or a build. For each i
 * **build**: ``buildah build`` of the rendered context for every platform, written to a
   local OCI layout whose index gets the base-image and recipe annotations, then pushed.
 
-Blobs go through :mod:`hubmirror.transfer`: skipped when the target repository has them,
+Blobs go through :mod:`hubmirror.copying.transfer`: skipped when the target repository has them,
 mounted when another target repository has them, fetched from upstream only otherwise. The
 tag moves only with the last write, after everything it points to is in place. Each item's
 outcome is written to S3 as soon as it is known; the script exits 1 if any item failed, so
@@ -41,13 +41,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hubmirror import dockerfile
-from hubmirror.checking import budget_text, reset_time
-from hubmirror.credentials import CredentialsError, for_host, load_credentials
-from hubmirror.decisions import BUILT, COPIED, DEFERRED, FAILED, Outcome, short
-from hubmirror.ecr import Ecr, RepositorySettings
-from hubmirror.items import BUILD, WorkItem
-from hubmirror.oci import (
+from hubmirror.adapters.ecr import Ecr, RepositorySettings
+from hubmirror.adapters.registry.client import TARGET_RETRY, Credentials, Manifest, RegistryClient, RegistryError
+from hubmirror.adapters.s3 import S3BlobIndex, Store
+from hubmirror.adapters.secrets import CredentialsError, for_host, load_credentials
+from hubmirror.copying.transfer import Transfer
+from hubmirror.domain import dockerfile
+from hubmirror.domain.decisions import BUILT, COPIED, DEFERRED, FAILED, Outcome, short
+from hubmirror.domain.items import BUILD, WorkItem
+from hubmirror.domain.oci import (
     INDEX_MEDIA_TYPES,
     OCI_INDEX,
     descriptor_platform,
@@ -56,11 +58,9 @@ from hubmirror.oci import (
     select_platforms,
     sha256_digest,
 )
-from hubmirror.ratelimit import PullBudget, RateLimit
-from hubmirror.references import is_loopback
-from hubmirror.registry import TARGET_RETRY, Credentials, Manifest, RegistryClient, RegistryError
-from hubmirror.store import S3BlobIndex, Store
-from hubmirror.transfer import Transfer
+from hubmirror.domain.ratelimit import PullBudget, RateLimit
+from hubmirror.domain.references import is_loopback
+from hubmirror.steps.check import budget_text, reset_time
 
 TOOL_TIMEOUT = 3600
 #: How long one item may take, at most (its blob downloads and its waits are cut there). A

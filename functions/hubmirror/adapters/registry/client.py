@@ -31,9 +31,9 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
 
-from hubmirror.oci import MANIFEST_MEDIA_TYPES, sha256_digest
-from hubmirror.ratelimit import RateLimit
-from hubmirror.references import is_loopback
+from hubmirror.domain.oci import MANIFEST_MEDIA_TYPES, sha256_digest
+from hubmirror.domain.ratelimit import RateLimit
+from hubmirror.domain.references import is_loopback
 
 USER_AGENT = "hubmirror/1"
 #: The most tags read from one repository (the plan's setting ``tag_list_limit``).
@@ -122,7 +122,7 @@ class BlobDownloadError(RegistryUnavailableError):
 
 
 _OBJECT_REPR = re.compile(r"<[^<>]*? object at 0x[0-9a-fA-F]+>:?\s*")
-_POOL_REPR = re.compile(r"\w*HTTPS?ConnectionPool\([^)]*\):?\s*")
+_POOL_REPR = re.compile(r"(?:\w*HTTPS?ConnectionPool\([^)]*\)|^None):?\s*")  # urllib3 writes "None:" for no pool
 
 
 def describe(exc: BaseException) -> str:

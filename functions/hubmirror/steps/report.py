@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hubmirror.decisions import BUILT, COPIED, FAILED, OUTCOMES, UNCHANGED, Outcome, TargetState, decide, short
-from hubmirror.items import BUILD, WorkItem
-from hubmirror.store import run_key
+from hubmirror.adapters.s3 import run_key
+from hubmirror.domain.decisions import BUILT, COPIED, FAILED, OUTCOMES, UNCHANGED, Outcome, TargetState, decide, short
+from hubmirror.domain.items import BUILD, WorkItem
 
 #: SNS Publish: a subject is "less than 100 characters long"
 #: (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).

@@ -10,7 +10,7 @@ The secret's value is a JSON object keyed by registry, as image references name 
 ``docker.io``, ``index.docker.io`` and ``registry-1.docker.io`` all mean Docker Hub.
 Credentials are used for token requests (the check, the plan's tag lists) and for the
 copy/build job's pulls; they are never logged, never put in an environment variable and
-never written to a report: :class:`~hubmirror.registry.Credentials` hides the password
+never written to a report: :class:`~hubmirror.adapters.registry.client.Credentials` hides the password
 from its ``repr``, and messages name the secret and the key, never a value.
 """
 
@@ -20,9 +20,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from hubmirror import aws
-from hubmirror.references import DOCKER_HUB_API_HOST, DOCKER_HUB_NAMES
-from hubmirror.registry import Credentials
+from hubmirror.adapters import aws
+from hubmirror.adapters.registry.client import Credentials
+from hubmirror.domain.references import DOCKER_HUB_API_HOST, DOCKER_HUB_NAMES
 
 
 class CredentialsError(ValueError):

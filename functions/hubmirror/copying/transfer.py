@@ -28,8 +28,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from hubmirror.oci import INDEX_MEDIA_TYPES, OCI_INDEX, sha256_digest
-from hubmirror.registry import LAYER_MAX_BYTES, BlobDownloadError, Manifest, RegistryClient, RegistryError
+from hubmirror.adapters.registry.client import (
+    LAYER_MAX_BYTES,
+    BlobDownloadError,
+    Manifest,
+    RegistryClient,
+    RegistryError,
+)
+from hubmirror.domain.oci import INDEX_MEDIA_TYPES, OCI_INDEX, sha256_digest
 
 
 class BlobIndex(Protocol):
@@ -50,7 +56,7 @@ class BlobIndex(Protocol):
 
 
 class MemoryBlobIndex:
-    """A blob index for one process; :class:`hubmirror.store.S3BlobIndex` persists it."""
+    """A blob index for one process; :class:`hubmirror.adapters.s3.S3BlobIndex` persists it."""
 
     def __init__(self) -> None:
         self._where: dict[str, list[str]] = {}
@@ -136,7 +142,7 @@ BlobSource = Callable[[Mapping[str, Any]], Any]
 UPLOAD_ATTEMPTS = 2
 #: How often a copier waiting for a blob another copier claimed looks at it again.
 CLAIM_POLL_SECONDS = 1.0
-#: How often a copier renews the claims it holds (see :data:`hubmirror.store.CLAIM_STALE_SECONDS`).
+#: How often a copier renews the claims it holds (see :data:`hubmirror.adapters.s3.CLAIM_STALE_SECONDS`).
 CLAIM_HEARTBEAT_SECONDS = 10.0
 
 

@@ -11,7 +11,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from hubmirror.oci import sha256_digest
+from hubmirror.domain.oci import sha256_digest
 from hubmirror.settings import PACKAGE_DIR
 
 BUILDSPEC = PACKAGE_DIR / "runner" / "buildspec.yml"

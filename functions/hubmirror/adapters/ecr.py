@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from hubmirror import aws
-from hubmirror.registry import Credentials
+from hubmirror.adapters import aws
+from hubmirror.adapters.registry.client import Credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient

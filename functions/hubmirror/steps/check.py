@@ -15,7 +15,16 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hubmirror.decisions import (
+from hubmirror.adapters.registry.client import (
+    MANIFEST_MAX_BYTES,
+    ManifestHead,
+    NotFoundError,
+    RateLimitedError,
+    RegistryClient,
+    RegistryError,
+)
+from hubmirror.adapters.s3 import run_key
+from hubmirror.domain.decisions import (
     DEFERRED,
     FAILED,
     UNCHANGED,
@@ -27,18 +36,9 @@ from hubmirror.decisions import (
     decide,
     is_derived,
 )
-from hubmirror.items import BUILD, COPY, WorkItem
-from hubmirror.oci import INDEX_MEDIA_TYPES
-from hubmirror.ratelimit import PullBudget, RateLimit
-from hubmirror.registry import (
-    MANIFEST_MAX_BYTES,
-    ManifestHead,
-    NotFoundError,
-    RateLimitedError,
-    RegistryClient,
-    RegistryError,
-)
-from hubmirror.store import run_key
+from hubmirror.domain.items import BUILD, COPY, WorkItem
+from hubmirror.domain.oci import INDEX_MEDIA_TYPES
+from hubmirror.domain.ratelimit import PullBudget, RateLimit
 
 logger = logging.getLogger(__name__)
 #: Manifest GETs a copy of an index of unknown size is expected to cost (index + platforms).

@@ -6,7 +6,7 @@ shape (keys, types, limits, enumerations, patterns); the validator adds what a s
 cannot say well: the image reference grammar, numbers that should have been quoted,
 duplicate targets, and the rules of each build line.
 
-``python -m hubmirror.schema`` prints it; a test keeps the published file in step.
+``python -m hubmirror.allowlist.schema`` prints it; a test keeps the published file in step.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hubmirror import allowlist as rules
-from hubmirror.oci import KNOWN_PLATFORMS
-from hubmirror.references import DIGEST_RE, TAG_RE
-from hubmirror.selectors import MAX_TAGS_LIMIT
+from hubmirror.allowlist import rules
+from hubmirror.domain.oci import KNOWN_PLATFORMS
+from hubmirror.domain.references import DIGEST_RE, TAG_RE
+from hubmirror.domain.selectors import MAX_TAGS_LIMIT
 
 #: A name without tag or digest (the validator applies the full reference grammar).
 SOURCE_PATTERN = r"^[^:@\s]+(?::[0-9]+)?(?:/[^:@\s]+)*$"

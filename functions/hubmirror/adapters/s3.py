@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from hubmirror import aws
+from hubmirror.adapters import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

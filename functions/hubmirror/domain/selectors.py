@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hubmirror.versions import Version, VersionRange
+from hubmirror.domain.versions import Version, VersionRange
 
 DEFAULT_MAX_TAGS = 100
 MAX_TAGS_LIMIT = 1000

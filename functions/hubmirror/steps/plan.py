@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hubmirror.allowlist import ImageEntry, parse_allowlist
-from hubmirror.decisions import FAILED, Outcome
-from hubmirror.items import EntryFailure, InputError, RunOptions, batches, entry_selected, expand, few, select
-from hubmirror.references import ImageReference
-from hubmirror.store import LockStore, release_run_lock, run_key, take_run_lock
+from hubmirror.adapters.s3 import LockStore, release_run_lock, run_key, take_run_lock
+from hubmirror.allowlist.rules import ImageEntry, parse_allowlist
+from hubmirror.domain.decisions import FAILED, Outcome
+from hubmirror.domain.items import EntryFailure, InputError, RunOptions, batches, entry_selected, expand, few, select
+from hubmirror.domain.references import ImageReference
 
 #: Lists an upstream repository's tags; raises to say it could not.
 TagLister = Callable[[ImageReference], list[str]]

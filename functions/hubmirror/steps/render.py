@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from hubmirror.dockerfile import render_context
-from hubmirror.items import WorkItem
+from hubmirror.domain.dockerfile import render_context
+from hubmirror.domain.items import WorkItem
 
 
 class RenderStore(Protocol):

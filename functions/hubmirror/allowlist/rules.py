@@ -7,7 +7,7 @@ each with its line, its path and the rule it breaks::
     allowlist.yaml:12: images[3].tags[0]: '1.1' came from the number 1.10; quote it: "1.10"
 
 The shape (keys, types, limits, enumerations) is declared once, in the constants below;
-:mod:`hubmirror.schema` turns the same constants into the published JSON Schema.
+:mod:`hubmirror.allowlist.schema` turns the same constants into the published JSON Schema.
 
 Pure: works on text; reading the file is the caller's business.
 """
@@ -20,12 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hubmirror import yamldoc
-from hubmirror.oci import KNOWN_PLATFORMS, normalise_platform
-from hubmirror.references import DIGEST_RE, TAG_RE, TAG_RULE, ImageReference, InvalidReferenceError
-from hubmirror.selectors import DEFAULT_MAX_TAGS, MAX_TAGS_LIMIT, TagSelector
-from hubmirror.versions import RangeError, VersionRange
-from hubmirror.yamldoc import Path, format_path
+from hubmirror.allowlist import yamldoc
+from hubmirror.allowlist.yamldoc import Path, format_path
+from hubmirror.domain.oci import KNOWN_PLATFORMS, normalise_platform
+from hubmirror.domain.references import DIGEST_RE, TAG_RE, TAG_RULE, ImageReference, InvalidReferenceError
+from hubmirror.domain.selectors import DEFAULT_MAX_TAGS, MAX_TAGS_LIMIT, TagSelector
+from hubmirror.domain.versions import RangeError, VersionRange
 
 MAX_BYTES = 1024 * 1024
 MAX_ENTRIES = 10_000

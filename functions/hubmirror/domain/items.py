@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hubmirror.allowlist import ECR_REPOSITORY_MAX, ECR_REPOSITORY_RE, Allowlist, ImageEntry
-from hubmirror.references import ImageReference
-from hubmirror.selectors import SelectionError
+from hubmirror.allowlist.rules import ECR_REPOSITORY_MAX, ECR_REPOSITORY_RE, Allowlist, ImageEntry
+from hubmirror.domain.references import ImageReference
+from hubmirror.domain.selectors import SelectionError
 
 COPY = "copy"
 BUILD = "build"
@@ -103,7 +103,7 @@ class RunOptions:
         >>> RunOptions.parse({"foo": 1})
         Traceback (most recent call last):
         ...
-        hubmirror.items.InputError: unknown execution input key 'foo'; accepted: only, force, dry_run
+        hubmirror.domain.items.InputError: unknown execution input key 'foo'; accepted: only, force, dry_run
         """
         if not isinstance(data, Mapping):
             raise InputError(

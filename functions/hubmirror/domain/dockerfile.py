@@ -16,10 +16,10 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from hubmirror.allowlist import build_command_problem
-from hubmirror.items import WorkItem
-from hubmirror.oci import ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_RECIPE, sha256_digest
-from hubmirror.references import ImageReference
+from hubmirror.allowlist.rules import build_command_problem
+from hubmirror.domain.items import WorkItem
+from hubmirror.domain.oci import ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_RECIPE, sha256_digest
+from hubmirror.domain.references import ImageReference
 
 
 class RenderError(ValueError):

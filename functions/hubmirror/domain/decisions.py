@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hubmirror.items import BUILD, COPY, WorkItem
-from hubmirror.oci import ANNOTATION_RECIPE, INDEX_MEDIA_TYPES, canonical_json, sha256_digest
+from hubmirror.domain.items import BUILD, COPY, WorkItem
+from hubmirror.domain.oci import ANNOTATION_RECIPE, INDEX_MEDIA_TYPES, canonical_json, sha256_digest
 
 #: Bumped whenever the copy/build script changes what it produces for the same recipe.
 BUILDER_VERSION = "1"
