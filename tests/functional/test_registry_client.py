@@ -8,17 +8,17 @@ from devstack.hubfront import HubFront
 from devstack.images import seed
 from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
-from hubmirror.adapters.registry.client import (
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.registry.errors import (
     AuthenticationError,
     BlobUnknownError,
-    Credentials,
     ManifestUnknownError,
     NameUnknownError,
     RateLimitedError,
-    RegistryClient,
-    RetryPolicy,
     TagListTooLongError,
 )
+from hubmirror.adapters.registry.model import Credentials
+from hubmirror.adapters.registry.retry import RetryPolicy
 from tests.functional.conftest import Registries
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

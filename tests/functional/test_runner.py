@@ -8,7 +8,7 @@ from devstack.ecrfront import EcrFront
 from devstack.images import seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
-from hubmirror.adapters.registry.client import Credentials
+from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.domain.items import WorkItem
 from hubmirror.runner.job import run_job

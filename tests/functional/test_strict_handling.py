@@ -20,8 +20,11 @@ from devstack.hubfront import HubFront
 from devstack.images import Blob, PlatformImage, index_of, platform_image
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
-from hubmirror.adapters.registry.client import Credentials, RegistryClient, RegistryError
-from hubmirror.adapters.s3 import S3BlobIndex, Store
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.registry.errors import RegistryError
+from hubmirror.adapters.registry.model import Credentials
+from hubmirror.adapters.s3 import Store
+from hubmirror.copying.blobindex import S3BlobIndex
 from hubmirror.copying.transfer import Transfer
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import OCI_INDEX

@@ -10,9 +10,12 @@ import pytest
 from devstack.hubfront import HubFront
 from devstack.images import index_of, platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
-from hubmirror.adapters.registry.client import Credentials, Manifest, RegistryClient, RegistryError
-from hubmirror.adapters.s3 import S3BlobIndex, Store
-from hubmirror.copying.transfer import MemoryBlobIndex, Transfer
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.registry.errors import RegistryError
+from hubmirror.adapters.registry.model import Credentials, Manifest
+from hubmirror.adapters.s3 import Store
+from hubmirror.copying.blobindex import MemoryBlobIndex, S3BlobIndex
+from hubmirror.copying.transfer import Transfer
 from hubmirror.domain.oci import select_platforms
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader, platforms_of

@@ -17,8 +17,11 @@ from devstack.cdn import DownloadFault
 from devstack.hubfront import HubFront
 from devstack.images import platform_image
 from devstack.stack import ECR_PASSWORD, ECR_USER
-from hubmirror.adapters.registry.client import BlobDownloadError, Credentials, RegistryClient, RegistryError
-from hubmirror.adapters.s3 import CLAIM_STALE_SECONDS, S3BlobIndex, Store
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.registry.errors import BlobDownloadError, RegistryError
+from hubmirror.adapters.registry.model import Credentials
+from hubmirror.adapters.s3 import Store
+from hubmirror.copying.blobindex import CLAIM_STALE_SECONDS, S3BlobIndex
 from hubmirror.copying.transfer import UPLOAD_ATTEMPTS, Transfer
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
-from hubmirror.adapters.registry.client import MANIFEST_MAX_BYTES, ManifestHead, RateLimitedError, RegistryClient
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.registry.errors import RateLimitedError
+from hubmirror.adapters.registry.model import MANIFEST_MAX_BYTES, ManifestHead
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.steps.check import NOT_CHECKED_IN_TIME, check_batch, check_item
-from tests.unit.test_reporting import MemoryStore
+from tests.fakes import MemoryStore
 
 DIGEST = "sha256:" + "a" * 64
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

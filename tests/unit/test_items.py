@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hubmirror.allowlist.expansion import expand, select
 from hubmirror.allowlist.rules import parse_allowlist
-from hubmirror.domain.items import InputError, RunOptions, batches, expand, select
+from hubmirror.domain.items import InputError, RunOptions, batches
 
 ALLOWLIST = parse_allowlist(
     'images:\n  - source: nginx\n    tags: ["1.27", "1.26"]\n'

@@ -22,7 +22,7 @@ import pytest
 
 from hubmirror import observability
 from tests.cfn import ROOT, source
-from tests.unit.test_reporting import MemoryStore
+from tests.fakes import MemoryStore
 
 PACKAGE = ROOT / "functions" / "hubmirror"
 STATE_MACHINE_METRICS = {"ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut"}

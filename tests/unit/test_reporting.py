@@ -6,47 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from hubmirror.adapters.s3 import RUN_LOCK_KEY, RUN_LOCK_SECONDS, RunLockedError, release_run_lock, take_run_lock
 from hubmirror.domain.decisions import Outcome, TargetState
 from hubmirror.domain.items import WorkItem
 from hubmirror.steps import report as reporting
-
-
-class MemoryStore:
-    """A dict standing in for the run's S3 prefix (pure-logic tests only)."""
-
-    bucket = "bucket"
-
-    def __init__(self, objects: dict[str, Any]) -> None:
-        self.objects = objects
-
-    def get_json(self, key: str) -> Any:
-        if key not in self.objects:  # as boto3 raises it for S3's answer
-            raise ClientError(
-                {"Error": {"Code": "NoSuchKey", "Message": "The specified key does not exist."}}, "GetObject"
-            )
-        return self.objects[key]
-
-    def put_json(self, key: str, value: Any) -> str:
-        self.objects[key] = value
-        return key
-
-    def create_json(self, key: str, value: Any) -> bool:
-        if key in self.objects:
-            return False
-        self.objects[key] = value
-        return True
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-    def keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self.objects if k.startswith(prefix))
-
-    def exists(self, key: str) -> bool:
-        return key in self.objects
+from hubmirror.steps.runlock import RUN_LOCK_KEY, RUN_LOCK_SECONDS, RunLockedError, release_run_lock, take_run_lock
+from tests.fakes import MemoryStore
 
 
 def item(n: int) -> WorkItem:

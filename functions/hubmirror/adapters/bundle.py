@@ -11,6 +11,7 @@ import io
 import zipfile
 from pathlib import Path
 
+from hubmirror.domain import keys
 from hubmirror.domain.oci import sha256_digest
 from hubmirror.settings import PACKAGE_DIR
 
@@ -39,4 +40,4 @@ def runner_bundle() -> tuple[str, bytes]:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
     data = raw.getvalue()
-    return f"runner/{sha256_digest(data).split(':', 1)[1]}.zip", data
+    return keys.runner_bundle(sha256_digest(data)), data

@@ -22,8 +22,17 @@ from typing import Any
 
 from hubmirror.allowlist import yamldoc
 from hubmirror.allowlist.yamldoc import Path, format_path
+from hubmirror.domain.dockerfile import build_command_problem
 from hubmirror.domain.oci import KNOWN_PLATFORMS, normalise_platform
-from hubmirror.domain.references import DIGEST_RE, TAG_RE, TAG_RULE, ImageReference, InvalidReferenceError
+from hubmirror.domain.references import (
+    DIGEST_RE,
+    ECR_REPOSITORY_MAX,
+    ECR_REPOSITORY_RE,
+    TAG_RE,
+    TAG_RULE,
+    ImageReference,
+    InvalidReferenceError,
+)
 from hubmirror.domain.selectors import DEFAULT_MAX_TAGS, MAX_TAGS_LIMIT, TagSelector
 from hubmirror.domain.versions import RangeError, VersionRange
 
@@ -31,38 +40,11 @@ MAX_BYTES = 1024 * 1024
 MAX_ENTRIES = 10_000
 MAX_TAGS_PER_ENTRY = 1_000
 MAX_BUILD_COMMANDS = 100
-MAX_BUILD_COMMAND_LENGTH = 4096
 MAX_PATTERNS = 50
 MAX_PATTERN_LENGTH = 200
 MAX_PLATFORMS = 16
-ECR_REPOSITORY_MAX = 256
 TARGET_MAX = ECR_REPOSITORY_MAX - 64
-#: Amazon ECR's repository name grammar.
-ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
-ECR_REPOSITORY_RE = re.compile(ECR_REPOSITORY_PATTERN)
 VARIANT_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$"
-ALLOWED_INSTRUCTIONS = (
-    "RUN",
-    "ENV",
-    "LABEL",
-    "VOLUME",
-    "USER",
-    "WORKDIR",
-    "EXPOSE",
-    "ENTRYPOINT",
-    "CMD",
-    "HEALTHCHECK",
-    "STOPSIGNAL",
-    "SHELL",
-    "ARG",
-)
-FORBIDDEN_INSTRUCTIONS = {
-    "FROM": "the base image is the entry's source, pinned by digest; a second FROM would replace it",
-    "COPY": "the build context holds only the Dockerfile; there is nothing to copy",
-    "ADD": "ADD fetches content from outside the allowlist; use RUN with a checked download instead",
-    "ONBUILD": "ONBUILD plants instructions in images built from the mirror",
-    "MAINTAINER": "MAINTAINER is deprecated; use LABEL org.opencontainers.image.authors=...",
-}
 TOP_KEYS = ("images", "defaults")
 DEFAULT_KEYS = ("platforms", "target_prefix", "build_commands", "max_tags")
 ENTRY_KEYS = (
@@ -581,43 +563,6 @@ def _entry_path(entry: ImageEntry) -> Path:
 
 
 _ECR_RULE = "lower-case letters and digits, separated by '.', '_' or '-', in '/'-separated parts"
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-def build_command_problem(text: str) -> str | None:
-    """Why ``text`` is not an acceptable extra Dockerfile line, or None if it is.
-
-    >>> build_command_problem("RUN mkdir /etc/vault") is None
-    True
-    >>> build_command_problem("COPY . /")
-    'COPY is not allowed: the build context holds only the Dockerfile; there is nothing to copy'
-    """
-    if "\n" in text or "\r" in text:
-        return "a build command is one line: a newline or carriage return could smuggle in a second instruction"
-    if "\x00" in text:
-        return "a build command must not contain a NUL character"
-    if _CONTROL.search(text):
-        return "a build command must not contain control characters"
-    if len(text) > MAX_BUILD_COMMAND_LENGTH:
-        return f"a build command is at most {MAX_BUILD_COMMAND_LENGTH} characters"
-    stripped = text.strip()
-    if not stripped:
-        return "a build command must not be empty"
-    if stripped.endswith("\\"):
-        return "a build command must not end with '\\' (a line continuation joins it to the next line)"
-    if stripped.startswith("#"):
-        return "a comment is not an instruction; remove it"
-    keyword, _, arguments = stripped.partition(" ")
-    instruction = keyword.upper()
-    if instruction in FORBIDDEN_INSTRUCTIONS:
-        return f"{instruction} is not allowed: {FORBIDDEN_INSTRUCTIONS[instruction]}"
-    if instruction not in ALLOWED_INSTRUCTIONS:
-        return f"{keyword!r} is not an allowed instruction; use one of {', '.join(sorted(ALLOWED_INSTRUCTIONS))}"
-    if not arguments.strip():
-        return f"{instruction} needs arguments"
-    if "<<" in arguments and re.search(r"<<-?\s*['\"]?[A-Za-z_]", arguments):
-        return "heredocs ('<<EOF') span several lines and are not allowed in a one-line build command"
-    return None
 
 
 def _kind(value: Any) -> str:

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from hubmirror.allowlist import rules
+from hubmirror.domain import dockerfile, references
 from hubmirror.domain.oci import KNOWN_PLATFORMS
 from hubmirror.domain.references import DIGEST_RE, TAG_RE
 from hubmirror.domain.selectors import MAX_TAGS_LIMIT
@@ -40,7 +41,7 @@ def allowlist_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``allowlist.yaml``."""
     tag = {"type": "string", "pattern": TAG_RE.pattern, "maxLength": 128}
     platforms = _string_list("platforms", {"enum": sorted(KNOWN_PLATFORMS)}, rules.MAX_PLATFORMS)
-    instruction = "|".join(_any_case(word) for word in rules.ALLOWED_INSTRUCTIONS)
+    instruction = "|".join(_any_case(word) for word in dockerfile.ALLOWED_INSTRUCTIONS)
     build_commands = _described(
         "build_commands",
         {
@@ -48,12 +49,12 @@ def allowlist_schema() -> dict[str, Any]:
             "maxItems": rules.MAX_BUILD_COMMANDS,
             "items": {
                 "type": "string",
-                "maxLength": rules.MAX_BUILD_COMMAND_LENGTH,
+                "maxLength": dockerfile.MAX_BUILD_COMMAND_LENGTH,
                 "pattern": rf"^\s*(?:{instruction})\s+[^\n\r\x00]*$",
             },
         },
     )
-    repository = {"type": "string", "pattern": rules.ECR_REPOSITORY_PATTERN, "maxLength": rules.TARGET_MAX}
+    repository = {"type": "string", "pattern": references.ECR_REPOSITORY_PATTERN, "maxLength": rules.TARGET_MAX}
     max_tags = _described("max_tags", {"type": "integer", "minimum": 1, "maximum": MAX_TAGS_LIMIT})
     pattern = {"type": "string", "minLength": 1, "maxLength": rules.MAX_PATTERN_LENGTH}
     select = _described(

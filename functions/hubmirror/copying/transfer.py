@@ -26,63 +26,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from hubmirror.adapters.registry.client import (
-    LAYER_MAX_BYTES,
-    BlobDownloadError,
-    Manifest,
-    RegistryClient,
-    RegistryError,
-)
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.registry.errors import BlobDownloadError, RegistryError
+from hubmirror.adapters.registry.model import LAYER_MAX_BYTES, Manifest
+from hubmirror.copying.blobindex import BlobIndex
 from hubmirror.domain.oci import INDEX_MEDIA_TYPES, OCI_INDEX, sha256_digest
-
-
-class BlobIndex(Protocol):
-    """Where blobs already live in the target registry (repository names).
-
-    ``claim`` lets one copier, among several running at once, fetch a blob nobody holds
-    yet; the others wait for it to appear and mount it. The claimer keeps its claim alive
-    (``heartbeat``) while it works and gives it up (``release``) when its copy ends, however
-    it ends; a claim that is released, or whose heartbeat stopped, is nobody's.
-    """
-
-    def where(self, digest: str, *, fresh: bool = False) -> list[str]: ...
-    def record(self, digest: str, repository: str) -> None: ...
-    def claim(self, digest: str) -> bool: ...
-    def heartbeat(self, digest: str) -> None: ...
-    def release(self, digest: str) -> None: ...
-    def released(self, digest: str) -> bool: ...
-
-
-class MemoryBlobIndex:
-    """A blob index for one process; :class:`hubmirror.adapters.s3.S3BlobIndex` persists it."""
-
-    def __init__(self) -> None:
-        self._where: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
-
-    def where(self, digest: str, *, fresh: bool = False) -> list[str]:
-        with self._lock:
-            return list(self._where.get(digest, []))
-
-    def claim(self, digest: str) -> bool:
-        return True  # one process: its threads are serialised per blob by the transfer
-
-    def heartbeat(self, digest: str) -> None:
-        return None
-
-    def release(self, digest: str) -> None:
-        return None
-
-    def released(self, digest: str) -> bool:
-        return False
-
-    def record(self, digest: str, repository: str) -> None:
-        with self._lock:
-            places = self._where.setdefault(digest, [])
-            if repository not in places:
-                places.append(repository)
 
 
 @dataclass
@@ -142,7 +92,7 @@ BlobSource = Callable[[Mapping[str, Any]], Any]
 UPLOAD_ATTEMPTS = 2
 #: How often a copier waiting for a blob another copier claimed looks at it again.
 CLAIM_POLL_SECONDS = 1.0
-#: How often a copier renews the claims it holds (see :data:`hubmirror.adapters.s3.CLAIM_STALE_SECONDS`).
+#: How often a copier renews the claims it holds (see :data:`hubmirror.copying.blobindex.CLAIM_STALE_SECONDS`).
 CLAIM_HEARTBEAT_SECONDS = 10.0
 
 

@@ -12,14 +12,77 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from hubmirror.allowlist.rules import build_command_problem
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_RECIPE, sha256_digest
 from hubmirror.domain.references import ImageReference
+
+#: The longest extra Dockerfile line accepted.
+MAX_BUILD_COMMAND_LENGTH = 4096
+ALLOWED_INSTRUCTIONS = (
+    "RUN",
+    "ENV",
+    "LABEL",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "EXPOSE",
+    "ENTRYPOINT",
+    "CMD",
+    "HEALTHCHECK",
+    "STOPSIGNAL",
+    "SHELL",
+    "ARG",
+)
+FORBIDDEN_INSTRUCTIONS = {
+    "FROM": "the base image is the entry's source, pinned by digest; a second FROM would replace it",
+    "COPY": "the build context holds only the Dockerfile; there is nothing to copy",
+    "ADD": "ADD fetches content from outside the allowlist; use RUN with a checked download instead",
+    "ONBUILD": "ONBUILD plants instructions in images built from the mirror",
+    "MAINTAINER": "MAINTAINER is deprecated; use LABEL org.opencontainers.image.authors=...",
+}
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def build_command_problem(text: str) -> str | None:
+    """Why ``text`` is not an acceptable extra Dockerfile line, or None if it is.
+
+    >>> build_command_problem("RUN mkdir /etc/vault") is None
+    True
+    >>> build_command_problem("COPY . /")
+    'COPY is not allowed: the build context holds only the Dockerfile; there is nothing to copy'
+    """
+    if "\n" in text or "\r" in text:
+        return "a build command is one line: a newline or carriage return could smuggle in a second instruction"
+    if "\x00" in text:
+        return "a build command must not contain a NUL character"
+    if _CONTROL.search(text):
+        return "a build command must not contain control characters"
+    if len(text) > MAX_BUILD_COMMAND_LENGTH:
+        return f"a build command is at most {MAX_BUILD_COMMAND_LENGTH} characters"
+    stripped = text.strip()
+    if not stripped:
+        return "a build command must not be empty"
+    if stripped.endswith("\\"):
+        return "a build command must not end with '\\' (a line continuation joins it to the next line)"
+    if stripped.startswith("#"):
+        return "a comment is not an instruction; remove it"
+    keyword, _, arguments = stripped.partition(" ")
+    instruction = keyword.upper()
+    if instruction in FORBIDDEN_INSTRUCTIONS:
+        return f"{instruction} is not allowed: {FORBIDDEN_INSTRUCTIONS[instruction]}"
+    if instruction not in ALLOWED_INSTRUCTIONS:
+        return f"{keyword!r} is not an allowed instruction; use one of {', '.join(sorted(ALLOWED_INSTRUCTIONS))}"
+    if not arguments.strip():
+        return f"{instruction} needs arguments"
+    if "<<" in arguments and re.search(r"<<-?\s*['\"]?[A-Za-z_]", arguments):
+        return "heredocs ('<<EOF') span several lines and are not allowed in a one-line build command"
+    return None
 
 
 class RenderError(ValueError):

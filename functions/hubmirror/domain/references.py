@@ -191,3 +191,9 @@ def _explain(text: str) -> str:
         "repository path components are lower-case letters and digits, "
         "separated by '.', '_', '__' or dashes, and joined by '/'"
     )
+
+
+#: Amazon ECR's repository name grammar, and its longest name.
+ECR_REPOSITORY_MAX = 256
+ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+ECR_REPOSITORY_RE = re.compile(ECR_REPOSITORY_PATTERN)

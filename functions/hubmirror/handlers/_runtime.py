@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cache
 
 from hubmirror.adapters.ecr import Ecr
-from hubmirror.adapters.registry.client import Credentials, RegistryClient
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import for_host, load_credentials
 from hubmirror.settings import Settings

@@ -8,12 +8,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hubmirror.adapters.s3 import release_run_lock
 from hubmirror.domain.decisions import FAILED, UNCHANGED
 from hubmirror.handlers._runtime import store, target_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps import report as reporting
 from hubmirror.steps.check import target_state
+from hubmirror.steps.runlock import release_run_lock
 
 METRIC_NAMES = {
     "unchanged": "ItemsUnchanged",

@@ -42,9 +42,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hubmirror.adapters.ecr import Ecr, RepositorySettings
-from hubmirror.adapters.registry.client import TARGET_RETRY, Credentials, Manifest, RegistryClient, RegistryError
-from hubmirror.adapters.s3 import S3BlobIndex, Store
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.registry.errors import RegistryError
+from hubmirror.adapters.registry.model import Credentials, Manifest
+from hubmirror.adapters.registry.retry import TARGET_RETRY
+from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import CredentialsError, for_host, load_credentials
+from hubmirror.copying.blobindex import S3BlobIndex
 from hubmirror.copying.transfer import Transfer
 from hubmirror.domain import dockerfile
 from hubmirror.domain.decisions import BUILT, COPIED, DEFERRED, FAILED, Outcome, short

@@ -15,15 +15,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hubmirror.adapters.registry.client import (
-    MANIFEST_MAX_BYTES,
-    ManifestHead,
-    NotFoundError,
-    RateLimitedError,
-    RegistryClient,
-    RegistryError,
-)
-from hubmirror.adapters.s3 import run_key
+from hubmirror.adapters.registry.errors import NotFoundError, RateLimitedError, RegistryError
+from hubmirror.adapters.registry.model import MANIFEST_MAX_BYTES, Manifest, ManifestHead
+from hubmirror.domain import keys
 from hubmirror.domain.decisions import (
     DEFERRED,
     FAILED,
@@ -47,6 +41,13 @@ DEFAULT_INDEX_PULLS = 2
 #: two S3 writes take well under a second; the rest absorbs a slow S3 answer or a cold client.
 CHECK_RESERVE_SECONDS = 30.0
 NOT_CHECKED_IN_TIME = "not checked in time (the registries answered too slowly for this check); a later run checks it"
+
+
+class Registry(Protocol):
+    """What the check asks of a registry (:class:`hubmirror.adapters.registry.client.RegistryClient`)."""
+
+    def head_manifest(self, repository: str, reference: str) -> ManifestHead: ...
+    def get_manifest(self, repository: str, reference: str) -> Manifest: ...
 
 
 class CheckStore(Protocol):
@@ -80,7 +81,7 @@ class BatchResult:
         return dict(self.__dict__)
 
 
-def target_state(client: RegistryClient, item: WorkItem) -> TargetState | None:
+def target_state(client: Registry, item: WorkItem) -> TargetState | None:
     """What the target tag holds now; None if it does not exist.
 
     A verbatim copy needs only the digest (HEAD); a derived image's annotations need the
@@ -109,8 +110,8 @@ def expected_pulls(item: WorkItem, head: ManifestHead) -> int:
 def check_item(
     item: WorkItem,
     *,
-    upstream: Callable[[str], RegistryClient],
-    target: RegistryClient,
+    upstream: Callable[[str], Registry],
+    target: Registry,
     budget: PullBudget,
     force: bool,
     dry_run: bool,
@@ -205,8 +206,8 @@ def check_batch(
     batch: str,
     items: Sequence[WorkItem],
     store: CheckStore,
-    upstream: Callable[[str], RegistryClient],
-    target: RegistryClient,
+    upstream: Callable[[str], Registry],
+    target: Registry,
     target_registry: str,
     floor: int,
     concurrency: int,
@@ -249,7 +250,7 @@ def check_batch(
         result.counts[name] = result.counts.get(name, 0) + 1
     remaining = [c.upstream.ratelimit.remaining for c in checks if c.upstream and c.upstream.ratelimit]
     result.ratelimit_remaining = min(remaining) if remaining else None
-    store.put_json(run_key(run, "outcomes", f"{batch}-check.json"), outcomes)
+    store.put_json(keys.outcomes(run, batch, "check"), outcomes)
 
     for kind in (COPY, BUILD):
         work = [c for c in checks if c.outcome is None and c.decision is not None and c.decision.action == kind]
@@ -262,10 +263,10 @@ def check_batch(
             "target_registry": target_registry,
             "ratelimit_floor": floor,
             "item_deadline_seconds": item_deadline_seconds,
-            "outcomes_key": run_key(run, "outcomes", f"{batch}-{kind}.json"),
+            "outcomes_key": keys.outcomes(run, batch, kind),
             "items": [job_item(c) for c in work],
         }
-        key = store.put_json(run_key(run, "jobs", f"{batch}-{kind}.json"), job)
+        key = store.put_json(keys.job(run, batch, kind), job)
         if kind == COPY:
             result.copy_job = key
         else:

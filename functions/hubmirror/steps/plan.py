@@ -7,11 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hubmirror.adapters.s3 import LockStore, release_run_lock, run_key, take_run_lock
+from hubmirror.allowlist.expansion import EntryFailure, entry_selected, expand, select
 from hubmirror.allowlist.rules import ImageEntry, parse_allowlist
+from hubmirror.domain import keys
 from hubmirror.domain.decisions import FAILED, Outcome
-from hubmirror.domain.items import EntryFailure, InputError, RunOptions, batches, entry_selected, expand, few, select
+from hubmirror.domain.items import InputError, RunOptions, batches, few
 from hubmirror.domain.references import ImageReference
+from hubmirror.steps.runlock import LockStore, release_run_lock, take_run_lock
 
 #: Lists an upstream repository's tags; raises to say it could not.
 TagLister = Callable[[ImageReference], list[str]]
@@ -112,7 +114,7 @@ def plan_run(
         if not store.exists(bundle_key):
             store.put_bytes(bundle_key, bundle_data, "application/zip")
         store.put_json(
-            run_key(run, "plan.json"),
+            keys.plan(run),
             {
                 "items": [i.to_dict() for i in items],
                 "failures": [failure_outcome(f).to_dict() for f in failures],
@@ -122,9 +124,9 @@ def plan_run(
         )
         entries_list = []
         for chunk in chunks:
-            key = store.put_json(run_key(run, "batches", f"{chunk.id}.json"), [i.to_dict() for i in chunk.items])
+            key = store.put_json(keys.batch(run, chunk.id), [i.to_dict() for i in chunk.items])
             entries_list.append({"batch": chunk.id, "key": key, "items": len(chunk.items)})
-        batches_key = store.put_json(run_key(run, "batches.json"), entries_list)
+        batches_key = store.put_json(keys.batches(run), entries_list)
         return Plan(
             run=run,
             bucket=store.bucket,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from hubmirror.domain import keys
 from hubmirror.domain.dockerfile import render_context
 from hubmirror.domain.items import WorkItem
 
@@ -13,11 +14,6 @@ class RenderStore(Protocol):
     def put_json(self, key: str, value: Any) -> str: ...
     def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> str: ...
     def exists(self, key: str) -> bool: ...
-
-
-def context_key(digest: str) -> str:
-    """``contexts/<hex>.tar.gz`` for a context digest."""
-    return f"contexts/{digest.split(':', 1)[1]}.tar.gz"
 
 
 def render_job(store: RenderStore, job_key: str) -> dict[str, Any]:
@@ -31,7 +27,7 @@ def render_job(store: RenderStore, job_key: str) -> dict[str, Any]:
     for entry in job["items"]:
         item = WorkItem.from_dict(entry)
         context = render_context(item, entry["upstream_digest"], entry["recipe"])
-        key = context_key(context.digest)
+        key = keys.context(context.digest)
         if not store.exists(key):
             store.put_bytes(key, context.archive, "application/gzip")
             rendered += 1

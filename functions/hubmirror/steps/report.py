@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hubmirror.adapters.s3 import run_key
+from hubmirror.domain import keys
 from hubmirror.domain.decisions import BUILT, COPIED, FAILED, OUTCOMES, UNCHANGED, Outcome, TargetState, decide, short
 from hubmirror.domain.items import BUILD, WorkItem
 
@@ -132,32 +132,32 @@ def collect(store: ReportStore, run: str, *, target: TargetLookup | None = None)
     An item whose job recorded no outcome (the job died, or could not write) is looked up in
     the target with ``target``: in place, it is reported done; otherwise failed.
     """
-    plan = store.get_json(run_key(run, "plan.json"))
+    plan = store.get_json(keys.plan(run))
     items = [WorkItem.from_dict(i) for i in plan["items"]]
     dry_run = bool(plan.get("options", {}).get("dry_run"))
     recorded: dict[str, Outcome] = {}
     job_of: dict[str, str] = {}
     job_entry: dict[str, Mapping[str, Any]] = {}
     errors: dict[str, str] = {}
-    for key in store.keys(run_key(run, "outcomes") + "/"):
+    for key in store.keys(keys.folder(run, "outcomes")):
         for data in store.get_json(key):
             outcome = Outcome.from_dict(data)
             if key.endswith("-check.json") and outcome.target in recorded:
                 continue  # a build's outcome wins over the check's
             recorded[outcome.target] = outcome
-    for key in store.keys(run_key(run, "jobs") + "/"):
+    for key in store.keys(keys.folder(run, "jobs")):
         job = store.get_json(key)
         for entry in job.get("items", []):
             target_ref = f"{entry['target_repository']}:{entry['target_tag']}"
             job_of[target_ref] = f"{job['batch']}-{job['kind']}"
             job_entry[target_ref] = {**entry, "kind": job["kind"]}
-    for key in store.keys(run_key(run, "errors") + "/"):
+    for key in store.keys(keys.folder(run, "errors")):
         name = key.rsplit("/", 1)[-1].removesuffix(".json")
         batch, _, phase = name.partition("-")
         errors[name] = _error_reason(store.get_json(key), phase)
         errors.setdefault(batch, errors[name])
     batch_size = int(plan.get("batch_size") or 0)
-    report = Report(run=run, dry_run=dry_run, location=f"s3://{store.bucket}/{run_key(run, 'report.json')}")
+    report = Report(run=run, dry_run=dry_run, location=f"s3://{store.bucket}/{keys.report(run)}")
     for n, item in enumerate(items):
         found = recorded.get(item.target)
         if found is not None:
@@ -314,6 +314,6 @@ def summary(report: Report) -> dict[str, Any]:
 def save(store: ReportStore, report: Report) -> str:
     """Write the full report (every item) next to the run's data."""
     return store.put_json(
-        run_key(report.run, "report.json"),
+        keys.report(report.run),
         {**document(report), "items": [o.to_dict() for o in report.outcomes], "items_not_listed": 0},
     )

@@ -1,0 +1,39 @@
+"""How often, and how long apart, a request is tried again."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries of 429 and 5xx answers, exponential with jitter, honouring Retry-After."""
+
+    attempts: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 20.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        backoff: float = min(self.max_delay, self.base_delay * 2**attempt)
+        return backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+
+#: ECR throttles each API action (``PutImage`` 10/s, ``InitiateLayerUpload`` 100/s, ...) with
+#: ``429`` and no ``Retry-After``; concurrent jobs share the account's rate, so a copy job
+#: gives the target more and longer tries (about 30 s in all) than an upstream gets.
+TARGET_RETRY = RetryPolicy(attempts=8, base_delay=0.5, max_delay=10.0)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (its delay-seconds form); None if absent or unreadable."""
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,136 @@
+"""Where blobs already live in the target registry, and who is fetching a new one now.
+
+Hints, not truth: a mount that fails falls back to a transfer. Two backends: in memory
+(one process) and in the run bucket (every copy and build of every run, and the claims that
+let one of several jobs running at once fetch a new blob while the others wait for it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from hubmirror.domain import keys
+
+#: A claim not renewed for this long belongs to a copier that died; others fetch the blob.
+#: Claimers renew every ten seconds (``transfer.CLAIM_HEARTBEAT_SECONDS``): six missed beats
+#: ride out an S3 hiccup, and a crashed copier delays the others by a minute at most.
+CLAIM_STALE_SECONDS = 60.0
+
+
+class JsonStore(Protocol):
+    def put_json(self, key: str, value: Any) -> str: ...
+    def create_json(self, key: str, value: Any) -> bool: ...
+    def find_json(self, key: str) -> Any | None: ...
+
+
+class BlobIndex(Protocol):
+    """Where blobs already live in the target registry (repository names).
+
+    ``claim`` lets one copier, among several running at once, fetch a blob nobody holds
+    yet; the others wait for it to appear and mount it. The claimer keeps its claim alive
+    (``heartbeat``) while it works and gives it up (``release``) when its copy ends, however
+    it ends; a claim that is released, or whose heartbeat stopped, is nobody's.
+    """
+
+    def where(self, digest: str, *, fresh: bool = False) -> list[str]: ...
+    def record(self, digest: str, repository: str) -> None: ...
+    def claim(self, digest: str) -> bool: ...
+    def heartbeat(self, digest: str) -> None: ...
+    def release(self, digest: str) -> None: ...
+    def released(self, digest: str) -> bool: ...
+
+
+class MemoryBlobIndex:
+    """A blob index for one process; :class:`S3BlobIndex` persists it."""
+
+    def __init__(self) -> None:
+        self._where: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def where(self, digest: str, *, fresh: bool = False) -> list[str]:
+        with self._lock:
+            return list(self._where.get(digest, []))
+
+    def claim(self, digest: str) -> bool:
+        return True  # one process: its threads are serialised per blob by the transfer
+
+    def heartbeat(self, digest: str) -> None:
+        return None
+
+    def release(self, digest: str) -> None:
+        return None
+
+    def released(self, digest: str) -> bool:
+        return False
+
+    def record(self, digest: str, repository: str) -> None:
+        with self._lock:
+            places = self._where.setdefault(digest, [])
+            if repository not in places:
+                places.append(repository)
+
+
+class S3BlobIndex:
+    """Where blobs live in the target registry, kept in the bucket (``blobs/<algo>/<hex>.json``).
+
+    Shared by every copy and build of every run, so an image that shares layers with one
+    mirrored earlier mounts them instead of fetching them again. Entries are hints: a
+    mount that fails falls back to a transfer. A claim (``.claim``, written only if absent)
+    lets one of several jobs running at once fetch a new blob while the others wait for it;
+    its holder renews it while it works and releases it when done; a claim not renewed for
+    :data:`CLAIM_STALE_SECONDS` belongs to a copier that died.
+    """
+
+    def __init__(self, store: JsonStore, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self._known: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def where(self, digest: str, *, fresh: bool = False) -> list[str]:
+        with self._lock:
+            known = None if fresh else self._known.get(digest)
+        if known is None:
+            known = list((self.store.find_json(keys.blob(digest)) or {}).get("repositories", []))
+            with self._lock:
+                self._known[digest] = known
+        return list(known)
+
+    def record(self, digest: str, repository: str) -> None:
+        places = self.where(digest)
+        if repository in places:
+            return
+        with self._lock:
+            places = [repository, *[p for p in self._known.get(digest, places) if p != repository]][:8]
+            self._known[digest] = places
+        self.store.put_json(keys.blob(digest), {"repositories": places})
+
+    def claim(self, digest: str) -> bool:
+        """Take the claim on fetching ``digest``: True when this copier should fetch it."""
+        key = keys.blob(digest, ".claim")
+        if self.store.create_json(key, {"at": self.clock()}):
+            return True
+        if not self.released(digest):
+            return False
+        self.store.put_json(key, {"at": self.clock()})  # released, or its copier died: take it over
+        return True
+
+    def heartbeat(self, digest: str) -> None:
+        """Renew a claim this copier holds."""
+        self.store.put_json(keys.blob(digest, ".claim"), {"at": self.clock()})
+
+    def release(self, digest: str) -> None:
+        """Give the claim up (the image is written, or its copy failed): a waiting copier
+        takes the blob from the target, or fetches it, at once."""
+        self.store.put_json(keys.blob(digest, ".claim"), {"at": 0, "released": True})
+
+    def released(self, digest: str) -> bool:
+        """Whether nobody holds the claim: released, or not renewed for :data:`CLAIM_STALE_SECONDS`."""
+        try:
+            claimed_at = float((self.store.find_json(keys.blob(digest, ".claim")) or {}).get("at", 0))
+        except Exception:
+            return True
+        return bool(self.clock() - claimed_at > CLAIM_STALE_SECONDS)

@@ -1,0 +1,85 @@
+"""Every S3 key a run uses, in one place. Pure.
+
+Layout (every key under the bucket)::
+
+    runs/<run>/plan.json                       every item of the run, in order
+    runs/<run>/batches.json                    the Distributed Map's item list: one entry per batch
+    runs/<run>/batches/<batch>.json            the items of one batch
+    runs/<run>/jobs/<batch>-<kind>.json        what one CodeBuild build copies or builds
+    runs/<run>/outcomes/<batch>-<phase>.json   outcomes written by the check and by builds
+    runs/<run>/errors/<batch>-<phase>.json     a step that failed as a whole (the state machine's Catch)
+    runs/<run>/report.json                     the report
+    locks/run.json                             the run lock: which execution is syncing now
+    blobs/<algorithm>/<hex>.json               where a blob lives in the target (the blob index)
+    blobs/<algorithm>/<hex>.claim              which copier is fetching it now
+    contexts/<hex>.tar.gz                      rendered build contexts, content-addressed
+    runner/<hex>.zip                           the copy/build script CodeBuild runs, content-addressed
+
+The state machine writes the ``errors/`` keys itself (``States.Format`` in its Catch states);
+a contract test holds those strings to :data:`ERRORS_FORMAT`. Keeping items and outcomes here
+keeps every state payload small, whatever the run's size.
+"""
+
+from __future__ import annotations
+
+RUN_LOCK = "locks/run.json"
+#: The state machine's ``States.Format`` for a failed step's key: run, batch, then the phase.
+ERRORS_FORMAT = "runs/{}/errors/{}-{}.json"
+
+
+def run_key(run: str, *parts: str) -> str:
+    """``run_key("r1", "batches", "00000.json")`` -> ``runs/r1/batches/00000.json``."""
+    return "/".join(("runs", run, *parts))
+
+
+def plan(run: str) -> str:
+    return run_key(run, "plan.json")
+
+
+def batches(run: str) -> str:
+    return run_key(run, "batches.json")
+
+
+def batch(run: str, batch_id: str) -> str:
+    return run_key(run, "batches", f"{batch_id}.json")
+
+
+def job(run: str, batch_id: str, kind: str) -> str:
+    return run_key(run, "jobs", f"{batch_id}-{kind}.json")
+
+
+def outcomes(run: str, batch_id: str, phase: str) -> str:
+    return run_key(run, "outcomes", f"{batch_id}-{phase}.json")
+
+
+def errors(run: str, batch_id: str, phase: str) -> str:
+    """``errors("r1", "00000", "copy")`` -> ``runs/r1/errors/00000-copy.json``."""
+    return ERRORS_FORMAT.format(run, batch_id, phase)
+
+
+def report(run: str) -> str:
+    return run_key(run, "report.json")
+
+
+def folder(run: str, name: str) -> str:
+    """The prefix listing one kind of key of a run: ``folder("r1", "outcomes")`` -> ``runs/r1/outcomes/``."""
+    return run_key(run, name) + "/"
+
+
+def _hex(digest: str) -> str:
+    return digest.split(":", 1)[1]
+
+
+def blob(digest: str, suffix: str = ".json") -> str:
+    """``blob("sha256:ab")`` -> ``blobs/sha256/ab.json``; ``suffix=".claim"`` for its claim."""
+    return "blobs/" + digest.replace(":", "/") + suffix
+
+
+def context(digest: str) -> str:
+    """``context("sha256:ab")`` -> ``contexts/ab.tar.gz``."""
+    return f"contexts/{_hex(digest)}.tar.gz"
+
+
+def runner_bundle(digest: str) -> str:
+    """``runner_bundle("sha256:ab")`` -> ``runner/ab.zip``."""
+    return f"runner/{_hex(digest)}.zip"

@@ -1,0 +1,60 @@
+"""The run lock: one execution syncs at a time (``locks/run.json``, a conditional write).
+
+Taken by the plan step (not for a dry run), released by the report step or by a plan that
+failed; a lock whose run died lapses after :data:`RUN_LOCK_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from hubmirror.domain import keys
+
+RUN_LOCK_KEY = keys.RUN_LOCK
+#: How long a run lock holds at most: a run that died (its report step never ran) blocks the
+#: next ones this long, no longer. Six hours is the default schedule's period, and Docker
+#: Hub's rate-limit window: a run still going after that has waited out a whole window.
+RUN_LOCK_SECONDS = 6 * 3600
+
+
+class RunLockedError(RuntimeError):
+    """Another execution is syncing; this one syncs nothing (the message names the other)."""
+
+
+class LockStore(Protocol):
+    def create_json(self, key: str, value: Any) -> bool: ...
+    def put_json(self, key: str, value: Any) -> str: ...
+    def find_json(self, key: str) -> Any | None: ...
+    def delete(self, key: str) -> None: ...
+
+
+def take_run_lock(store: LockStore, run: str, *, now: float | None = None) -> None:
+    """Hold the run lock for ``run`` (a conditional write), or raise :class:`RunLockedError`.
+
+    A lock past its ``expires`` time, or already held by ``run`` (the plan step retried), is
+    taken over.
+    """
+    now = time.time() if now is None else now
+    lock = {"execution": run, "at": now, "expires": now + RUN_LOCK_SECONDS}
+    if store.create_json(RUN_LOCK_KEY, lock):
+        return
+    held = store.find_json(RUN_LOCK_KEY) or {}  # gone meanwhile: released a moment ago
+    if isinstance(held, dict) and held.get("execution") == run:
+        return  # the plan step retried: the lock is already this run's
+    if not isinstance(held, dict) or float(held.get("expires") or 0) < now:
+        store.put_json(RUN_LOCK_KEY, lock)
+        return
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(held.get("at") or 0)))
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(held.get("expires") or 0)))
+    raise RunLockedError(
+        f"another execution, {held.get('execution')}, has been syncing since {since}; this one synced nothing "
+        f"and ends here (start it again when that one has reported; its lock lapses at {until} at the latest)"
+    )
+
+
+def release_run_lock(store: LockStore, run: str) -> None:
+    """Let the run lock go, if ``run`` holds it."""
+    held = store.find_json(RUN_LOCK_KEY)
+    if isinstance(held, dict) and held.get("execution") == run:
+        store.delete(RUN_LOCK_KEY)

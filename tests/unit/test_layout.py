@@ -1,0 +1,150 @@
+"""The package's folders are its architecture: what each may import is checked here.
+
+Read from the source (the AST), not by importing it, so an import inside a function counts
+as much as one at the top; imports under ``if TYPE_CHECKING:`` are for the type checker only.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "functions" / "hubmirror"
+#: Libraries that talk to the network or to AWS: none may be reached from the pure folders.
+IO_LIBRARIES = ("boto3", "botocore", "urllib3", "requests", "aws_lambda_powertools", "mypy_boto3_s3")
+#: What each folder may import from the package (prefixes of module names).
+ALLOWED = {
+    "domain": ("hubmirror.domain",),
+    "allowlist": ("hubmirror.domain", "hubmirror.allowlist"),
+    "steps": (
+        "hubmirror.domain",
+        "hubmirror.allowlist",
+        "hubmirror.steps",
+        "hubmirror.adapters.registry.errors",  # the registry's failures, by name (pure)
+        "hubmirror.adapters.registry.model",  # what a registry hands back (pure)
+    ),
+    "copying": ("hubmirror.domain", "hubmirror.copying", "hubmirror.adapters.registry"),
+    "adapters": ("hubmirror.domain", "hubmirror.adapters", "hubmirror.settings"),
+}
+PURE = ("domain", "allowlist", "steps")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _type_checking_only(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _walk(node: ast.AST) -> Iterator[ast.AST]:
+    for child in ast.iter_child_nodes(node):
+        if _type_checking_only(child):
+            continue
+        yield child
+        yield from _walk(child)
+
+
+def imports(module: str) -> set[str]:
+    """Every module ``module`` imports (absolute names; ``from pkg import mod`` gives ``pkg.mod``)."""
+    found: set[str] = set()
+    for node in _walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(
+                f"{node.module}.{alias.name}" for alias in node.names if f"{node.module}.{alias.name}" in MODULES
+            )
+    return found
+
+
+def reads_environment(module: str) -> bool:
+    for node in _walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+            return True
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and {a.name for a in node.names} & {"environ", "getenv"}
+        ):
+            return True
+    return False
+
+
+def closure(module: str) -> set[str]:
+    """``module`` and every package module it reaches, with the packages that get executed on the way."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in MODULES:
+            continue
+        seen.add(name)
+        parents = [".".join(name.split(".")[:n]) for n in range(2, name.count(".") + 1)]
+        todo.extend(p for p in parents if p in MODULES)  # importing a.b.c runs a/b/__init__.py
+        todo.extend(i for i in imports(name) if i.startswith("hubmirror"))
+    return seen
+
+
+def folder(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 else ""
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if folder(m) in PURE])
+def test_pure_folders_reach_no_io_library_and_no_environment(module: str) -> None:
+    for reached in closure(module):
+        libraries = {i.split(".")[0] for i in imports(reached)}
+        assert not libraries & set(IO_LIBRARIES), (
+            f"{module} reaches {reached}, which imports {libraries & set(IO_LIBRARIES)}"
+        )
+        assert not reads_environment(reached), f"{module} reaches {reached}, which reads the environment"
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if folder(m) in ALLOWED])
+def test_each_folder_imports_only_what_it_may(module: str) -> None:
+    allowed = ALLOWED[folder(module)]
+    ours = {i for i in imports(module) if i.split(".")[0] == "hubmirror" and i != "hubmirror"}
+    wrong = {i for i in ours if not i.startswith(allowed)}
+    assert not wrong, f"{module} imports {sorted(wrong)}; {folder(module)}/ may import only {allowed}"
+
+
+def test_no_import_cycle() -> None:
+    graph = {m: {i for i in imports(m) if i in MODULES and i != m} for m in MODULES}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_at_most_eight_modules_at_the_top() -> None:
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 8, top
+
+
+def test_the_checks_see_the_folders() -> None:
+    """The walk finds the modules it polices (a glob gone wrong would pass everything)."""
+    assert {"hubmirror.domain.keys", "hubmirror.steps.check", "hubmirror.adapters.registry.client"} <= set(MODULES)
+    assert "hubmirror.adapters.registry.errors" in imports("hubmirror.steps.check")
+    assert "urllib3" in imports("hubmirror.adapters.registry.client")
+    assert reads_environment("hubmirror.settings")
+    assert "hubmirror.adapters.registry.client" in closure("hubmirror.copying.transfer")
