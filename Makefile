@@ -56,8 +56,8 @@ lint: venv $(SCAN_VENV)/.installed ## ruff, mypy, sam validate --lint, cfn-lint,
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --quiet --compact
 
-test-unit: venv asl-tools ## Unit tests (pure logic, no network) and the package's doctests
-	$(VENV)/bin/pytest tests/unit functions/hubmirror
+test-unit: venv asl-tools ## Unit and infrastructure tests (pure logic, the template, IAM, the state machine) and the doctests
+	$(VENV)/bin/pytest tests/unit tests/infrastructure functions/hubmirror
 
 test-functional: venv ## Functional tests (moto, local registries)
 	$(VENV)/bin/pytest tests/functional

@@ -15,6 +15,7 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,22 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STACK = "hubmirror"
 NO_VALUE = object()  # AWS::NoValue: the key or list item is left out
+
+
+def render_definition(path: Path, substitutions: Mapping[str, Any]) -> str:
+    """The definition file as CloudFormation hands it to Step Functions: read as YAML (JSON is
+    YAML too), every ``${Name}`` replaced by its substitution, sent as JSON."""
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, str):
+            return re.sub(r"\$\{(\w+)\}", lambda m: str(substitutions.get(m.group(1), m.group(0))), value)
+        return value
+
+    return json.dumps(fill(yaml.safe_load(path.read_text())))
 
 
 def access_key(role: str) -> str:
@@ -284,10 +301,8 @@ def deploy(
         if resource["Type"] != "AWS::Serverless::StateMachine":
             continue
         props = resource["Properties"]
-        definition = (ROOT / props["DefinitionUri"]).read_text()
         substitutions = resolver.resolve(props.get("DefinitionSubstitutions", {}))
-        for key, value in substitutions.items():
-            definition = definition.replace("${" + key + "}", str(value))
+        definition = render_definition(ROOT / props["DefinitionUri"], substitutions)
         leftover = re.findall(r"\$\{[A-Za-z0-9]+\}", definition)
         if leftover:
             raise ValueError(f"the state machine definition has unsubstituted placeholders: {sorted(set(leftover))}")

@@ -9,7 +9,6 @@ drifts on one side fails here, not in the middle of a deployed run.
 from __future__ import annotations
 
 import ast
-import json
 import re
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tests.cfn import ROOT, render, source
 
 PACKAGE = ROOT / "functions" / "hubmirror"
 BUILDSPEC = PACKAGE / "runner" / "buildspec.yml"
-ASL = ROOT / "statemachine" / "hubmirror.asl.json"
+ASL = ROOT / "statemachine" / "hubmirror.asl.yaml"
 VARIABLE = re.compile(r"\bHUBMIRROR_[A-Z0-9_]+\b")
 #: Read by the functions' settings with a safe default and set only by the local stack:
 #: the functions read the allowlist shipped with them.
@@ -79,7 +78,7 @@ def set_for_project(project: str) -> set[str]:
                 found += tasks(processor["States"])
         return found
 
-    for task in tasks(json.loads(ASL.read_text())["States"]):
+    for task in tasks(yaml.safe_load(ASL.read_text())["States"]):
         parameters = task.get("Parameters")
         if isinstance(parameters, dict) and parameters.get("ProjectName") == placeholder:
             names |= {v["Name"] for v in parameters.get("EnvironmentVariablesOverride", [])}

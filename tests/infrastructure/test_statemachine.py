@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from devstack.deploy import load_template
+from devstack.deploy import load_template, render_definition
 
 ROOT = Path(__file__).resolve().parents[2]
-ASL = ROOT / "statemachine" / "hubmirror.asl.json"
-DEFINITION = json.loads(ASL.read_text())
+ASL = ROOT / "statemachine" / "hubmirror.asl.yaml"
+DEFINITION = yaml.safe_load(ASL.read_text())
 TRANSIENT_LAMBDA_ERRORS = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -42,9 +43,17 @@ def states(definition: dict[str, Any] = DEFINITION, path: str = "") -> Iterator[
             yield from states(processor, f"{path}{name}/")
 
 
-def test_statelint_finds_nothing_but_its_known_gap() -> None:
+def _as_json(tmp_path: Path) -> Path:
+    """The definition as written, in JSON (the validators read JSON)."""
+    path = tmp_path / "hubmirror.asl.json"
+    path.write_text(json.dumps(DEFINITION))
+    return path
+
+
+def test_statelint_finds_nothing_but_its_known_gap(tmp_path: Path) -> None:
     statelint = Path(sys.executable).parent / "statelint"
-    result = subprocess.run([str(statelint), "--ignore=URI", str(ASL)], capture_output=True, text=True, check=False)
+    written = _as_json(tmp_path)
+    result = subprocess.run([str(statelint), "--ignore=URI", str(written)], capture_output=True, text=True, check=False)
     problems = [line.strip() for line in result.stdout.splitlines()[1:] if line.strip()]
     assert [p for p in problems if p not in KNOWN_STATELINT_GAPS] == []
 
@@ -55,21 +64,21 @@ ASL_VALIDATOR = ROOT / "tools" / "asl" / "node_modules" / ".bin" / "asl-validato
 def _as_deployed() -> str:
     """The definition with its substitutions filled in the way CloudFormation fills them."""
 
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
+    def value(name: str) -> str:
         if name.endswith("Arn"):
             service = "lambda" if "Function" in name else "sns" if "Topic" in name else "s3"
             return f"arn:aws:{service}:us-east-1:123456789012:{name.removesuffix('Arn').lower()}"
         return name.lower()
 
-    return re.sub(r"\$\{(\w+)\}", value, ASL.read_text())
+    names = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
+    return render_definition(ASL, {name: value(name) for name in names})
 
 
 def test_a_second_validator_accepts_the_definition_as_written_and_as_deployed(tmp_path: Path) -> None:
     """asl-validator (npm) checks what statelint does not; both must accept what AWS accepts."""
     deployed = tmp_path / "deployed.asl.json"
     deployed.write_text(_as_deployed())
-    for path in (ASL, deployed):
+    for path in (_as_json(tmp_path), deployed):
         result = subprocess.run(
             [str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, check=False
         )
@@ -80,7 +89,7 @@ def test_every_placeholder_has_a_substitution_and_every_substitution_is_used() -
     placeholders = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
     machine = load_template()["Resources"]["SyncStateMachine"]["Properties"]
     assert placeholders == set(machine["DefinitionSubstitutions"])
-    assert machine["DefinitionUri"] == "statemachine/hubmirror.asl.json"
+    assert machine["DefinitionUri"] == "statemachine/hubmirror.asl.yaml"
 
 
 def test_every_task_has_a_timeout() -> None:
@@ -115,7 +124,7 @@ def test_every_step_of_a_batch_is_caught_so_items_reach_the_report() -> None:
 
 
 def test_error_names_are_aws_errors_or_exceptions_of_the_package() -> None:
-    import hubmirror.adapters.registry.client
+    import hubmirror.adapters.registry.errors
     import hubmirror.allowlist.rules
     import hubmirror.domain.items
     import hubmirror.settings
@@ -125,7 +134,7 @@ def test_error_names_are_aws_errors_or_exceptions_of_the_package() -> None:
         for module in (
             hubmirror.allowlist.rules,
             hubmirror.domain.items,
-            hubmirror.adapters.registry.client,
+            hubmirror.adapters.registry.errors,
             hubmirror.settings,
         )
         for name, value in vars(module).items()
@@ -138,11 +147,11 @@ def test_error_names_are_aws_errors_or_exceptions_of_the_package() -> None:
                 assert prefix in ("States", "Lambda", "CodeBuild", "SNS") or error in classes, (name, error)
 
 
-@pytest.mark.parametrize("name", ["Publish", "Verdict"])
+@pytest.mark.parametrize("name", ["Publish", "Any item failed?"])
 def test_the_report_goes_out_before_the_verdict(name: str) -> None:
     assert DEFINITION["States"]["Report"]["Next"] == "Publish"
-    assert DEFINITION["States"]["Publish"]["Next"] == "Verdict"
-    assert DEFINITION["States"]["Verdict"]["Choices"][0]["Next"] == "SyncFailed"
+    assert DEFINITION["States"]["Publish"]["Next"] == "Any item failed?"
+    assert DEFINITION["States"]["Any item failed?"]["Choices"][0]["Next"] == "SyncFailed"
 
 
 def test_the_last_resort_message_carries_no_stack_trace() -> None:
@@ -160,3 +169,46 @@ def test_the_interpreter_parses_the_definition_without_a_syntax_error(capfd: pyt
     AmazonStateLanguageParser.parse(_as_deployed())
     errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("line ")]
     assert errors == []
+
+
+def test_every_choice_asks_a_question_and_says_why() -> None:
+    for name, state in states():
+        if state["Type"] == "Choice":
+            assert name.endswith("?"), name
+            assert state.get("Comment"), name
+
+
+def test_the_lambda_retrier_is_the_same_everywhere() -> None:
+    """Written out at each Lambda task (the language has no reference); the copies stay equal."""
+    retriers = [
+        json.dumps(state["Retry"], sort_keys=True)
+        for _, state in states()
+        if state.get("Resource") == "arn:aws:states:::lambda:invoke"
+    ]
+    assert len(retriers) == 5
+    assert len(set(retriers)) == 1
+
+
+def test_the_record_error_states_differ_only_in_their_phase_and_next() -> None:
+    sync = DEFINITION["States"]["Sync"]["ItemProcessor"]["States"]
+    records = {name: state for name, state in sync.items() if name.startswith("Record")}
+    assert set(records) == {"RecordCheckError", "RecordCopyError", "RecordBuildError"}
+
+    def shape(state: dict[str, Any]) -> str:
+        same = {k: v for k, v in state.items() if k not in ("Comment", "Next")}
+        return re.sub(r"-(check|copy|build)\.json", "-PHASE.json", json.dumps(same, sort_keys=True))
+
+    assert len({shape(s) for s in records.values()}) == 1
+
+
+def test_the_error_keys_the_state_machine_writes_are_the_ones_the_report_reads() -> None:
+    """The three ``States.Format`` keys of the Record*Error states are :func:`keys.errors`."""
+    from hubmirror.domain import keys
+
+    sync = DEFINITION["States"]["Sync"]["ItemProcessor"]["States"]
+    for phase in ("check", "copy", "build"):
+        written = sync[f"Record{phase.title()}Error"]["Parameters"]["Key.$"]
+        template, arguments = re.fullmatch(r"States\.Format\('([^']*)', (.*)\)", written).groups()  # type: ignore[union-attr]
+        assert arguments == "$.run, $.batch.batch"
+        assert template.format("RUN", "BATCH") == keys.errors("RUN", "BATCH", phase)
+        assert keys.folder("RUN", "errors") in keys.errors("RUN", "BATCH", phase)

@@ -5,7 +5,7 @@ function's default role with ``AWSLambdaBasicExecutionRole``, an event's role, a
 template such as ``S3CrudPolicy``) is in the list too. A widening - a new action, a resource
 that grows, a condition that goes away, a new principal - fails the test until the table is
 changed in the same pull request, where a reviewer sees it. Regenerate the table with
-``.venv/bin/python -m tests.unit.test_iam > tests/unit/iam_expected.yaml`` and read the diff.
+``.venv/bin/python -m tests.infrastructure.test_iam > tests/infrastructure/iam_expected.yaml`` and read the diff.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ NO_VALUE = {"Ref": "AWS::NoValue"}
 HEADER = """\
 # Every permission template.yaml grants, after the SAM transform: identity policies of each
 # role (who may assume it, then each action on each resource), and the resource policies of
-# the bucket, the topic and the key. tests/unit/test_iam.py compares this table with the
+# the bucket, the topic and the key. tests/infrastructure/test_iam.py compares this table with the
 # template: a change of what the stack may do shows here, in review.
-# Regenerate: .venv/bin/python -m tests.unit.test_iam > tests/unit/iam_expected.yaml
+# Regenerate: .venv/bin/python -m tests.infrastructure.test_iam > tests/infrastructure/iam_expected.yaml
 """
 
 
@@ -123,7 +123,7 @@ def test_the_template_grants_exactly_the_reviewed_table() -> None:
     widened = {k: v for k, v in widened.items() if v}
     narrowed = {k: v for k, v in narrowed.items() if v}
     assert (widened, narrowed) == ({}, {}), (
-        "template.yaml grants differ from tests/unit/iam_expected.yaml\n"
+        "template.yaml grants differ from tests/infrastructure/iam_expected.yaml\n"
         f"granted, not in the table: {json.dumps(widened, indent=1)}\n"
         f"in the table, not granted: {json.dumps(narrowed, indent=1)}"
     )
