@@ -74,6 +74,6 @@ def test_every_handler_imports_from_the_build_output(build: Path) -> None:
 def test_the_allowlist_and_the_runner_ship_with_the_functions(build: Path) -> None:
     for function in ("PlanFunction", "CheckFunction"):
         package = build / function / "hubmirror"
-        assert (package / "allowlist.yaml").read_bytes() == (ROOT / "allowlist.yaml").read_bytes()
+        assert (package / "allowlist" / "allowlist.yaml").read_bytes() == (ROOT / "allowlist.yaml").read_bytes()
         assert (package / "runner" / "buildspec.yml").read_bytes() == (ROOT / "buildspec.yml").read_bytes()
         assert (package / "runner" / "install-tools.sh").exists()

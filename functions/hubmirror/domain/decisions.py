@@ -11,23 +11,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from hubmirror.domain.items import BUILD, COPY, WorkItem
+from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import ANNOTATION_RECIPE, INDEX_MEDIA_TYPES, canonical_json, sha256_digest
 
 #: Bumped whenever the copy/build script changes what it produces for the same recipe.
 BUILDER_VERSION = "1"
 
-UNCHANGED = "unchanged"
-COPIED = "copied"
-BUILT = "built"
-DEFERRED = "deferred"
-FAILED = "failed"
-WOULD_COPY = "would_copy"
-WOULD_BUILD = "would_build"
+
+class Action(StrEnum):
+    """What an item needs: nothing, a copy or a build."""
+
+    UNCHANGED = "unchanged"
+    COPY = "copy"
+    BUILD = "build"
+
+
+class OutcomeName(StrEnum):
+    """How an item's run ended, in the order reports list them."""
+
+    FAILED = "failed"
+    DEFERRED = "deferred"
+    BUILT = "built"
+    COPIED = "copied"
+    WOULD_BUILD = "would_build"
+    WOULD_COPY = "would_copy"
+    UNCHANGED = "unchanged"
+
+
 #: Every outcome, in the order reports list them.
-OUTCOMES = (FAILED, DEFERRED, BUILT, COPIED, WOULD_BUILD, WOULD_COPY, UNCHANGED)
+OUTCOMES = tuple(OutcomeName)
 
 
 @dataclass(frozen=True)
@@ -43,13 +58,13 @@ class TargetState:
 class Decision:
     """``unchanged``, ``copy`` or ``build``, and why."""
 
-    action: str
+    action: Action
     reason: str
     recipe: str | None = None
 
     @property
     def needs_work(self) -> bool:
-        return self.action in (COPY, BUILD)
+        return self.action in (Action.COPY, Action.BUILD)
 
 
 def recipe_hash(item: WorkItem, upstream_digest: str) -> str:
@@ -75,7 +90,7 @@ def recipe_hash(item: WorkItem, upstream_digest: str) -> str:
 
 def is_derived(item: WorkItem) -> bool:
     """Whether the target will not be byte-identical to upstream (built, or platform-filtered)."""
-    return item.kind == BUILD or item.platforms is not None
+    return item.kind == Kind.BUILD or item.platforms is not None
 
 
 def decide(item: WorkItem, upstream_digest: str, target: TargetState | None, *, force: bool = False) -> Decision:
@@ -86,24 +101,26 @@ def decide(item: WorkItem, upstream_digest: str, target: TargetState | None, *, 
     >>> item = WorkItem("docker.io/library/nginx", "1.27", "mirror/nginx", "1.27")
     >>> digest = "sha256:" + "a" * 64
     >>> decide(item, digest, TargetState(digest, "application/vnd.oci.image.index.v1+json")).action
-    'unchanged'
+    <Action.UNCHANGED: 'unchanged'>
     >>> decide(item, digest, None).reason
     'mirror/nginx:1.27 does not exist in the target'
     """
     recipe = recipe_hash(item, upstream_digest) if is_derived(item) else None
-    action = item.kind
+    action = Action(item.kind)
     if force:
         return Decision(action, "forced by the execution input", recipe)
     if target is None:
         return Decision(action, f"{item.target} does not exist in the target", recipe)
     if recipe is None:
         if target.digest == upstream_digest:
-            return Decision("unchanged", f"target holds upstream {short(upstream_digest)}")
+            return Decision(Action.UNCHANGED, f"target holds upstream {short(upstream_digest)}")
         return Decision(action, f"upstream moved to {short(upstream_digest)}; target holds {short(target.digest)}")
     if target.annotations.get(ANNOTATION_RECIPE) == recipe:
-        return Decision("unchanged", f"target was made from upstream {short(upstream_digest)} with this recipe", recipe)
-    if item.kind == COPY and target.digest == upstream_digest and target.media_type not in INDEX_MEDIA_TYPES:
-        return Decision("unchanged", f"target holds upstream {short(upstream_digest)}", recipe)
+        return Decision(
+            Action.UNCHANGED, f"target was made from upstream {short(upstream_digest)} with this recipe", recipe
+        )
+    if item.kind == Kind.COPY and target.digest == upstream_digest and target.media_type not in INDEX_MEDIA_TYPES:
+        return Decision(Action.UNCHANGED, f"target holds upstream {short(upstream_digest)}", recipe)
     if ANNOTATION_RECIPE not in target.annotations:
         return Decision(action, f"target {short(target.digest)} was not made by hubmirror for this recipe", recipe)
     return Decision(action, f"upstream {short(upstream_digest)} or the recipe changed", recipe)
@@ -127,7 +144,7 @@ class Outcome:
     target: str
     upstream_digest: str | None = None
     target_digest: str | None = None
-    kind: str = COPY
+    kind: str = Kind.COPY
     retry_after: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,7 +159,7 @@ class Outcome:
             target=str(data.get("target", "")),
             upstream_digest=data.get("upstream_digest"),
             target_digest=data.get("target_digest"),
-            kind=str(data.get("kind", COPY)),
+            kind=str(data.get("kind", Kind.COPY)),
             retry_after=data.get("retry_after"),
         )
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from hubmirror.domain.references import ECR_REPOSITORY_MAX, ECR_REPOSITORY_RE, ImageReference
 
-COPY = "copy"
-BUILD = "build"
+
+class Kind(StrEnum):
+    """What a job does with an item: copy it as it is, or build it with extra Dockerfile lines."""
+
+    COPY = "copy"
+    BUILD = "build"
 
 
 class InputError(ValueError):
@@ -31,7 +36,7 @@ class WorkItem:
     --------
     >>> item = WorkItem("docker.io/library/nginx", "1.27", target_repository="mirror/nginx", target_tag="1.27")
     >>> item.key, item.kind, str(item.upstream)
-    ('docker.io/library/nginx:1.27', 'copy', 'docker.io/library/nginx:1.27')
+    ('docker.io/library/nginx:1.27', <Kind.COPY: 'copy'>, 'docker.io/library/nginx:1.27')
     """
 
     source: str
@@ -49,9 +54,9 @@ class WorkItem:
         return f"{self.source}:{self.tag}"
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Kind:
         """``build`` when the item adds lines to the image, else ``copy``."""
-        return BUILD if self.build_commands else COPY
+        return Kind.BUILD if self.build_commands else Kind.COPY
 
     @property
     def upstream(self) -> ImageReference:

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hubmirror.domain.decisions import FAILED, UNCHANGED
+from hubmirror.domain.decisions import OutcomeName
 from hubmirror.handlers._runtime import store, target_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps import report as reporting
@@ -16,11 +16,11 @@ from hubmirror.steps.check import target_state
 from hubmirror.steps.runlock import release_run_lock
 
 METRIC_NAMES = {
-    "unchanged": "ItemsUnchanged",
-    "copied": "ItemsCopied",
-    "built": "ItemsBuilt",
-    "deferred": "ItemsDeferred",
-    "failed": "ItemsFailed",
+    OutcomeName.UNCHANGED: "ItemsUnchanged",
+    OutcomeName.COPIED: "ItemsCopied",
+    OutcomeName.BUILT: "ItemsBuilt",
+    OutcomeName.DEFERRED: "ItemsDeferred",
+    OutcomeName.FAILED: "ItemsFailed",
 }
 
 
@@ -41,8 +41,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     finally:
         release_run_lock(store(), run)  # the run is over, whatever its report
     for item in report.outcomes:  # a line per image that changed, waits or failed, to search logs by image
-        if item.outcome != UNCHANGED:
-            log = logger.warning if item.outcome == FAILED else logger.info
+        if item.outcome != OutcomeName.UNCHANGED:
+            log = logger.warning if item.outcome == OutcomeName.FAILED else logger.info
             log(item.outcome, extra={"image": item.key, "outcome": item.outcome, "reason": item.reason})
     metrics.add_metadata(key="execution", value=run)
     for outcome, name in METRIC_NAMES.items():

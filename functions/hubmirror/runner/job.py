@@ -51,8 +51,8 @@ from hubmirror.adapters.secrets import CredentialsError, for_host, load_credenti
 from hubmirror.copying.blobindex import S3BlobIndex
 from hubmirror.copying.transfer import Transfer
 from hubmirror.domain import dockerfile
-from hubmirror.domain.decisions import BUILT, COPIED, DEFERRED, FAILED, Outcome, short
-from hubmirror.domain.items import BUILD, WorkItem
+from hubmirror.domain.decisions import Outcome, OutcomeName, short
+from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import (
     INDEX_MEDIA_TYPES,
     OCI_INDEX,
@@ -394,21 +394,25 @@ def _attempt(
             raise JobError(refuse)
         landed = work()
     except DeferredError as exc:
-        return Outcome.for_item(item, DEFERRED, str(exc), upstream_digest=digest, retry_after=exc.retry_after)
+        return Outcome.for_item(
+            item, OutcomeName.DEFERRED, str(exc), upstream_digest=digest, retry_after=exc.retry_after
+        )
     except RegistryError as exc:
-        return Outcome.for_item(item, FAILED, f"{job_kind} failed: {exc.reason}: {exc}", upstream_digest=digest)
+        return Outcome.for_item(
+            item, OutcomeName.FAILED, f"{job_kind} failed: {exc.reason}: {exc}", upstream_digest=digest
+        )
     except (JobError, OSError) as exc:
-        return Outcome.for_item(item, FAILED, f"{job_kind} failed: {exc}", upstream_digest=digest)
+        return Outcome.for_item(item, OutcomeName.FAILED, f"{job_kind} failed: {exc}", upstream_digest=digest)
     except (ClientError, BotoCoreError) as exc:  # ECR refused a repository call: this item fails alone
-        return Outcome.for_item(item, FAILED, f"{job_kind} failed: AWS: {exc}", upstream_digest=digest)
+        return Outcome.for_item(item, OutcomeName.FAILED, f"{job_kind} failed: AWS: {exc}", upstream_digest=digest)
     except Exception as exc:  # a defect: reported as this item's failure, with its trace in the build log
         traceback.print_exc()
         reason = f"{job_kind} failed: internal error: {type(exc).__name__}: {exc}"
-        return Outcome.for_item(item, FAILED, reason, upstream_digest=digest)
-    verb = "built from" if job_kind == BUILD else "copied"
+        return Outcome.for_item(item, OutcomeName.FAILED, reason, upstream_digest=digest)
+    verb = "built from" if job_kind == Kind.BUILD else "copied"
     return Outcome.for_item(
         item,
-        BUILT if job_kind == BUILD else COPIED,
+        OutcomeName.BUILT if job_kind == Kind.BUILD else OutcomeName.COPIED,
         f"{verb} {short(str(digest))}",
         upstream_digest=digest,
         target_digest=landed,
@@ -470,7 +474,7 @@ def run_job(
                 if time.monotonic() > job_deadline:
                     raise DeferredError(NOT_STARTED_IN_TIME, retry_after=None)
                 ecr.ensure_repository(item.target_repository)
-                if job["kind"] != BUILD:
+                if job["kind"] != Kind.BUILD:
                     return copy_item(entry, transfer=transfer, upstream=upstream, budget=budget, deadline=deadline)
                 return build_item(
                     entry,
@@ -490,12 +494,12 @@ def run_job(
                 f"== {outcome.outcome} {item.target}: {outcome.reason} ({time.monotonic() - started:.1f}s)", flush=True
             )
             with lock:
-                failed += outcome.outcome == FAILED
+                failed += outcome.outcome == OutcomeName.FAILED
                 outcomes.append(outcome.to_dict())
                 store.put_json(job["outcomes_key"], outcomes)
 
         entries = list(enumerate(job["items"]))
-        if job["kind"] == BUILD:  # one buildah storage: builds one after the other
+        if job["kind"] == Kind.BUILD:  # one buildah storage: builds one after the other
             for number, entry in entries:
                 process(number, entry)
         else:  # copies are I/O: several at once

@@ -18,19 +18,8 @@ from typing import Any, Protocol
 from hubmirror.adapters.registry.errors import NotFoundError, RateLimitedError, RegistryError
 from hubmirror.adapters.registry.model import MANIFEST_MAX_BYTES, Manifest, ManifestHead
 from hubmirror.domain import keys
-from hubmirror.domain.decisions import (
-    DEFERRED,
-    FAILED,
-    UNCHANGED,
-    WOULD_BUILD,
-    WOULD_COPY,
-    Decision,
-    Outcome,
-    TargetState,
-    decide,
-    is_derived,
-)
-from hubmirror.domain.items import BUILD, COPY, WorkItem
+from hubmirror.domain.decisions import Action, Decision, Outcome, OutcomeName, TargetState, decide, is_derived
+from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import INDEX_MEDIA_TYPES
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
 
@@ -124,23 +113,23 @@ def check_item(
         head = upstream(ref.api_host).head_manifest(ref.repository, item.pinned or item.tag)
     except NotFoundError as exc:
         what = f"pinned digest {item.pinned} is gone upstream" if item.pinned else "not found upstream"
-        result.outcome = Outcome.for_item(item, FAILED, f"{what}: {exc}")
+        result.outcome = Outcome.for_item(item, OutcomeName.FAILED, f"{what}: {exc}")
         return result
     except RateLimitedError as exc:  # the registry says "later": a later run, not a failure
         result.outcome = Outcome.for_item(
             item,
-            DEFERRED,
+            OutcomeName.DEFERRED,
             f"{exc.reason}: {exc}; deferred to a later run",
             retry_after=_retry_time(exc, now or dt.datetime.now(dt.UTC)),
         )
         return result
     except RegistryError as exc:
-        result.outcome = Outcome.for_item(item, FAILED, f"{exc.reason}: {exc}")
+        result.outcome = Outcome.for_item(item, OutcomeName.FAILED, f"{exc.reason}: {exc}")
         return result
     if head.size > MANIFEST_MAX_BYTES:  # refused here, before a GET spends a pull on it
         result.outcome = Outcome.for_item(
             item,
-            FAILED,
+            OutcomeName.FAILED,
             f"upstream {ref.registry}/{ref.repository}: the manifest is {head.size} bytes, more than the "
             f"{MANIFEST_MAX_BYTES // 2**20} MiB a registry accepts",
             upstream_digest=head.digest,
@@ -150,24 +139,24 @@ def check_item(
     try:
         result.target = target_state(target, item)
     except RegistryError as exc:
-        result.outcome = Outcome.for_item(item, FAILED, f"{exc.reason}: {exc}", upstream_digest=head.digest)
+        result.outcome = Outcome.for_item(item, OutcomeName.FAILED, f"{exc.reason}: {exc}", upstream_digest=head.digest)
         return result
     decision = decide(item, head.digest, result.target, force=force)
     result.decision = decision
     target_digest = result.target.digest if result.target else None
     if not decision.needs_work:
         result.outcome = Outcome.for_item(
-            item, UNCHANGED, decision.reason, upstream_digest=head.digest, target_digest=target_digest
+            item, OutcomeName.UNCHANGED, decision.reason, upstream_digest=head.digest, target_digest=target_digest
         )
     elif dry_run:
-        would = WOULD_BUILD if decision.action == BUILD else WOULD_COPY
+        would = OutcomeName.WOULD_BUILD if decision.action == Action.BUILD else OutcomeName.WOULD_COPY
         result.outcome = Outcome.for_item(
             item, would, f"dry run: {decision.reason}", upstream_digest=head.digest, target_digest=target_digest
         )
     elif not budget.reserve(ref.registry, head.ratelimit, expected_pulls(item, head)):
         result.outcome = Outcome.for_item(
             item,
-            DEFERRED,
+            OutcomeName.DEFERRED,
             f"{ref.registry} pull budget low ({budget_text(head.ratelimit)}, floor {budget.floor}); "
             f"deferred to a later run; {decision.reason}",
             upstream_digest=head.digest,
@@ -229,7 +218,7 @@ def check_batch(
         except Exception as exc:  # one bad item never stops the others; it is reported failed
             logger.exception("check of %s failed unexpectedly", item.key, extra={"image": item.key})
             return ItemCheck(
-                item, outcome=Outcome.for_item(item, FAILED, f"internal error: {type(exc).__name__}: {exc}")
+                item, outcome=Outcome.for_item(item, OutcomeName.FAILED, f"internal error: {type(exc).__name__}: {exc}")
             )
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items) or 1)))
@@ -239,7 +228,7 @@ def check_batch(
     checks = [
         f.result()
         if f.done() and not f.cancelled()
-        else ItemCheck(item, outcome=Outcome.for_item(item, DEFERRED, NOT_CHECKED_IN_TIME))
+        else ItemCheck(item, outcome=Outcome.for_item(item, OutcomeName.DEFERRED, NOT_CHECKED_IN_TIME))
         for item, f in zip(items, futures, strict=True)
     ]
 
@@ -252,8 +241,8 @@ def check_batch(
     result.ratelimit_remaining = min(remaining) if remaining else None
     store.put_json(keys.outcomes(run, batch, "check"), outcomes)
 
-    for kind in (COPY, BUILD):
-        work = [c for c in checks if c.outcome is None and c.decision is not None and c.decision.action == kind]
+    for kind in (Kind.COPY, Kind.BUILD):
+        work = [c for c in checks if c.outcome is None and c.decision is not None and c.decision.action == Action(kind)]
         if not work:
             continue
         job = {
@@ -267,7 +256,7 @@ def check_batch(
             "items": [job_item(c) for c in work],
         }
         key = store.put_json(keys.job(run, batch, kind), job)
-        if kind == COPY:
+        if kind == Kind.COPY:
             result.copy_job = key
         else:
             result.build_job = key

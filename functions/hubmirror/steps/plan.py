@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from hubmirror.allowlist.expansion import EntryFailure, entry_selected, expand, select
 from hubmirror.allowlist.rules import ImageEntry, parse_allowlist
 from hubmirror.domain import keys
-from hubmirror.domain.decisions import FAILED, Outcome
+from hubmirror.domain.decisions import Outcome, OutcomeName
 from hubmirror.domain.items import InputError, RunOptions, batches, few
 from hubmirror.domain.references import ImageReference
 from hubmirror.steps.runlock import LockStore, release_run_lock, take_run_lock
@@ -67,7 +67,9 @@ def list_selected_tags(
 
 
 def failure_outcome(failure: EntryFailure) -> Outcome:
-    return Outcome(key=f"{failure.source} (select)", outcome=FAILED, reason=failure.reason, target=failure.target)
+    return Outcome(
+        key=f"{failure.source} (select)", outcome=OutcomeName.FAILED, reason=failure.reason, target=failure.target
+    )
 
 
 def plan_run(

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hubmirror.domain import keys
-from hubmirror.domain.decisions import BUILT, COPIED, FAILED, OUTCOMES, UNCHANGED, Outcome, TargetState, decide, short
-from hubmirror.domain.items import BUILD, WorkItem
+from hubmirror.domain.decisions import OUTCOMES, Outcome, OutcomeName, TargetState, decide, short
+from hubmirror.domain.items import Kind, WorkItem
 
 #: SNS Publish: a subject is "less than 100 characters long"
 #: (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
@@ -32,7 +32,7 @@ REASON_MAX = 500
 MESSAGE_BUDGET = 160 * 1024
 #: Protocols that get the JSON document; every other one (e-mail, SMS, ...) gets the text.
 JSON_PROTOCOLS = ("sqs", "lambda", "http", "https")
-CHANGED = ("copied", "built")
+CHANGED = (OutcomeName.COPIED, OutcomeName.BUILT)
 
 
 class ReportStore(Protocol):
@@ -56,14 +56,14 @@ class Report:
 
     @property
     def counts(self) -> dict[str, int]:
-        counts = {name: 0 for name in OUTCOMES if not name.startswith("would_")}
+        counts: dict[str, int] = {name: 0 for name in OUTCOMES if not name.startswith("would_")}
         for outcome in self.outcomes:
             counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
         return counts
 
     @property
     def failed(self) -> int:
-        return self.counts.get(FAILED, 0) + (1 if self.plan_error else 0)
+        return self.counts.get(OutcomeName.FAILED, 0) + (1 if self.plan_error else 0)
 
     @property
     def status(self) -> str:
@@ -112,14 +112,16 @@ def _in_place(item: WorkItem, entry: Mapping[str, Any], lookup: TargetLookup, wh
     try:
         state = lookup(item)
     except Exception as exc:  # the target cannot say: the item stays failed, with both reasons
-        return Outcome.for_item(item, FAILED, f"{why}; the target could not be asked: {exc}", upstream_digest=digest)
+        return Outcome.for_item(
+            item, OutcomeName.FAILED, f"{why}; the target could not be asked: {exc}", upstream_digest=digest
+        )
     if not digest or state is None or decide(item, digest, state).needs_work:
-        return Outcome.for_item(item, FAILED, why, upstream_digest=digest or None)
+        return Outcome.for_item(item, OutcomeName.FAILED, why, upstream_digest=digest or None)
     if state.digest == entry.get("target_digest"):  # as the check saw it: the job's work was not done
-        return Outcome.for_item(item, FAILED, why, upstream_digest=digest)
+        return Outcome.for_item(item, OutcomeName.FAILED, why, upstream_digest=digest)
     return Outcome.for_item(
         item,
-        BUILT if entry.get("kind") == BUILD else COPIED,
+        OutcomeName.BUILT if entry.get("kind") == Kind.BUILD else OutcomeName.COPIED,
         f"in place in the target (its job recorded no outcome: {why})",
         upstream_digest=digest,
         target_digest=state.digest,
@@ -169,7 +171,7 @@ def collect(store: ReportStore, run: str, *, target: TargetLookup | None = None)
         if target is not None and item.target in job_entry:
             report.outcomes.append(_in_place(item, job_entry[item.target], target, reason))
         else:
-            report.outcomes.append(Outcome.for_item(item, FAILED, reason))
+            report.outcomes.append(Outcome.for_item(item, OutcomeName.FAILED, reason))
     report.outcomes.extend(Outcome.from_dict(f) for f in plan.get("failures", []))
     return report
 
@@ -197,8 +199,8 @@ def subject(report: Report) -> str:
         text = f"hubmirror FAILED: the plan was refused, nothing synced ({report.run})"
     else:
         counts = report.counts
-        shown = [f"{n} {name}" for name, n in counts.items() if n and name != UNCHANGED]
-        shown.append(f"{counts.get(UNCHANGED, 0)} unchanged")
+        shown = [f"{n} {name}" for name, n in counts.items() if n and name != OutcomeName.UNCHANGED]
+        shown.append(f"{counts.get(OutcomeName.UNCHANGED, 0)} unchanged")
         status = "FAILED" if report.failed else ("DRY RUN" if report.dry_run else "OK")
         text = f"hubmirror {status}: {', '.join(shown)} of {len(report.outcomes)} ({report.run})"
     text = "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
@@ -206,9 +208,11 @@ def subject(report: Report) -> str:
 
 
 def _listed(report: Report, cap: int = LIST_CAP) -> tuple[list[Outcome], int]:
-    order = {name: n for n, name in enumerate(OUTCOMES)}
-    notable = sorted((o for o in report.outcomes if o.outcome != UNCHANGED), key=lambda o: order.get(o.outcome, 99))
-    unchanged = [o for o in report.outcomes if o.outcome == UNCHANGED]
+    order: dict[str, int] = {name: n for n, name in enumerate(OUTCOMES)}
+    notable = sorted(
+        (o for o in report.outcomes if o.outcome != OutcomeName.UNCHANGED), key=lambda o: order.get(o.outcome, 99)
+    )
+    unchanged = [o for o in report.outcomes if o.outcome == OutcomeName.UNCHANGED]
     if len(report.outcomes) <= UNCHANGED_LISTED_UP_TO:
         notable += unchanged
     listed = [_shortened(o) for o in notable[:cap]]
@@ -291,7 +295,7 @@ def sns_attributes(report: Report) -> dict[str, dict[str, str]]:
         "status": {"DataType": "String", "StringValue": report.status},
         "failed": {"DataType": "Number", "StringValue": str(report.failed)},
         "changed": {"DataType": "Number", "StringValue": str(changed)},
-        "deferred": {"DataType": "Number", "StringValue": str(counts.get("deferred", 0))},
+        "deferred": {"DataType": "Number", "StringValue": str(counts.get(OutcomeName.DEFERRED, 0))},
     }
 
 
