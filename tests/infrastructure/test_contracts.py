@@ -1,5 +1,8 @@
 """Contracts between the files: what one file reads, another sets.
 
+Each function is sent what its event type declares, and the state machine reads only what
+its result type declares (the types are :mod:`hubmirror.steps.events`).
+
 Each variable the CodeBuild job reads (the buildspec, and every module the runner imports)
 must be set by its project in the template or by the state machine task that starts it;
 each variable the functions' settings read must be set by the template. A name that
@@ -9,9 +12,15 @@ drifts on one side fails here, not in the middle of a deployed run.
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import re
+import typing
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from tests.cfn import ROOT, render, source
@@ -154,3 +163,112 @@ def test_each_function_and_build_may_write_to_the_log_group_it_logs_to() -> None
         assert writable == [
             f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{{group}}}:log-stream:*"
         ], role
+
+
+# -- the state machine and the functions' event and result types ---------------------------
+
+DEFINITION = yaml.safe_load(ASL.read_text())
+PATH = re.compile(r"^\$\.([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
+
+
+def _states(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = dict(states)
+    for state in states.values():
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found |= _states(processor["States"])
+    return found
+
+
+STATES = _states(DEFINITION["States"])
+
+
+def _handler_types(state: dict[str, Any]) -> tuple[type, type]:
+    """The event and return types of the function a Lambda task invokes, from the template's Handler."""
+    placeholder = state["Parameters"]["FunctionName"]
+    logical = re.fullmatch(r"\$\{(\w+)Arn\}", placeholder).group(1)  # type: ignore[union-attr]
+    resources = source()["Resources"]
+    attribute = resources["SyncStateMachine"]["Properties"]["DefinitionSubstitutions"][f"{logical}Arn"]["Fn::GetAtt"]
+    function = (attribute.split(".") if isinstance(attribute, str) else attribute)[0]
+    module, _, name = resources[function]["Properties"]["Handler"].rpartition(".")
+    handler = inspect.unwrap(getattr(importlib.import_module(module), name))
+    hints = typing.get_type_hints(handler)
+    return hints["event"], hints["return"]
+
+
+def _paths(value: Any) -> Iterator[str]:
+    """Every ``$.a.b`` path a state reads, in its parameters and its ``*Path`` fields."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and (key.endswith(".$") or key.endswith("Path")):
+                yield item
+            else:
+                yield from _paths(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _paths(item)
+
+
+LAMBDA_TASKS = {name: s for name, s in STATES.items() if s.get("Resource") == "arn:aws:states:::lambda:invoke"}
+
+
+@pytest.mark.parametrize("name", sorted(LAMBDA_TASKS))
+def test_each_function_is_sent_what_its_event_type_declares(name: str) -> None:
+    event, _ = _handler_types(LAMBDA_TASKS[name])
+    sent = {key.removesuffix(".$") for key in LAMBDA_TASKS[name]["Parameters"]["Payload"]}
+    assert event.__required_keys__ <= sent <= event.__required_keys__ | event.__optional_keys__, (name, sent)
+
+
+@pytest.mark.parametrize("name", sorted(LAMBDA_TASKS))
+def test_the_state_machine_reads_only_what_each_function_returns(name: str) -> None:
+    _, result = _handler_types(LAMBDA_TASKS[name])
+    selected = LAMBDA_TASKS[name]["ResultSelector"]
+    for path in selected.values():
+        if path == "$.Payload":
+            continue
+        field = re.fullmatch(r"\$\.Payload\.(\w+)", path).group(1)  # type: ignore[union-attr]
+        assert field in result.__annotations__, (name, path)
+
+
+def _read_from(states: dict[str, dict[str, Any]], skip: tuple[str, ...] = ()) -> set[tuple[str, str | None]]:
+    found = set()
+    for name, state in states.items():
+        if name in skip:
+            continue
+        for path in _paths({k: v for k, v in state.items() if k not in ("ResultPath", "ResultSelector", "ItemProcessor")}):
+            match = PATH.match(path)
+            if match:
+                found.add((match.group(1), match.group(2)))
+    return found
+
+
+def test_the_map_reads_what_the_plan_returns_and_hands_each_batch_what_the_check_is_sent() -> None:
+    from hubmirror.steps.events import BatchEntry, CheckEvent, PlanResult
+
+    sync = DEFINITION["States"]["Sync"]
+    read = {top for top, _ in _read_from({"Sync": sync})}
+    assert read <= set(PlanResult.__annotations__), read - set(PlanResult.__annotations__)
+    assert sync["ItemSelector"]["batch.$"] == "$$.Map.Item.Value"  # one line of batches.json: a BatchEntry
+    assert CheckEvent.__annotations__["batch"] is BatchEntry
+    handed = {key.removesuffix(".$") for key in sync["ItemSelector"]}
+    children = _read_from(sync["ItemProcessor"]["States"])
+    written = {"check", "copy", "render", "build", "error"}  # ResultPaths of the child states
+    assert {top for top, _ in children} <= handed | written
+
+
+def test_after_the_report_the_state_machine_reads_only_what_the_report_returns() -> None:
+    from hubmirror.steps.events import ReportResult
+
+    after = {n: STATES[n] for n in ("Publish", "Any item failed?", "SyncFailed")}
+    read = _read_from(after)
+    assert {top for top, _ in read} == {"report"}
+    assert {field for _, field in read} <= set(ReportResult.__annotations__)
+
+
+def test_the_contract_checks_see_the_functions() -> None:
+    """The walk finds each Lambda task and its handler's types (a wrong walk would pass everything)."""
+    assert set(LAMBDA_TASKS) == {"Plan", "Check", "Render", "Report", "ReportRefusedPlan"}
+    event, result = _handler_types(LAMBDA_TASKS["Check"])
+    assert event.__name__ == "CheckEvent"
+    assert result.__name__ == "CheckResult"
+    assert ("report", "subject") in _read_from({"Publish": STATES["Publish"]})

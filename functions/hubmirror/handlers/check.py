@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -12,12 +11,13 @@ from hubmirror.domain.items import WorkItem
 from hubmirror.handlers._runtime import settings, store, target_client, upstream_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps.check import CHECK_RESERVE_SECONDS, check_batch
+from hubmirror.steps.events import CheckEvent, CheckResult
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: CheckEvent, context: LambdaContext) -> CheckResult:
     """``{"run", "batch": {"batch", "key"}, "force", "dry_run"}`` -> job keys and counts."""
     config = settings()
     run, batch = str(event["run"]), event["batch"]

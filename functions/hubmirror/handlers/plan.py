@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hubmirror.adapters.bundle import runner_bundle
 from hubmirror.handlers._runtime import settings, store, upstream_client
 from hubmirror.observability import logger, metrics, tracer
+from hubmirror.steps.events import PlanEvent, PlanResult
 from hubmirror.steps.plan import plan_run
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: PlanEvent, context: LambdaContext) -> PlanResult:
     """``{"execution": NAME, "input": {...}}`` -> the plan (run id, batch list location, counts)."""
     config = settings()
     run = str(event["execution"])

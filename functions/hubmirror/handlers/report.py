@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -13,6 +12,7 @@ from hubmirror.handlers._runtime import store, target_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps import report as reporting
 from hubmirror.steps.check import target_state
+from hubmirror.steps.events import ReportEvent, ReportResult
 from hubmirror.steps.runlock import release_run_lock
 
 METRIC_NAMES = {
@@ -27,7 +27,7 @@ METRIC_NAMES = {
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: ReportEvent, context: LambdaContext) -> ReportResult:
     """``{"run", "plan_error"?}`` -> subject, message, attributes and the failure count."""
     run = str(event["run"])
     logger.append_keys(execution=run)

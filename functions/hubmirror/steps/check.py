@@ -22,6 +22,7 @@ from hubmirror.domain.decisions import Action, Decision, Outcome, OutcomeName, T
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import INDEX_MEDIA_TYPES
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
+from hubmirror.steps.events import CheckResult
 
 logger = logging.getLogger(__name__)
 #: Manifest GETs a copy of an index of unknown size is expected to cost (index + platforms).
@@ -66,8 +67,15 @@ class BatchResult:
     build_job: str | None = None
     ratelimit_remaining: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    def to_dict(self) -> CheckResult:
+        return CheckResult(
+            batch=self.batch,
+            checked=self.checked,
+            counts=self.counts,
+            copy_job=self.copy_job,
+            build_job=self.build_job,
+            ratelimit_remaining=self.ratelimit_remaining,
+        )
 
 
 def target_state(client: Registry, item: WorkItem) -> TargetState | None:

@@ -13,6 +13,7 @@ from hubmirror.domain import keys
 from hubmirror.domain.decisions import Outcome, OutcomeName
 from hubmirror.domain.items import InputError, RunOptions, batches, few
 from hubmirror.domain.references import ImageReference
+from hubmirror.steps.events import PlanResult
 from hubmirror.steps.runlock import LockStore, release_run_lock, take_run_lock
 
 #: Lists an upstream repository's tags; raises to say it could not.
@@ -44,8 +45,19 @@ class Plan:
     map_concurrency: int
     entry_failures: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    def to_dict(self) -> PlanResult:
+        return PlanResult(
+            run=self.run,
+            bucket=self.bucket,
+            batches_key=self.batches_key,
+            items=self.items,
+            batches=self.batches,
+            force=self.force,
+            dry_run=self.dry_run,
+            source=self.source,
+            map_concurrency=self.map_concurrency,
+            entry_failures=self.entry_failures,
+        )
 
 
 def list_selected_tags(

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from hubmirror.domain import keys
 from hubmirror.domain.dockerfile import render_context
 from hubmirror.domain.items import WorkItem
+from hubmirror.steps.events import RenderResult
 
 
 class RenderStore(Protocol):
@@ -16,7 +17,7 @@ class RenderStore(Protocol):
     def exists(self, key: str) -> bool: ...
 
 
-def render_job(store: RenderStore, job_key: str) -> dict[str, Any]:
+def render_job(store: RenderStore, job_key: str) -> RenderResult:
     """Render and upload the build context of every item of a build job.
 
     The job file is rewritten with each item's ``context`` key and Dockerfile, so the
@@ -34,4 +35,4 @@ def render_job(store: RenderStore, job_key: str) -> dict[str, Any]:
         entry["context"] = key
         entry["dockerfile"] = context.dockerfile
     store.put_json(job_key, job)
-    return {"job": job_key, "contexts": len(job["items"]), "uploaded": rendered}
+    return RenderResult(job=job_key, contexts=len(job["items"]), uploaded=rendered)

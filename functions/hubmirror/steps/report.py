@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from hubmirror.domain import keys
 from hubmirror.domain.decisions import OUTCOMES, Outcome, OutcomeName, TargetState, decide, short
 from hubmirror.domain.items import Kind, WorkItem
+from hubmirror.steps.events import ReportResult
 
 #: SNS Publish: a subject is "less than 100 characters long"
 #: (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
@@ -299,20 +300,20 @@ def sns_attributes(report: Report) -> dict[str, dict[str, str]]:
     }
 
 
-def summary(report: Report) -> dict[str, Any]:
+def summary(report: Report) -> ReportResult:
     """What the state machine carries after the report step (small)."""
-    return {
-        "run": report.run,
-        "status": report.status,
-        "failed": report.failed,
-        "counts": report.counts,
-        "subject": subject(report),
-        "message": sns_message(report),
-        "attributes": sns_attributes(report),
-        "cause": f"{report.failed} item(s) failed; see {report.location or 'the report'}"
+    return ReportResult(
+        run=report.run,
+        status=report.status,
+        failed=report.failed,
+        counts=report.counts,
+        subject=subject(report),
+        message=sns_message(report),
+        attributes=sns_attributes(report),
+        cause=f"{report.failed} item(s) failed; see {report.location or 'the report'}"
         if report.outcomes or not report.plan_error
         else (report.plan_error or "")[:2000],
-    }
+    )
 
 
 def save(store: ReportStore, report: Report) -> str:

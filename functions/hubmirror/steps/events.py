@@ -1,0 +1,83 @@
+"""What the state machine sends each function, and what it reads back.
+
+The functions' ``event`` and return types; ``tests/infrastructure/test_contracts.py`` holds
+them to the state machine's ``Parameters`` (what is sent) and ``ResultSelector`` and paths
+(what is read), so a name that drifts on either side fails there, not in a deployed run.
+"""
+
+from typing import Any, NotRequired, TypedDict
+
+
+class PlanEvent(TypedDict):
+    execution: str
+    #: the execution input, as typed in the console: validated by the plan
+    input: Any
+
+
+class PlanResult(TypedDict):
+    """The state the Distributed Map starts from (``OutputPath: $.plan``)."""
+
+    run: str
+    bucket: str
+    batches_key: str
+    items: int
+    batches: int
+    force: bool
+    dry_run: bool
+    source: str
+    map_concurrency: int
+    entry_failures: int
+
+
+class BatchEntry(TypedDict):
+    """One line of ``batches.json``: what the Map hands each child as ``$$.Map.Item.Value``."""
+
+    batch: str
+    key: str
+    items: int
+
+
+class CheckEvent(TypedDict):
+    run: str
+    batch: BatchEntry
+    force: bool
+    dry_run: bool
+
+
+class CheckResult(TypedDict):
+    batch: str
+    checked: int
+    counts: dict[str, int]
+    copy_job: str | None
+    build_job: str | None
+    ratelimit_remaining: int | None
+
+
+class RenderEvent(TypedDict):
+    run: str
+    job: str
+
+
+class RenderResult(TypedDict):
+    job: str
+    contexts: int
+    uploaded: int
+
+
+class ReportEvent(TypedDict):
+    run: str
+    #: the plan's error (``Error``, ``Cause``) when the plan refused the run
+    plan_error: NotRequired[dict[str, Any]]
+
+
+class ReportResult(TypedDict):
+    """What the publish step and the verdict read (``$.report``)."""
+
+    run: str
+    status: str
+    failed: int
+    counts: dict[str, int]
+    subject: str
+    message: str
+    attributes: dict[str, dict[str, str]]
+    cause: str
