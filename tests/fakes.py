@@ -6,9 +6,15 @@ machine uses the real ones on the local stack (``devstack``).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from hubmirror.adapters.registry.errors import ManifestUnknownError, RateLimitedError, RegistryError
+from hubmirror.adapters.registry.model import Manifest, ManifestHead
 
 
 class MemoryStore:
@@ -47,3 +53,101 @@ class MemoryStore:
 
     def exists(self, key: str) -> bool:
         return key in self.objects
+
+
+class FakeRegistry:
+    """A registry for the check (``head_manifest``, ``get_manifest``) answering from dicts.
+
+    ``slow`` references wait on :attr:`release` first; ``limited`` ones answer 429 and
+    ``broken`` ones a server error; anything else not in ``heads`` is ``MANIFEST_UNKNOWN``.
+    ``requests`` counts what was asked, as ``(method, reference)``.
+    """
+
+    def __init__(
+        self,
+        heads: dict[str, ManifestHead],
+        *,
+        slow: frozenset[str] = frozenset(),
+        manifests: Mapping[str, Manifest] | None = None,
+    ) -> None:
+        self.heads = heads
+        self.manifests = dict(manifests or {})
+        self.slow = slow
+        self.release = threading.Event()
+        self.limited: set[str] = set()
+        self.broken: set[str] = set()
+        self.requests: list[tuple[str, str]] = []
+
+    def _answer(self, method: str, reference: str) -> None:
+        self.requests.append((method, reference))
+        if reference in self.slow:
+            self.release.wait(10)
+        if reference in self.limited:
+            raise RateLimitedError("upstream fake.example/x: the registry answered 429 3 times", retry_after=60)
+        if reference in self.broken:
+            raise RegistryError("target fake.example/x: server error 500", status=500)
+
+    def head_manifest(self, repository: str, reference: str) -> ManifestHead:
+        self._answer("HEAD", reference)
+        if reference not in self.heads:
+            raise ManifestUnknownError(f"fake.example/{repository}: {reference} not found", status=404)
+        return self.heads[reference]
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        self._answer("GET", reference)
+        if reference not in self.manifests:
+            raise ManifestUnknownError(f"fake.example/{repository}: {reference} not found", status=404)
+        return self.manifests[reference]
+
+
+@dataclass
+class FakeResponse:
+    """Enough of ``urllib3.BaseHTTPResponse`` for the registry client."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    data: bytes = b""
+    released: bool = False
+
+    def read(self, amount: int | None = None) -> bytes:
+        data, self.data = (self.data, b"") if amount is None else (self.data[:amount], self.data[amount:])
+        return data
+
+    def release_conn(self) -> None:
+        self.released = True
+
+    def drain_conn(self) -> None:
+        self.data = b""
+
+    def close(self) -> None:
+        self.released = True
+
+
+@dataclass
+class Sent:
+    method: str
+    url: str
+    headers: dict[str, str]
+
+
+class FakePool:
+    """A ``urllib3.PoolManager`` answering from a script: each answer is taken by the first
+    request whose method and URL match (``url`` is a prefix), in order; ``sent`` records
+    every request with the headers it carried. An answer may be an exception to raise."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[str, str, FakeResponse | BaseException | Callable[[], FakeResponse]]] = []
+        self.sent: list[Sent] = []
+
+    def answer(self, method: str, url: str, response: FakeResponse | BaseException, *, times: int = 1) -> None:
+        self.script.extend([(method, url, response)] * times)
+
+    def request(self, method: str, url: str, headers: Mapping[str, str] | None = None, **_: Any) -> FakeResponse:
+        self.sent.append(Sent(method, url, dict(headers or {})))
+        for n, (want_method, prefix, response) in enumerate(self.script):
+            if want_method == method and url.startswith(prefix):
+                del self.script[n]
+                if isinstance(response, BaseException):
+                    raise response
+                return response() if callable(response) else response
+        raise AssertionError(f"unscripted request {method} {url}")

@@ -235,7 +235,9 @@ def _read_from(states: dict[str, dict[str, Any]], skip: tuple[str, ...] = ()) ->
     for name, state in states.items():
         if name in skip:
             continue
-        for path in _paths({k: v for k, v in state.items() if k not in ("ResultPath", "ResultSelector", "ItemProcessor")}):
+        for path in _paths(
+            {k: v for k, v in state.items() if k not in ("ResultPath", "ResultSelector", "ItemProcessor")}
+        ):
             match = PATH.match(path)
             if match:
                 found.add((match.group(1), match.group(2)))

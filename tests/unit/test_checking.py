@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import threading
+import datetime as dt
 import time
 
-from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import RateLimitedError
 from hubmirror.adapters.registry.model import MANIFEST_MAX_BYTES, ManifestHead
 from hubmirror.domain.items import WorkItem
-from hubmirror.domain.ratelimit import PullBudget
-from hubmirror.steps.check import NOT_CHECKED_IN_TIME, check_batch, check_item
-from tests.fakes import MemoryStore
+from hubmirror.domain.ratelimit import PullBudget, RateLimit
+from hubmirror.steps.check import NOT_CHECKED_IN_TIME, ItemCheck, check_batch, check_item
+from tests.fakes import FakeRegistry, MemoryStore
 
 DIGEST = "sha256:" + "a" * 64
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-class FakeRegistry(RegistryClient):
-    """Answers HEADs from a dict; ``slow`` tags wait on an event first; ``limited`` ones answer 429."""
-
-    def __init__(self, heads: dict[str, ManifestHead], *, slow: frozenset[str] = frozenset()) -> None:
-        super().__init__("fake.example")
-        self.heads = heads
-        self.slow = slow
-        self.release = threading.Event()
-        self.limited: set[str] = set()
-
-    def head_manifest(self, repository: str, reference: str) -> ManifestHead:
-        if reference in self.slow:
-            self.release.wait(10)
-        if reference in self.limited:
-            raise RateLimitedError("upstream fake.example/x: the registry answered 429 3 times", retry_after=60)
-        return self.heads[reference]
 
 
 def item(tag: str) -> WorkItem:
@@ -95,3 +75,74 @@ def test_items_unchecked_at_the_deadline_end_deferred_and_the_rest_are_kept() ->
     assert outcomes["mirror/app:2"]["outcome"] == "deferred"
     assert outcomes["mirror/app:2"]["reason"] == NOT_CHECKED_IN_TIME
     assert result.counts == {"unchanged": 1, "deferred": 1}
+
+
+OTHER = "sha256:" + "b" * 64
+
+
+def check(one: WorkItem, upstream: FakeRegistry, target: FakeRegistry, **options: object) -> ItemCheck:
+    settings: dict[str, object] = {"budget": PullBudget(0), "force": False, "dry_run": False, **options}
+    return check_item(one, upstream=lambda _: upstream, target=target, **settings)  # type: ignore[arg-type]
+
+
+def test_a_pinned_digest_gone_upstream_fails_naming_the_digest() -> None:
+    pinned = WorkItem("docker.io/library/app", "1", "mirror/app", "1", pinned=DIGEST)
+    result = check(pinned, FakeRegistry({}), FakeRegistry({}))
+    assert result.outcome is not None
+    assert result.outcome.outcome == "failed"
+    assert result.outcome.reason.startswith(f"pinned digest {DIGEST} is gone upstream: ")
+
+
+def test_a_tag_gone_upstream_fails_as_not_found() -> None:
+    result = check(item("1"), FakeRegistry({}), FakeRegistry({}))
+    assert result.outcome is not None
+    assert result.outcome.outcome == "failed"
+    assert result.outcome.reason.startswith("not found upstream: ")
+
+
+def test_a_target_that_cannot_answer_fails_the_item_and_keeps_the_upstream_digest() -> None:
+    target = FakeRegistry({})
+    target.broken.add("1")
+    result = check(item("1"), FakeRegistry({"1": ManifestHead(DIGEST, OCI_MANIFEST, 100)}), target)
+    assert result.outcome is not None
+    assert result.outcome.outcome == "failed"
+    assert result.outcome.reason == "registry: target fake.example/x: server error 500"
+    assert result.outcome.upstream_digest == DIGEST
+
+
+def test_a_dry_run_says_what_it_would_do_and_spends_no_pull() -> None:
+    upstream = FakeRegistry({"1": ManifestHead(DIGEST, OCI_MANIFEST, 100)})
+    target = FakeRegistry({"1": ManifestHead(OTHER, OCI_MANIFEST, 100)})
+    result = check(item("1"), upstream, target, dry_run=True)
+    assert result.outcome is not None
+    assert result.outcome.outcome == "would_copy"
+    assert result.outcome.reason.startswith("dry run: upstream moved to ")
+    assert upstream.requests == [("HEAD", "1")]  # a HEAD only: no manifest GET
+
+
+def test_a_derived_item_reads_the_target_manifest_for_its_recipe() -> None:
+    built = WorkItem("docker.io/library/app", "1", "mirror/app", "1", build_commands=("RUN true",))
+    target = FakeRegistry({})  # no such tag: the GET says MANIFEST_UNKNOWN
+    result = check(built, FakeRegistry({"1": ManifestHead(DIGEST, OCI_MANIFEST, 100)}), target)
+    assert target.requests == [("GET", "1")]
+    assert result.outcome is None
+    assert result.decision is not None
+    assert result.decision.action == "build"
+
+
+def test_a_low_pull_budget_defers_the_copy_until_the_window_resets() -> None:
+    head = ManifestHead(DIGEST, OCI_MANIFEST, 100, ratelimit=RateLimit(limit=100, remaining=3, window=21600))
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    result = check(item("1"), FakeRegistry({"1": head}), FakeRegistry({}), budget=PullBudget(5), now=now)
+    assert result.outcome is not None
+    assert result.outcome.outcome == "deferred"
+    assert "pull budget low (3 of 100 pulls left, floor 5)" in result.outcome.reason
+    assert result.outcome.retry_after == "2026-12-01T18:00:00Z"
+
+
+def test_an_item_that_needs_a_copy_gets_no_outcome_here() -> None:
+    result = check(item("1"), FakeRegistry({"1": ManifestHead(DIGEST, OCI_MANIFEST, 100)}), FakeRegistry({}))
+    assert result.outcome is None
+    assert result.decision is not None
+    assert result.decision.action == "copy"
+    assert "does not exist in the target" in result.decision.reason
