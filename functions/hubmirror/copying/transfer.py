@@ -26,13 +26,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.errors import BlobDownloadError, RegistryError
 from hubmirror.adapters.registry.model import LAYER_MAX_BYTES, Manifest
 from hubmirror.copying.blobindex import BlobIndex
-from hubmirror.domain.oci import INDEX_MEDIA_TYPES, OCI_INDEX, sha256_digest
+from hubmirror.domain.oci import INDEX_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST, sha256_digest
 
 
 @dataclass
@@ -367,7 +367,7 @@ class Transfer:
         if spool is not None:
             shutil.rmtree(spool, ignore_errors=True)
 
-    # -- registry to registry ------------------------------------------------------------
+    # -- an image, from a registry or an OCI layout ---------------------------------------
     def copy(
         self,
         source: RegistryClient,
@@ -380,11 +380,32 @@ class Transfer:
         before_tag: Callable[[Manifest], None] | None = None,
         deadline: float | None = None,
     ) -> str:
-        """Copy ``source_repository@digest`` to ``repository:tag``; returns the tag's digest.
+        """Copy ``source_repository@digest`` from a registry to ``repository:tag`` (see :meth:`push`)."""
+        origin = RegistrySource(source, source_repository)
+        return self.push(origin, digest, repository, tag, keep=keep, before_tag=before_tag, deadline=deadline)
 
-        With ``tag`` None the image is written by digest only (untagged), as a build stages
-        its base image next to the image it builds. ``before_tag`` may refuse the image
-        (raise) once everything it points to is in the target, before the tag is written.
+    def push_layout(self, layout: Path, index_digest: str, repository: str, tag: str) -> str:
+        """Push the index ``index_digest`` of an OCI image layout, and what it lists, to ``repository:tag``."""
+        return self.push(LayoutSource(layout), index_digest, repository, tag)
+
+    def push(
+        self,
+        source: ImageSource,
+        digest: str,
+        repository: str,
+        tag: str | None,
+        *,
+        keep: Callable[[Manifest], dict[str, Any] | None] | None = None,
+        before_tag: Callable[[Manifest], None] | None = None,
+        deadline: float | None = None,
+    ) -> str:
+        """Write the image ``digest`` of ``source`` to ``repository:tag``; returns the tag's digest.
+
+        Blobs first (see :meth:`ensure_blobs`), then each image manifest byte for byte, then
+        the index, the tag last. With ``tag`` None the image is written by digest only
+        (untagged), as a build stages its base image next to the image it builds.
+        ``before_tag`` may refuse the image (raise) once everything it points to is in the
+        target, before the tag is written.
 
         ``keep`` sees the top manifest first: it may refuse it (raise), or return a rewritten
         index (platforms selected, annotations added; its own ``mediaType``) to write
@@ -396,64 +417,89 @@ class Transfer:
         """
         held: list[str] = []
         try:
-            top = self._fetch_manifest(source, source_repository, digest)
+            top = self._manifest(source, digest)
             rewritten = keep(top) if keep else None
-
-            def fetch(descriptor: Mapping[str, Any]) -> Any:
-                blob = str(descriptor["digest"])
-                return source.open_blob(source_repository, blob, size=int(descriptor["size"]), deadline=deadline)
-
+            fetch = partial(source.blob, deadline=deadline)
             ensure = partial(self.ensure_blobs, repository, fetch=fetch, held=held, deadline=deadline)
-            where = f"{source.side} {source.host}/{source_repository}"
             if top.media_type in INDEX_MEDIA_TYPES:
                 listed = (rewritten or top.document())["manifests"]
                 for child_digest in dict.fromkeys(str(child["digest"]) for child in listed):  # each fetched once
-                    manifest = self._fetch_manifest(source, source_repository, child_digest)
+                    manifest = self._manifest(source, child_digest)
                     if manifest.media_type in INDEX_MEDIA_TYPES:
                         raise RegistryError(
-                            f"{where}: {manifest.digest} is an index inside an index; nested indexes are not supported"
+                            f"{source.where}: {manifest.digest} is an index inside an index; "
+                            "nested indexes are not supported"
                         )
-                    ensure(_blobs(manifest.document(), where))
+                    ensure(_blobs(manifest.document(), source.where))
                     self.target.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
                 if rewritten is not None:
                     body = json.dumps(rewritten, separators=(",", ":")).encode()
                     media_type = str(rewritten.get("mediaType") or OCI_INDEX)
                     return self.target.put_manifest(repository, tag or sha256_digest(body), body, media_type)
             else:
-                ensure(_blobs(top.document(), where))
+                ensure(_blobs(top.document(), source.where))
             if before_tag is not None:
                 before_tag(top)
             return self.target.put_manifest(repository, tag or top.digest, top.body, top.media_type)
         finally:
             self.let_go(held)
 
-    def _fetch_manifest(self, source: RegistryClient, repository: str, digest: str) -> Manifest:
-        manifest = source.get_manifest(repository, digest)
-        self.stats.add("manifests_fetched")
+    def _manifest(self, source: ImageSource, digest: str) -> Manifest:
+        manifest = source.manifest(digest)
+        if source.pulls:
+            self.stats.add("manifests_fetched")
         return manifest
 
-    # -- OCI layout to registry ------------------------------------------------------------
-    def push_layout(self, layout: Path, index_digest: str, repository: str, tag: str) -> str:
-        """Push the index ``index_digest`` of an OCI image layout, and what it lists, to ``repository:tag``."""
-        blobs = layout / "blobs" / "sha256"
 
-        def read(digest: str) -> bytes:
-            data = (blobs / digest.split(":", 1)[1]).read_bytes()
-            if sha256_digest(data) != digest:
-                raise RegistryError(f"{layout}: blob {digest} does not match its content")
-            return data
+class ImageSource(Protocol):
+    """Where an image's manifests and blobs come from: a registry, or an OCI layout on disk."""
 
-        def fetch(descriptor: Mapping[str, Any]) -> Any:
-            return (blobs / str(descriptor["digest"]).split(":", 1)[1]).open("rb")
+    #: named in every error: ``upstream HOST/REPOSITORY``, or the layout's path
+    where: str
+    #: whether reading a manifest costs a pull (counted in :class:`TransferStats`)
+    pulls: bool
 
-        index_body = read(index_digest)
-        index = json.loads(index_body)
-        held: list[str] = []
-        try:
-            for child in index["manifests"]:
-                body = read(str(child["digest"]))
-                self.ensure_blobs(repository, _blobs(json.loads(body)), fetch, held=held)
-                self.target.put_manifest(repository, str(child["digest"]), body, str(child["mediaType"]))
-            return self.target.put_manifest(repository, tag, index_body, str(index.get("mediaType") or OCI_INDEX))
-        finally:
-            self.let_go(held)
+    def manifest(self, digest: str) -> Manifest: ...
+    def blob(self, descriptor: Mapping[str, Any], *, deadline: float | None = None) -> Any: ...
+
+
+class RegistrySource:
+    """An image in a registry repository: manifest GETs (pulls on Docker Hub), streamed blobs."""
+
+    pulls = True
+
+    def __init__(self, client: RegistryClient, repository: str) -> None:
+        self.client = client
+        self.repository = repository
+        self.where = f"{client.side} {client.host}/{repository}"
+
+    def manifest(self, digest: str) -> Manifest:
+        return self.client.get_manifest(self.repository, digest)
+
+    def blob(self, descriptor: Mapping[str, Any], *, deadline: float | None = None) -> Any:
+        digest, size = str(descriptor["digest"]), int(descriptor["size"])
+        return self.client.open_blob(self.repository, digest, size=size, deadline=deadline)
+
+
+class LayoutSource:
+    """An image in an OCI image layout (what buildah writes): files under ``blobs/sha256/``."""
+
+    pulls = False
+
+    def __init__(self, layout: Path) -> None:
+        self.blobs = layout / "blobs" / "sha256"
+        self.where = str(layout)
+
+    def _path(self, digest: str) -> Path:
+        return self.blobs / digest.split(":", 1)[1]
+
+    def manifest(self, digest: str) -> Manifest:
+        body = self._path(digest).read_bytes()
+        if sha256_digest(body) != digest:
+            raise RegistryError(f"{self.where}: blob {digest} does not match its content")
+        document = json.loads(body)
+        fallback = OCI_INDEX if "manifests" in document else OCI_MANIFEST
+        return Manifest(digest=digest, media_type=str(document.get("mediaType") or fallback), body=body)
+
+    def blob(self, descriptor: Mapping[str, Any], *, deadline: float | None = None) -> Any:
+        return self._path(str(descriptor["digest"])).open("rb")
