@@ -274,3 +274,13 @@ def test_the_contract_checks_see_the_functions() -> None:
     assert event.__name__ == "CheckEvent"
     assert result.__name__ == "CheckResult"
     assert ("report", "subject") in _read_from({"Publish": STATES["Publish"]})
+
+
+def test_the_check_returns_exactly_the_fields_of_its_result_type() -> None:
+    """``BatchResult`` becomes ``CheckResult`` field for field."""
+    import dataclasses
+
+    from hubmirror.steps.check import BatchResult
+    from hubmirror.steps.events import CheckResult
+
+    assert [f.name for f in dataclasses.fields(BatchResult)] == list(CheckResult.__annotations__)

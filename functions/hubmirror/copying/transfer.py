@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.errors import BlobDownloadError, RegistryError
@@ -375,14 +375,10 @@ class Transfer:
         digest: str,
         repository: str,
         tag: str | None,
-        *,
-        keep: Callable[[Manifest], dict[str, Any] | None] | None = None,
-        before_tag: Callable[[Manifest], None] | None = None,
-        deadline: float | None = None,
+        **options: Unpack[PushOptions],
     ) -> str:
         """Copy ``source_repository@digest`` from a registry to ``repository:tag`` (see :meth:`push`)."""
-        origin = RegistrySource(source, source_repository)
-        return self.push(origin, digest, repository, tag, keep=keep, before_tag=before_tag, deadline=deadline)
+        return self.push(RegistrySource(source, source_repository), digest, repository, tag, **options)
 
     def push_layout(self, layout: Path, index_digest: str, repository: str, tag: str) -> str:
         """Push the index ``index_digest`` of an OCI image layout, and what it lists, to ``repository:tag``."""
@@ -449,6 +445,14 @@ class Transfer:
         if source.pulls:
             self.stats.add("manifests_fetched")
         return manifest
+
+
+class PushOptions(TypedDict, total=False):
+    """The options of :meth:`Transfer.push`, for the callers that pass them on."""
+
+    keep: Callable[[Manifest], dict[str, Any] | None] | None
+    before_tag: Callable[[Manifest], None] | None
+    deadline: float | None
 
 
 class ImageSource(Protocol):

@@ -34,8 +34,9 @@ def handler(event: PlanEvent, context: LambdaContext) -> PlanResult:
         default_platforms=config.default_platforms,
     )
     metrics.add_metadata(key="execution", value=run)
-    metrics.add_metric(name="ItemsPlanned", unit=MetricUnit.Count, value=plan.items)
+    metrics.add_metric(name="ItemsPlanned", unit=MetricUnit.Count, value=plan["items"])
     logger.info(
-        "planned", extra={"items": plan.items, "batches": plan.batches, "dry_run": plan.dry_run, "force": plan.force}
+        "planned",
+        extra={"items": plan["items"], "batches": plan["batches"], "dry_run": plan["dry_run"], "force": plan["force"]},
     )
-    return plan.to_dict()
+    return plan

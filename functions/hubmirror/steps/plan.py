@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hubmirror.allowlist.expansion import EntryFailure, entry_selected, expand, select
@@ -28,36 +27,6 @@ class PlanStore(LockStore, Protocol):
 
     @property
     def bucket(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the state machine carries forward: small, whatever the number of items."""
-
-    run: str
-    bucket: str
-    batches_key: str
-    items: int
-    batches: int
-    force: bool
-    dry_run: bool
-    source: str
-    map_concurrency: int
-    entry_failures: int = 0
-
-    def to_dict(self) -> PlanResult:
-        return PlanResult(
-            run=self.run,
-            bucket=self.bucket,
-            batches_key=self.batches_key,
-            items=self.items,
-            batches=self.batches,
-            force=self.force,
-            dry_run=self.dry_run,
-            source=self.source,
-            map_concurrency=self.map_concurrency,
-            entry_failures=self.entry_failures,
-        )
 
 
 def list_selected_tags(
@@ -97,7 +66,7 @@ def plan_run(
     bundle: tuple[str, bytes],
     list_tags: TagLister,
     default_platforms: tuple[str, ...] | None = None,
-) -> Plan:
+) -> PlanResult:
     """Validate the allowlist and the input, expand selectors, write items and batches.
 
     Raises ``AllowlistError`` or ``InputError`` before anything is written or any
@@ -141,7 +110,7 @@ def plan_run(
             key = store.put_json(keys.batch(run, chunk.id), [i.to_dict() for i in chunk.items])
             entries_list.append({"batch": chunk.id, "key": key, "items": len(chunk.items)})
         batches_key = store.put_json(keys.batches(run), entries_list)
-        return Plan(
+        return PlanResult(
             run=run,
             bucket=store.bucket,
             batches_key=batches_key,
