@@ -81,6 +81,19 @@ COPY_WORKERS = 4
 UPSTREAM_SECRET_VARIABLE = "HUBMIRROR_UPSTREAM_SECRET"  # noqa: S105 - the variable holding the secret's name
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """Everything the job reads from its environment (the CodeBuild project's), read once."""
+
+    #: the Secrets Manager secret with upstream credentials, if any
+    upstream_secret: str | None
+    repositories: RepositorySettings
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JobSettings:
+        return cls(upstream_secret=env.get(UPSTREAM_SECRET_VARIABLE), repositories=RepositorySettings.from_env(env))
+
+
 class JobError(RuntimeError):
     """An item could not be copied or built; the message is the report's reason."""
 
@@ -427,7 +440,6 @@ def run_job(
     environ: Mapping[str, str] | None = None,
 ) -> int:
     """Run one job; returns the process exit code (0: every item done, 1: some failed)."""
-    environ = os.environ if environ is None else environ
     if not uri.startswith("s3://") or "/" not in uri[5:]:
         print(f"hubmirror runner: expected s3://BUCKET/KEY, got {uri!r}", file=sys.stderr)
         return 2
@@ -435,11 +447,12 @@ def run_job(
     store = store_factory(bucket)
     job = store.get_json(key)
     target_registry = str(job["target_registry"])
-    ecr = ecr or Ecr(repositories=RepositorySettings.from_env(environ))
+    settings = JobSettings.from_env(os.environ if environ is None else environ)
+    ecr = ecr or Ecr(repositories=settings.repositories)
     target_credentials = ecr.credentials()
     target = RegistryClient(target_registry, target_credentials, retry=TARGET_RETRY, side="target")
     try:
-        upstream_credentials = load_credentials(environ.get(UPSTREAM_SECRET_VARIABLE))
+        upstream_credentials = load_credentials(settings.upstream_secret)
     except CredentialsError as exc:
         upstream_credentials = {}
         credentials_problem: str | None = str(exc)
