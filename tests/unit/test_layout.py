@@ -7,6 +7,7 @@ as much as one at the top; imports under ``if TYPE_CHECKING:`` are for the type 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +149,25 @@ def test_the_checks_see_the_folders() -> None:
     assert "urllib3" in imports("hubmirror.adapters.registry.client")
     assert reads_environment("hubmirror.settings")
     assert "hubmirror.adapters.registry.client" in closure("hubmirror.copying.transfer")
+
+
+README = PACKAGE.parents[1] / "README.md"
+
+
+def test_the_readme_describes_every_folder_and_every_module_it_names_exists() -> None:
+    text = README.read_text()
+    layout = text[text.index("## Layout\n") : text.index("\n## ", text.index("## Layout\n") + 1)]
+    folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    for name in folders:
+        assert f"**`{name}/`**" in layout, f"the README's layout section does not describe {name}/"
+    described = re.findall(r"\*\*`(\w+)/`\*\*", layout)
+    assert sorted(described) == folders
+    for folder, paragraph in re.findall(r"\*\*`(\w+)/`\*\*:(.*?)(?=\n- |\Z)", layout, re.S):
+        for module in re.findall(r"`(\w+)`", paragraph):
+            candidates = [
+                PACKAGE / folder / f"{module}.py",
+                PACKAGE / folder / module,
+                PACKAGE / f"{module}.py",
+                *PACKAGE.glob(f"{folder}/*/{module}.py"),
+            ]
+            assert any(c.exists() for c in candidates) or module in ("Protocol", "JobSettings"), (folder, module)
