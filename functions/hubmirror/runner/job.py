@@ -35,7 +35,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -432,6 +432,79 @@ def _attempt(
     )
 
 
+@dataclass
+class _Job:
+    """One job file being worked through: its clients, budget, deadlines and outcomes so far."""
+
+    job: Mapping[str, Any]
+    store: Any
+    ecr: Ecr
+    transfer: Transfer
+    upstream_credentials: Mapping[str, Credentials]
+    credentials_problem: str | None
+    tools: Toolbox
+    budget: PullBudget
+    job_deadline: float
+    item_seconds: float
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    failed: int = 0
+    _upstreams: dict[str, RegistryClient] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def kind(self) -> str:
+        return str(self.job["kind"])
+
+    def upstream(self, host: str) -> RegistryClient:
+        with self._lock:
+            return self._upstreams.setdefault(host, RegistryClient(host, for_host(self.upstream_credentials, host)))
+
+    def process(self, number: int, entry: Mapping[str, Any]) -> None:
+        """Copy or build one item, then write every outcome so far (a job killed later loses none)."""
+        item = WorkItem.from_dict(entry)
+        upstream = self.upstream(item.upstream.api_host)
+        target_registry = str(self.job["target_registry"])
+        print(f"== {self.kind} {item.key} -> {target_registry}/{item.target}: {entry.get('reason', '')}", flush=True)
+        deadline = min(time.monotonic() + self.item_seconds, self.job_deadline)
+
+        def work() -> str:
+            if time.monotonic() > self.job_deadline:
+                raise DeferredError(NOT_STARTED_IN_TIME, retry_after=None)
+            self.ecr.ensure_repository(item.target_repository)
+            if self.kind != Kind.BUILD:
+                return copy_item(
+                    entry, transfer=self.transfer, upstream=upstream, budget=self.budget, deadline=deadline
+                )
+            return build_item(
+                entry,
+                tools=self.tools,
+                store=self.store,
+                transfer=self.transfer,
+                upstream=upstream,
+                target_registry=target_registry,
+                number=number,
+                budget=self.budget,
+                deadline=deadline,
+            )
+
+        started = time.monotonic()
+        outcome = _attempt(item, entry, job_kind=self.kind, refuse=self.credentials_problem, work=work)
+        print(f"== {outcome.outcome} {item.target}: {outcome.reason} ({time.monotonic() - started:.1f}s)", flush=True)
+        with self._lock:
+            self.failed += outcome.outcome == OutcomeName.FAILED
+            self.outcomes.append(outcome.to_dict())
+            self.store.put_json(self.job["outcomes_key"], self.outcomes)
+
+    def run(self) -> None:
+        entries = list(enumerate(self.job["items"]))
+        if self.kind == Kind.BUILD:  # one buildah storage: builds one after the other
+            for number, entry in entries:
+                self.process(number, entry)
+        else:  # copies are I/O: several at once
+            with ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
+                list(pool.map(lambda pair: self.process(*pair), entries))
+
+
 def run_job(
     uri: str,
     *,
@@ -458,71 +531,28 @@ def run_job(
         credentials_problem: str | None = str(exc)
     else:
         credentials_problem = None
-    upstream_clients: dict[str, RegistryClient] = {}
     transfer = Transfer(target, S3BlobIndex(store))
-    budget = PullBudget(int(job.get("ratelimit_floor") or 0))
-    started_job = time.monotonic()
-    item_seconds = float(job.get("item_deadline_seconds") or ITEM_DEADLINE_SECONDS)
-    job_deadline = started_job + float(job.get("job_deadline_seconds") or JOB_DEADLINE_SECONDS)
-    outcomes: list[dict[str, Any]] = []
-    failed = 0
     workdir = Path(tempfile.mkdtemp(prefix="hubmirror-job-"))
     try:
-        tools = Toolbox.create(workdir, {target_registry: target_credentials})
-        lock = threading.Lock()
-
-        def process(number: int, entry: Mapping[str, Any]) -> None:
-            nonlocal failed
-            item = WorkItem.from_dict(entry)
-            host = item.upstream.api_host
-            with lock:
-                upstream = upstream_clients.setdefault(host, RegistryClient(host, for_host(upstream_credentials, host)))
-            print(
-                f"== {job['kind']} {item.key} -> {target_registry}/{item.target}: {entry.get('reason', '')}", flush=True
-            )
-
-            deadline = min(time.monotonic() + item_seconds, job_deadline)
-
-            def work() -> str:
-                if time.monotonic() > job_deadline:
-                    raise DeferredError(NOT_STARTED_IN_TIME, retry_after=None)
-                ecr.ensure_repository(item.target_repository)
-                if job["kind"] != Kind.BUILD:
-                    return copy_item(entry, transfer=transfer, upstream=upstream, budget=budget, deadline=deadline)
-                return build_item(
-                    entry,
-                    tools=tools,
-                    store=store,
-                    transfer=transfer,
-                    upstream=upstream,
-                    target_registry=target_registry,
-                    number=number,
-                    budget=budget,
-                    deadline=deadline,
-                )
-
-            started = time.monotonic()
-            outcome = _attempt(item, entry, job_kind=str(job["kind"]), refuse=credentials_problem, work=work)
-            print(
-                f"== {outcome.outcome} {item.target}: {outcome.reason} ({time.monotonic() - started:.1f}s)", flush=True
-            )
-            with lock:
-                failed += outcome.outcome == OutcomeName.FAILED
-                outcomes.append(outcome.to_dict())
-                store.put_json(job["outcomes_key"], outcomes)
-
-        entries = list(enumerate(job["items"]))
-        if job["kind"] == Kind.BUILD:  # one buildah storage: builds one after the other
-            for number, entry in entries:
-                process(number, entry)
-        else:  # copies are I/O: several at once
-            with ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
-                list(pool.map(lambda pair: process(*pair), entries))
+        work = _Job(
+            job=job,
+            store=store,
+            ecr=ecr,
+            transfer=transfer,
+            upstream_credentials=upstream_credentials,
+            credentials_problem=credentials_problem,
+            tools=Toolbox.create(workdir, {target_registry: target_credentials}),
+            budget=PullBudget(int(job.get("ratelimit_floor") or 0)),
+            job_deadline=time.monotonic() + float(job.get("job_deadline_seconds") or JOB_DEADLINE_SECONDS),
+            item_seconds=float(job.get("item_deadline_seconds") or ITEM_DEADLINE_SECONDS),
+        )
+        work.run()
     finally:
         transfer.close()
         shutil.rmtree(workdir, ignore_errors=True)
     print(
-        f"hubmirror runner: {len(outcomes) - failed} done, {failed} failed; blobs {transfer.stats.to_dict()}",
+        f"hubmirror runner: {len(work.outcomes) - work.failed} done, {work.failed} failed; "
+        f"blobs {transfer.stats.to_dict()}",
         flush=True,
     )
-    return 1 if failed else 0
+    return 1 if work.failed else 0
