@@ -351,7 +351,14 @@ class RegistryClient:
         stream: bool,
         scope: str,
     ) -> urllib3.BaseHTTPResponse:
-        """One attempt. The registry's ``Authorization`` goes to the registry's host only: a
+        """One attempt, authorised (:meth:`_authorise`); redirects are the caller's to follow."""
+        self._authorise(headers, url, scope)
+        return self.pool.request(
+            method, url, headers=headers, body=body, timeout=self.timeout, redirect=False, preload_content=not stream
+        )
+
+    def _authorise(self, headers: dict[str, str], url: str, scope: str) -> None:
+        """Set the registry's ``Authorization`` for a request to the registry's own host only: a
         redirect to another host (a CDN, a pre-signed S3 URL) carries its own authentication,
         and S3 refuses a request that also sends an ``Authorization`` header."""
         headers.pop("Authorization", None)
@@ -359,9 +366,6 @@ class RegistryClient:
             authorization = self.auth.header(scope)
             if authorization:
                 headers["Authorization"] = authorization
-        return self.pool.request(
-            method, url, headers=headers, body=body, timeout=self.timeout, redirect=False, preload_content=not stream
-        )
 
     def _on_host(self, url: str) -> bool:
         return urlsplit(url).netloc == urlsplit(self.base_url).netloc
