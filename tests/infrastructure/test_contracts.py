@@ -284,3 +284,26 @@ def test_the_check_returns_exactly_the_fields_of_its_result_type() -> None:
     from hubmirror.steps.events import CheckResult
 
     assert [f.name for f in dataclasses.fields(BatchResult)] == list(CheckResult.__annotations__)
+
+
+#: What the job's image provides beside the standard library (tools.env's python3-boto3, with
+#: its dependencies python3-botocore and python3-urllib3).
+IMAGE_LIBRARIES = {"boto3", "botocore", "urllib3"}
+
+
+def test_the_job_imports_nothing_its_image_does_not_install() -> None:
+    import sys
+
+    modules = package_closure(PACKAGE / "runner" / "__main__.py")
+    imported: set[str] = set()
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = (
+        imported - set(sys.stdlib_module_names) - {"hubmirror", "__future__", "mypy_boto3_ecr", "mypy_boto3_s3"}
+    )
+    assert third_party <= IMAGE_LIBRARIES, third_party - IMAGE_LIBRARIES
+    assert "python3-boto3" in (PACKAGE / "runner" / "tools.env").read_text()
