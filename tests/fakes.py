@@ -151,3 +151,13 @@ class FakePool:
                     raise response
                 return response() if callable(response) else response
         raise AssertionError(f"unscripted request {method} {url}")
+
+
+@dataclass
+class FakeContext:
+    """The Lambda context fields Powertools reads when a handler is called directly."""
+
+    function_name: str = "hubmirror-report"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:hubmirror-report"
+    aws_request_id: str = "request-1"

@@ -14,7 +14,6 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 
 from hubmirror import observability
 from tests.cfn import ROOT, source
-from tests.fakes import MemoryStore
+from tests.fakes import FakeContext, MemoryStore
 
 PACKAGE = ROOT / "functions" / "hubmirror"
 STATE_MACHINE_METRICS = {"ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut"}
@@ -150,14 +149,6 @@ def test_the_alarm_name_is_one_the_key_and_topic_policies_let_publish() -> None:
 
 
 # -- logs and metrics of a real handler ------------------------------------------------
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "hubmirror-report"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:hubmirror-report"
-    aws_request_id: str = "request-1"
 
 
 @contextmanager
