@@ -1,7 +1,7 @@
 """Contracts between the files: what one file reads, another sets.
 
 Each function is sent what its event type declares, and the state machine reads only what
-its result type declares (the types are :mod:`hubmirror.steps.events`).
+its result type declares (the types are :mod:`hubmirror.steps.payloads`).
 
 Each variable the CodeBuild job reads (the buildspec, and every module the runner imports)
 must be set by its project in the template or by the state machine task that starts it;
@@ -245,7 +245,7 @@ def _read_from(states: dict[str, dict[str, Any]], skip: tuple[str, ...] = ()) ->
 
 
 def test_the_map_reads_what_the_plan_returns_and_hands_each_batch_what_the_check_is_sent() -> None:
-    from hubmirror.steps.events import BatchEntry, CheckEvent, PlanResult
+    from hubmirror.steps.payloads import BatchEntry, CheckEvent, PlanResult
 
     sync = DEFINITION["States"]["Sync"]
     read = {top for top, _ in _read_from({"Sync": sync})}
@@ -259,7 +259,7 @@ def test_the_map_reads_what_the_plan_returns_and_hands_each_batch_what_the_check
 
 
 def test_after_the_report_the_state_machine_reads_only_what_the_report_returns() -> None:
-    from hubmirror.steps.events import ReportResult
+    from hubmirror.steps.payloads import ReportResult
 
     after = {n: STATES[n] for n in ("Publish", "Any item failed?", "SyncFailed")}
     read = _read_from(after)
@@ -281,7 +281,7 @@ def test_the_check_returns_exactly_the_fields_of_its_result_type() -> None:
     import dataclasses
 
     from hubmirror.steps.check import BatchResult
-    from hubmirror.steps.events import CheckResult
+    from hubmirror.steps.payloads import CheckResult
 
     assert [f.name for f in dataclasses.fields(BatchResult)] == list(CheckResult.__annotations__)
 

@@ -11,7 +11,7 @@ from hubmirror.domain.items import WorkItem
 from hubmirror.handlers._runtime import settings, store, target_client, upstream_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps.check import CHECK_RESERVE_SECONDS, check_batch
-from hubmirror.steps.events import CheckEvent, CheckResult
+from hubmirror.steps.payloads import CheckEvent, CheckResult
 
 
 @logger.inject_lambda_context(clear_state=True)

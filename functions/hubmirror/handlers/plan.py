@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from hubmirror.adapters.bundle import runner_bundle
 from hubmirror.handlers._runtime import settings, store, upstream_client
 from hubmirror.observability import logger, metrics, tracer
-from hubmirror.steps.events import PlanEvent, PlanResult
+from hubmirror.steps.payloads import PlanEvent, PlanResult
 from hubmirror.steps.plan import plan_run
 
 

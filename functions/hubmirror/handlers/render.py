@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hubmirror.handlers._runtime import store
 from hubmirror.observability import logger, tracer
-from hubmirror.steps.events import RenderEvent, RenderResult
+from hubmirror.steps.payloads import RenderEvent, RenderResult
 from hubmirror.steps.render import render_job
 
 

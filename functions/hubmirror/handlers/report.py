@@ -12,7 +12,7 @@ from hubmirror.handlers._runtime import store, target_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps import report as reporting
 from hubmirror.steps.check import target_state
-from hubmirror.steps.events import ReportEvent, ReportResult
+from hubmirror.steps.payloads import ReportEvent, ReportResult
 from hubmirror.steps.runlock import release_run_lock
 
 METRIC_NAMES = {

@@ -22,7 +22,7 @@ from hubmirror.domain.decisions import Action, Decision, Outcome, OutcomeName, T
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import INDEX_MEDIA_TYPES
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
-from hubmirror.steps.events import CheckResult
+from hubmirror.steps.payloads import CheckResult
 
 logger = logging.getLogger(__name__)
 #: Manifest GETs a copy of an index of unknown size is expected to cost (index + platforms).

@@ -12,7 +12,7 @@ from hubmirror.domain import keys
 from hubmirror.domain.decisions import Outcome, OutcomeName
 from hubmirror.domain.items import InputError, RunOptions, batches, few
 from hubmirror.domain.references import ImageReference
-from hubmirror.steps.events import PlanResult
+from hubmirror.steps.payloads import PlanResult
 from hubmirror.steps.runlock import LockStore, release_run_lock, take_run_lock
 
 #: Lists an upstream repository's tags; raises to say it could not.

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 from hubmirror.domain import keys
 from hubmirror.domain.dockerfile import render_context
 from hubmirror.domain.items import WorkItem
-from hubmirror.steps.events import RenderResult
+from hubmirror.steps.payloads import RenderResult
 
 
 class RenderStore(Protocol):

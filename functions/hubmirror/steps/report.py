@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from hubmirror.domain import keys
 from hubmirror.domain.decisions import OUTCOMES, Outcome, OutcomeName, TargetState, decide, short
 from hubmirror.domain.items import Kind, WorkItem
-from hubmirror.steps.events import ReportResult
+from hubmirror.steps.payloads import ReportResult
 
 #: SNS Publish: a subject is "less than 100 characters long"
 #: (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
