@@ -324,8 +324,8 @@ def deploy(
     for logical, resource in resources.items():
         if resource["Type"] == "AWS::IAM::Role":
             statements = []
-            for policy in resource["Properties"].get("Policies", []):
-                for statement in resolver.resolve(policy["PolicyDocument"]["Statement"]):
+            for policy in resolver.resolve(resource["Properties"].get("Policies", [])):  # !If, AWS::NoValue
+                for statement in policy["PolicyDocument"]["Statement"]:
                     if (logical, statement.get("Sid", "")) not in without:  # a test takes one away
                         statements.append(statement)
             deployment.role_statements[logical] = statements

@@ -144,6 +144,10 @@ def _json_resource(service: str, action: str, body: Mapping[str, Any]) -> str:
         return key if key.startswith("arn:") else f"{arn}:key/{key}"
     if service == "logs":
         return f"{arn}:log-group:{body.get('logGroupName', '*')}:log-stream:{body.get('logStreamName', '*')}"
+    if service == "events" and action == "PutEvents":  # the bus each entry names (the default bus if none)
+        buses = {str(e.get("EventBusName") or "default") for e in body.get("Entries") or []}
+        (bus,) = buses if len(buses) == 1 else ("*",)
+        return bus if bus.startswith("arn:") else f"{arn}:event-bus/{bus}"
     return "*"
 
 

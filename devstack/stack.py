@@ -30,7 +30,7 @@ from typing import Any
 
 import boto3
 
-from devstack import codebuild, iam, lambdas, mapruns, sfnerrors
+from devstack import codebuild, eventsize, iam, lambdas, mapruns, sfnerrors
 from devstack.deploy import ACCOUNT, REGION, Deployment, access_key, deploy
 from devstack.ecrfront import EcrFront, Repository
 from devstack.hubfront import HubFront
@@ -82,6 +82,8 @@ class RunResult:
     iam_refused: list[Any] = field(default_factory=list)
     #: what the state machine's catchers recorded (``runs/<run>/errors/*.json``): step -> error
     step_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the EventBridge events the run put on the default bus, as a rule delivers them to SQS
+    published: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def tasks_failed(self) -> list[dict[str, Any]]:
@@ -149,6 +151,7 @@ class Stack:
     ecr_backend: Registry | None = None
     deployment: Deployment | None = None
     queue_url: str | None = None
+    events_queue_url: str | None = None
     lambda_runtime: lambdas.LambdaRuntime | None = None
     local_codebuild: codebuild.LocalCodeBuild | None = None
     _moto: Any = None
@@ -230,6 +233,7 @@ class Stack:
         codebuild.install(self.local_codebuild)
         mapruns.install()
         sfnerrors.install()
+        eventsize.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto logs every Fail state as an unhandled exception; the tests read the history instead
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -255,6 +259,14 @@ class Stack:
             "QueueArn"
         ]
         sns.subscribe(TopicArn=self.deployment.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        # EventBridge: a rule on the default bus sends hubmirror's events to a queue, as a user would
+        self.events_queue_url = sqs.create_queue(QueueName="hubmirror-events")["QueueUrl"]
+        events_arn = sqs.get_queue_attributes(QueueUrl=self.events_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        rules = boto3.client("events")
+        rules.put_rule(Name="hubmirror-events", EventPattern=json.dumps({"source": ["hubmirror"]}))
+        rules.put_targets(Rule="hubmirror-events", Targets=[{"Id": "queue", "Arn": events_arn}])
 
     def stop(self) -> None:
         if self.local_codebuild is not None:
@@ -267,6 +279,7 @@ class Stack:
         codebuild.uninstall()
         mapruns.uninstall()
         sfnerrors.uninstall()
+        eventsize.uninstall()
         if self.lambda_runtime is not None:
             self.lambda_runtime.stop()
         for server in (self.hub, self.ecr_backend):
@@ -368,7 +381,22 @@ class Stack:
             build_seconds=[self.local_codebuild.duration(b) for b in self.local_codebuild.started[builds_before:]],
             step_errors=step_errors,
             iam_refused=[c for c in self.iam_calls[calls_before:] if not c.allowed],
+            published=self._read_published(),
         )
+
+    def _read_published(self) -> list[dict[str, Any]]:
+        """Every event waiting in the events queue (the rule's target), oldest first."""
+        sqs = boto3.client("sqs")
+        url = self.events_queue_url
+        assert url is not None
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     def _step_errors(self, run: str) -> dict[str, dict[str, Any]]:
         assert self.deployment is not None

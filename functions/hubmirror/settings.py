@@ -38,6 +38,8 @@ class Settings:
     tag_list_limit: int = 100_000
     #: seconds one item may take in a copy or build job (None: the job's own default)
     item_deadline_seconds: int | None = None
+    #: the EventBridge bus the report puts the run's events on (None: no events)
+    event_bus: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,4 +88,5 @@ class Settings:
             upstream_secret=env.get("HUBMIRROR_UPSTREAM_SECRET", "").strip() or None,
             tag_list_limit=integer("HUBMIRROR_TAG_LIST_LIMIT", 100_000, 1),
             item_deadline_seconds=integer("HUBMIRROR_ITEM_DEADLINE_SECONDS", 0, 0) or None,
+            event_bus=env.get("HUBMIRROR_EVENT_BUS", "").strip() or None,
         )

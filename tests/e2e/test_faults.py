@@ -405,6 +405,35 @@ def test_the_faulty_run_reports_and_fails_without_a_trace(faulty: RunResult) -> 
     assert "stackTrace" not in faulty.text
 
 
+def _image_events(run: RunResult) -> dict[str, dict[str, Any]]:
+    return {e["detail"]["target"]: e for e in run.published if e["detail-type"] != "Sync Completed"}
+
+
+def test_programs_get_one_event_per_image_that_changed_or_failed_and_one_for_the_run(faulty: RunResult) -> None:
+    """An EventBridge rule on the default bus ({"source": ["hubmirror"]}) -> SQS, as a user sets it up."""
+    outcomes = faulty.outcomes()
+    news = {t: o for t, o in outcomes.items() if o in ("copied", "built", "deferred", "failed")}
+    events = _image_events(faulty)
+    assert {t: e["detail"]["outcome"] for t, e in events.items()} == news
+    assert len(events) == len([e for e in faulty.published if e["detail-type"] != "Sync Completed"])  # one each
+    for target, event in events.items():
+        assert event["source"] == "hubmirror"
+        assert event["detail-type"] == "Image " + news[target].capitalize()
+        assert event["detail"]["reason"] == faulty.item(target)["reason"][:2000]
+    (run,) = [e for e in faulty.published if e["detail-type"] == "Sync Completed"]
+    assert faulty.report is not None
+    assert run["detail"]["counts"] == faulty.report["counts"]
+    assert run["detail"]["status"] == "failed"
+    assert run["detail"]["report"].startswith("s3://")
+    assert "Notices" not in (faulty.text or "")  # every event was taken
+
+
+def test_a_warm_run_puts_only_the_run_event(healed: RunResult, world: World) -> None:
+    again = world.stack.run({"only": ["good-a", "good-b"]})
+    assert again.outcomes() == {"mirror/good-a:1": "unchanged", "mirror/good-b:1": "unchanged"}
+    assert [e["detail-type"] for e in again.published] == ["Sync Completed"]
+
+
 # -- the run after ---------------------------------------------------------------------------
 
 

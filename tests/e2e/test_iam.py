@@ -36,6 +36,22 @@ def without_runner_listing(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     yield from _run_without(Path(tmp_path_factory.mktemp("iam-runner")), "PlanFunctionRole", "ListRunner")
 
 
+@pytest.fixture(scope="module")
+def without_events(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunResult]:
+    yield from _run_without(Path(tmp_path_factory.mktemp("iam-events")), "ReportFunctionRole", "PublishEvents")
+
+
+def test_a_report_role_without_put_events_still_reports_and_says_so(without_events: RunResult) -> None:
+    assert without_events.status == "SUCCEEDED"
+    assert without_events.outcomes() == {"mirror/library/busybox:1.36": "copied"}
+    assert without_events.published == []
+    assert {(c.principal, c.action) for c in without_events.iam_refused} == {("ReportFunctionRole", "events:PutEvents")}
+    assert without_events.iam_refused[0].resource.endswith(":event-bus/default")
+    assert without_events.text is not None
+    assert "2 of 2 EventBridge events were not published" in without_events.text
+    assert "AccessDenied" in without_events.text
+
+
 def test_a_job_role_without_list_bucket_meets_403_for_blobs_not_yet_indexed(without_blob_index: RunResult) -> None:
     assert without_blob_index.status == "FAILED"
     assert without_blob_index.outcomes() == {"mirror/library/busybox:1.36": "failed"}

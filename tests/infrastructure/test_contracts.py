@@ -115,6 +115,10 @@ def test_both_projects_set_the_same_variables_to_the_same_values() -> None:
     assert copy == build
 
 
+#: Settings only one function uses, set on that function alone (with a safe default elsewhere).
+ONE_FUNCTION_ONLY = {"HUBMIRROR_CHECK_CONCURRENCY": ".check.handler", "HUBMIRROR_EVENT_BUS": ".report.handler"}
+
+
 def test_every_variable_the_functions_settings_read_is_set_by_the_template() -> None:
     template = source()
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
@@ -122,9 +126,10 @@ def test_every_variable_the_functions_settings_read_is_set_by_the_template() -> 
     read = variables_read({PACKAGE / "settings.py"}) - LOCAL_ONLY
     for function in functions:
         own = set(function["Properties"].get("Environment", {}).get("Variables", {}))
-        assert read - shared - own - {"HUBMIRROR_CHECK_CONCURRENCY"} == set(), function["Properties"]["Handler"]
-    check = next(f for f in functions if f["Properties"]["Handler"].endswith(".check.handler"))
-    assert "HUBMIRROR_CHECK_CONCURRENCY" in check["Properties"]["Environment"]["Variables"]
+        assert read - shared - own - set(ONE_FUNCTION_ONLY) == set(), function["Properties"]["Handler"]
+    for variable, handler in ONE_FUNCTION_ONLY.items():
+        (function,) = [f for f in functions if f["Properties"]["Handler"].endswith(handler)]
+        assert variable in function["Properties"]["Environment"]["Variables"]
 
 
 def test_log_groups_named_in_the_key_policy_are_the_log_groups_of_the_stack() -> None:
@@ -158,7 +163,8 @@ def test_each_function_and_build_may_write_to_the_log_group_it_logs_to() -> None
     ]
     assert len(writers) == 6
     for role, group in writers:
-        statements = [s for p in resources[role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        policies = [p["Fn::If"][1] if "Fn::If" in p else p for p in resources[role]["Properties"]["Policies"]]
+        statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
         writable = [render(s["Resource"]) for s in statements if "logs:PutLogEvents" in s.get("Action", [])]
         assert writable == [
             f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{{group}}}:log-stream:*"

@@ -92,8 +92,8 @@ def grants(template: dict[str, Any]) -> dict[str, list[str]]:
                 for line in statement_lines(props["AssumeRolePolicyDocument"], with_principal=True, with_resource=False)
             ]
             lines += [f"managed policy {render(arn)}" for arn in props.get("ManagedPolicyArns", [])]
-            for policy in props.get("Policies", []):
-                lines += statement_lines(policy["PolicyDocument"], with_principal=False)
+            for prefix, policy in _alternatives(props.get("Policies", [])):  # a policy may be conditional too
+                lines += [prefix + line for line in statement_lines(policy["PolicyDocument"], with_principal=False)]
         elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             lines += statement_lines(props["PolicyDocument"], with_principal=False)
         elif kind in ("AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"):

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from hubmirror import observability
+from hubmirror.settings import Settings
 from tests.cfn import ROOT, source
 from tests.fakes import FakeContext, MemoryStore
 
@@ -179,6 +180,7 @@ def test_report_lines_carry_the_execution_and_the_image(
     }
     store = MemoryStore({"runs/run-7/plan.json": {"items": [], "failures": [failure]}})
     monkeypatch.setattr(report, "store", lambda: store)
+    monkeypatch.setattr(report, "settings", lambda: Settings(bucket="bucket", target_registry="target.example"))
     with captured_logs() as lines:
         summary = report.handler({"run": "run-7"}, FakeContext())  # type: ignore[arg-type]
     assert summary["failed"] == 1

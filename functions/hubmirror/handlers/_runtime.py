@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from hubmirror.adapters.ecr import Ecr
+from hubmirror.adapters.eventbridge import EventBus
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
@@ -38,3 +39,8 @@ def upstream_client(host: str) -> RegistryClient:
 def target_client() -> RegistryClient:
     """The target registry with fresh ECR credentials (they last 12 hours)."""
     return RegistryClient(settings().target_registry, Ecr().credentials(), side="target")
+
+
+@cache
+def event_bus() -> EventBus:
+    return EventBus()

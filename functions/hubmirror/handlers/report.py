@@ -8,8 +8,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hubmirror.domain.decisions import OutcomeName
-from hubmirror.handlers._runtime import store, target_client
+from hubmirror.domain.items import few
+from hubmirror.handlers._runtime import event_bus, settings, store, target_client
 from hubmirror.observability import logger, metrics, tracer
+from hubmirror.steps import publish
 from hubmirror.steps import report as reporting
 from hubmirror.steps.check import target_state
 from hubmirror.steps.payloads import ReportEvent, ReportResult
@@ -40,6 +42,16 @@ def handler(event: ReportEvent, context: LambdaContext) -> ReportResult:
             reporting.save(store(), report)
     finally:
         release_run_lock(store(), run)  # the run is over, whatever its report
+    bus = settings().event_bus
+    if bus:  # events for programs: after the report is saved, before subscribers hear of it
+        found = publish.entries(report, bus=bus)
+        sent, problems = event_bus().put(publish.requests(found))
+        metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=sent)
+        if problems:
+            logger.warning("events not published", extra={"problems": problems})
+            report.notices.append(
+                f"{len(found) - sent} of {len(found)} EventBridge events were not published: {few(problems)}"
+            )
     for item in report.outcomes:  # a line per image that changed, waits or failed, to search logs by image
         if item.outcome != OutcomeName.UNCHANGED:
             log = logger.warning if item.outcome == OutcomeName.FAILED else logger.info

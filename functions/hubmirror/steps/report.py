@@ -54,6 +54,8 @@ class Report:
     plan_error: str | None = None
     dry_run: bool = False
     location: str | None = None
+    #: what went wrong around the run rather than with an item (events not published, ...)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -239,6 +241,7 @@ def document(report: Report, cap: int = LIST_CAP) -> dict[str, Any]:
         "items": [o.to_dict() for o in listed],
         "items_not_listed": omitted,
         "full_report": report.location,
+        "notices": report.notices,
     }
 
 
@@ -248,7 +251,7 @@ def text(report: Report, cap: int = LIST_CAP) -> str:
     if report.plan_error:
         lines += ["The plan step refused to start; nothing was contacted or synced:", ""]
         lines += [f"  {line}" for line in report.plan_error.splitlines()]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + _notices(report)) + "\n"
     width = max(len(name) for name in report.counts)
     lines += [f"  {name.ljust(width)}  {n}" for name, n in report.counts.items()]
     lines.append(f"  {'total'.ljust(width)}  {len(report.outcomes)}")
@@ -268,9 +271,14 @@ def text(report: Report, cap: int = LIST_CAP) -> str:
             lines.append(f"      retry: {outcome.retry_after}")
     if omitted:
         lines += ["", f"{omitted} more item(s) are in the full report, not listed here."]
+    lines += _notices(report)
     if report.location:
         lines += ["", f"Full report: {report.location}"]
     return "\n".join(lines) + "\n"
+
+
+def _notices(report: Report) -> list[str]:
+    return ["", "Notices:", *(f"  {notice}" for notice in report.notices)] if report.notices else []
 
 
 def sns_message(report: Report) -> str:
