@@ -71,3 +71,15 @@ def front(registries: Registries) -> Iterator[HubFront]:
     registries.front.faults.clear()
     yield registries.front
     registries.front.faults.clear()
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test credentials and region for boto3 under ``mock_aws`` (and no endpoint of a running stack)."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

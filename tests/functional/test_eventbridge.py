@@ -25,15 +25,8 @@ from hubmirror.steps.report import Report
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, str]]:
+def aws(aws_credentials: None) -> Iterator[tuple[Any, Any, str]]:
     """An events client, an SQS client, and a queue a rule on the default bus sends hubmirror's events to."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     eventsize.install()
     try:
         with mock_aws():
