@@ -171,3 +171,15 @@ def test_the_readme_describes_every_folder_and_every_module_it_names_exists() ->
                 *PACKAGE.glob(f"{folder}/*/{module}.py"),
             ]
             assert any(c.exists() for c in candidates) or module in ("Protocol", "JobSettings"), (folder, module)
+
+
+def test_the_readme_names_every_module_of_every_folder() -> None:
+    text = README.read_text()
+    layout = text[text.index("## Layout\n") : text.index("\n## ", text.index("## Layout\n") + 1)]
+    paragraphs = dict(re.findall(r"\*\*`(\w+)/`\*\*:(.*?)(?=\n- |\Z)", layout, re.S))
+    for folder, paragraph in paragraphs.items():
+        named = set(re.findall(r"`(\w+)`", paragraph))
+        for path in sorted((PACKAGE / folder).rglob("*.py")):
+            if path.stem.startswith("__"):
+                continue
+            assert path.stem in named, f"the README's paragraph on {folder}/ does not name {path.relative_to(PACKAGE)}"
