@@ -53,7 +53,7 @@ def test_every_problem_of_a_file_is_reported_in_one_pass() -> None:
         "a.yaml:3: images[0].tags: must not be empty; leave the key out instead",
         "a.yaml:6: images[1].platforms[0]: 'linux/amd46' is not a known platform (os/arch[/variant]); did you mean 'linux/amd64'?",
         "a.yaml:7: images[1].colour: unknown key 'colour'; "
-        "allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, max_tags",
+        "allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, max_tags, signatures",
     ]
 
 
@@ -150,3 +150,22 @@ def test_entries_inherit_defaults_and_may_override_them() -> None:
         ("LABEL org.example.mirrored=true",),
     )
     assert (redis.target, redis.platforms, redis.build_commands) == ("cache/redis", ("linux/amd64",), ())
+
+
+def test_signatures_are_copied_unless_an_entry_or_the_defaults_skip_them() -> None:
+    allowlist = parse_allowlist(
+        "defaults:\n  signatures: skip\nimages:\n"
+        '  - source: nginx\n    tags: ["1"]\n'
+        '  - source: redis\n    tags: ["7"]\n    signatures: copy\n'
+    )
+    assert [(e.target, e.signatures) for e in allowlist.entries] == [("nginx", False), ("redis", True)]
+    assert parse_allowlist('images:\n  - source: nginx\n    tags: ["1"]\n').entries[0].signatures is True
+
+
+def test_a_signatures_value_other_than_copy_or_skip_is_refused_naming_the_entry() -> None:
+    assert problems('images:\n  - source: nginx\n    tags: ["1"]\n    signatures: verify\n') == [
+        "a.yaml:4: images[0].signatures: must be copy or skip, not 'verify'"
+    ]
+    assert problems('defaults:\n  signatures: true\nimages:\n  - source: nginx\n    tags: ["1"]\n') == [
+        "a.yaml:2: defaults.signatures: must be copy or skip, not true/false"
+    ]

@@ -73,6 +73,7 @@ def expand(
                 build_commands=entry.build_commands,
                 entry=entry.index,
                 pinned=pinned,
+                signatures=entry.signatures,
             )
         )
 

@@ -45,8 +45,10 @@ MAX_PATTERN_LENGTH = 200
 MAX_PLATFORMS = 16
 TARGET_MAX = ECR_REPOSITORY_MAX - 64
 VARIANT_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$"
+#: ``signatures``: copy the image's cosign signatures, attestations and SBOM with it, or not.
+SIGNATURE_MODES = ("copy", "skip")
 TOP_KEYS = ("images", "defaults")
-DEFAULT_KEYS = ("platforms", "target_prefix", "build_commands", "max_tags")
+DEFAULT_KEYS = ("platforms", "target_prefix", "build_commands", "max_tags", "signatures")
 ENTRY_KEYS = (
     "source",
     "tags",
@@ -57,6 +59,7 @@ ENTRY_KEYS = (
     "platforms",
     "build_commands",
     "max_tags",
+    "signatures",
 )
 SELECT_KEYS = ("include", "include_regex", "exclude", "exclude_regex", "variant", "semver", "latest", "prereleases")
 #: What each key holds, for messages and for the JSON Schema.
@@ -71,6 +74,7 @@ KEY_HELP = {
     "target_prefix": "a path put before the target name, such as 'dockerhub'",
     "platforms": "os/arch[/variant] platforms to mirror (default: every platform upstream has)",
     "build_commands": "Dockerfile lines added on top of FROM <source>@<digest>",
+    "signatures": "copy (the default) or skip the image's cosign signatures, attestations and SBOM",
     "max_tags": f"the most tags one entry may expand to (default {DEFAULT_MAX_TAGS}, at most {MAX_TAGS_LIMIT})",
     "include": "glob patterns a tag must match, such as '1.27.*'",
     "include_regex": "regular expressions a whole tag must match",
@@ -130,6 +134,8 @@ class ImageEntry:
     build_commands: tuple[str, ...]
     selector: TagSelector | None = None
     pinned: tuple[tuple[str, str], ...] = ()
+    #: copy the image's cosign signatures, attestations and SBOM with it
+    signatures: bool = True
 
     @property
     def name(self) -> str:
@@ -193,6 +199,7 @@ class _Defaults:
     target_prefix: str | None = None
     build_commands: tuple[str, ...] | None = None
     max_tags: int | None = None
+    signatures: bool | None = None
 
 
 class _Checker:
@@ -244,6 +251,7 @@ class _Checker:
             target_prefix=self._target_prefix(path, raw),
             build_commands=self._build_commands(path, raw, allow_empty=False),
             max_tags=self._max_tags(path, raw),
+            signatures=self._signatures(path, raw),
         )
 
     def _unknown_keys(self, path: Path, mapping: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:
@@ -278,6 +286,7 @@ class _Checker:
             commands = self._build_commands(path, raw, allow_empty=defaults.build_commands is not None)
         else:
             commands = defaults.build_commands
+        signatures = self._signatures(path, raw)
         if len(self.problems) > before or source is None or target is None or tags is None:
             return None
         return ImageEntry(
@@ -290,6 +299,7 @@ class _Checker:
             build_commands=commands or (),
             selector=selector,
             pinned=pinned,
+            signatures=signatures if signatures is not None else defaults.signatures is not False,
         )
 
     def _string(self, path: Path, value: Any, what: str) -> str | None:
@@ -466,6 +476,16 @@ class _Checker:
             self.fail((*path, "max_tags"), f"must be a whole number from 1 to {MAX_TAGS_LIMIT}, not {_kind(value)}")
             return None
         return value
+
+    def _signatures(self, path: Path, raw: Mapping[str, Any]) -> bool | None:
+        if "signatures" not in raw:
+            return None
+        value = raw["signatures"]
+        if value not in SIGNATURE_MODES:
+            shown = repr(value) if isinstance(value, str) else _kind(value)
+            self.fail((*path, "signatures"), f"must be {' or '.join(SIGNATURE_MODES)}, not {shown}")
+            return None
+        return bool(value == "copy")
 
     def _target_prefix(self, path: Path, raw: Mapping[str, Any]) -> str | None:
         if "target_prefix" not in raw:

@@ -96,6 +96,7 @@ def allowlist_schema() -> dict[str, Any]:
         "platforms": platforms,
         "build_commands": build_commands,
         "max_tags": max_tags,
+        "signatures": _described("signatures", {"enum": list(rules.SIGNATURE_MODES)}),
     }
     assert tuple(entry_properties) == rules.ENTRY_KEYS
     defaults_properties = {key: entry_properties[key] for key in rules.DEFAULT_KEYS}

@@ -47,6 +47,8 @@ class WorkItem:
     build_commands: tuple[str, ...] = ()
     entry: int = 0
     pinned: str | None = None
+    #: copy the image's cosign signatures, attestations and SBOM with it
+    signatures: bool = True
 
     @property
     def key(self) -> str:
@@ -84,6 +86,7 @@ class WorkItem:
             build_commands=tuple(data.get("build_commands") or ()),
             entry=int(data.get("entry", 0)),
             pinned=data.get("pinned"),
+            signatures=bool(data.get("signatures", True)),
         )
 
 
