@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from botocore.exceptions import ClientError
 
+from devstack import cosign
 from devstack.ecrfront import EcrFront
 from devstack.images import seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.registry.errors import NotFoundError
 from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
+from hubmirror.domain.decisions import short
 from hubmirror.domain.items import WorkItem
+from hubmirror.domain.oci import OCI_INDEX
 from hubmirror.runner.job import run_job
 from tests.functional.conftest import Registries
 
@@ -75,3 +83,62 @@ def test_an_aws_refusal_fails_its_item_and_the_job_goes_on(registries: Registrie
 
 def test_a_job_that_is_not_an_s3_uri_is_refused(s3_store: Store) -> None:
     assert run_job("runs/r/jobs/x.json", store_factory=lambda bucket: s3_store, ecr=DenyingEcr(), environ={}) == 2
+
+
+def _copy_job(registries: Registries, s3_store: Store, items: list[tuple[WorkItem, str]]) -> dict[str, dict[str, Any]]:
+    job = {
+        "run": "r",
+        "batch": "00001",
+        "kind": "copy",
+        "target_registry": registries.ecr.host,
+        "outcomes_key": "runs/r/outcomes/00001-copy.json",
+        "items": [
+            {**item.to_dict(), "upstream_digest": digest, "upstream_media_type": OCI_INDEX, "recipe": None}
+            for item, digest in items
+        ],
+    }
+    s3_store.put_json("runs/r/jobs/00001-copy.json", job)
+    run_job("s3://runs/runs/r/jobs/00001-copy.json", store_factory=lambda _: s3_store, ecr=DenyingEcr(registries.ecr))
+    return {o["target"]: o for o in s3_store.get_json("runs/r/outcomes/00001-copy.json")}
+
+
+def test_a_signed_image_arrives_with_its_signature_and_attestation_which_verify_against_the_target(
+    registries: Registries, s3_store: Store
+) -> None:
+    hub, pusher, key = registries.front.host, registries.hub_pusher(), cosign.Key.generate()
+    signed = seed(pusher, "library/signed", "1", ["linux/amd64", "linux/arm64"])
+    signature = cosign.sign(pusher, "library/signed", signed, key)
+    attestation = cosign.attest(pusher, "library/signed", signed, key, "https://spdx.dev/Document")
+    unsigned = seed(pusher, "library/unsigned", "1", ["linux/amd64"])
+    skipped = seed(pusher, "library/skipped", "1", ["linux/amd64"])
+    cosign.sign(pusher, "library/skipped", skipped, key)
+    before = registries.front.snapshot()
+
+    outcomes = _copy_job(
+        registries,
+        s3_store,
+        [
+            (WorkItem(f"{hub}/library/signed", "1", "mirror/signed", "1"), signed),
+            (WorkItem(f"{hub}/library/unsigned", "1", "mirror/unsigned", "1"), unsigned),
+            (WorkItem(f"{hub}/library/skipped", "1", "mirror/skipped", "1", signatures=False), skipped),
+        ],
+    )
+
+    assert outcomes["mirror/signed:1"]["reason"].endswith("; cosign sig, att copied")
+    assert outcomes["mirror/unsigned:1"]["reason"].endswith("; no cosign signature upstream")
+    assert outcomes["mirror/skipped:1"]["reason"] == f"copied {short(skipped)}"
+    target = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD), side="target")
+    tag = signed.replace(":", "-")
+    copied = target.get_manifest("mirror/signed", f"{tag}.sig")
+    assert copied.digest == signature  # byte for byte: the signature verifies against the mirror
+    assert target.get_manifest("mirror/signed", f"{tag}.att").digest == attestation
+    layers = {str(d["digest"]): target.get_blob("mirror/signed", str(d["digest"])) for d in copied.document()["layers"]}
+    assert cosign.verifies(copied.body, layers, signed, key.public_pem())
+    assert not cosign.verifies(copied.body, layers, signed, cosign.Key.generate().public_pem())
+    with pytest.raises(NotFoundError):
+        target.head_manifest("mirror/skipped", skipped.replace(":", "-") + ".sig")
+    after = registries.front.snapshot()
+    # HEADs: each image's own (3), a .sig for the two that copy signatures, the .att and .sbom of
+    # the signed one; pulls: the signed index and its 2 platforms, the 2 single images, .sig and .att
+    assert after.get("head_manifest", 0) - before.get("head_manifest", 0) == 3 + 2 + 2
+    assert after.get("get_manifest", 0) - before.get("get_manifest", 0) == 3 + 2 + 2

@@ -45,6 +45,22 @@ KNOWN_PLATFORMS = frozenset(
 )
 
 
+#: cosign's tag schema: a signature, attestations and an SBOM about an image live in its
+#: repository under tags named after its digest, ``sha256-<hex>.sig`` and so on
+#: (https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md).
+COSIGN_SUFFIXES = ("sig", "att", "sbom")
+
+
+def cosign_tags(digest: str) -> list[str]:
+    """The cosign tag-schema tags of an image, its signature's first.
+
+    >>> cosign_tags("sha256:ab")
+    ['sha256-ab.sig', 'sha256-ab.att', 'sha256-ab.sbom']
+    """
+    algorithm, _, hexdigest = digest.partition(":")
+    return [f"{algorithm}-{hexdigest}.{suffix}" for suffix in COSIGN_SUFFIXES]
+
+
 def sha256_digest(data: bytes) -> str:
     """The OCI digest of ``data``.
 

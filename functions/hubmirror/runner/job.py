@@ -43,7 +43,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hubmirror.adapters.ecr import Ecr, RepositorySettings
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import RegistryError
+from hubmirror.adapters.registry.errors import NotFoundError, RegistryError
 from hubmirror.adapters.registry.model import Credentials, Manifest
 from hubmirror.adapters.registry.retry import TARGET_RETRY
 from hubmirror.adapters.s3 import Store
@@ -56,6 +56,7 @@ from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import (
     INDEX_MEDIA_TYPES,
     OCI_INDEX,
+    cosign_tags,
     descriptor_platform,
     index_platforms,
     rewritten_index,
@@ -228,6 +229,36 @@ def upstream_copy(
     )
 
 
+def copy_signatures(
+    item: WorkItem,
+    digest: str,
+    *,
+    transfer: Transfer,
+    upstream: RegistryClient,
+    budget: PullBudget | None,
+    deadline: float | None,
+) -> str:
+    """Copy the cosign signature, attestations and SBOM of ``digest`` (the tag schema) into the
+    target beside the image, byte for byte; returns what the report says of them.
+
+    Looking costs a HEAD (free on Docker Hub) for the signature; an image signed upstream is
+    looked at for the other two, and each artifact copied costs a pull, reserved first.
+    """
+    repository = item.upstream.repository
+    copied = []
+    for tag in cosign_tags(digest):
+        try:
+            head = upstream.head_manifest(repository, tag)
+        except NotFoundError:
+            if tag.endswith(".sig"):
+                return "no cosign signature upstream"
+            continue
+        reserve_pulls(budget, item, 1, head.ratelimit)
+        transfer.copy(upstream, repository, head.digest, item.target_repository, tag, deadline=deadline)
+        copied.append(tag.rsplit(".", 1)[1])
+    return f"cosign {', '.join(copied)} copied"
+
+
 def copy_item(
     entry: Mapping[str, Any],
     *,
@@ -235,8 +266,11 @@ def copy_item(
     upstream: RegistryClient,
     budget: PullBudget | None = None,
     deadline: float | None = None,
+    notes: list[str] | None = None,
 ) -> str:
-    """Copy one item; returns the digest the target tag now holds."""
+    """Copy one item; returns the digest the target tag now holds. What the report should say
+    besides (its signatures) is added to ``notes``."""
+    notes = [] if notes is None else notes
     item = WorkItem.from_dict(entry)
     digest = str(entry["upstream_digest"])
     repository = item.upstream.repository
@@ -261,6 +295,18 @@ def copy_item(
             wanted = ", ".join(item.platforms)
             raise JobError(f"upstream {short(digest)} is a single {platform} image; the allowlist asks for {wanted}")
 
+    def before_tag(top: Manifest) -> None:
+        """Before the tag moves: the platform wanted, and the signatures in place beside the image."""
+        single_platform_wanted(top)
+        if not item.signatures:
+            return
+        if item.platforms is not None:
+            notes.append("signatures not copied: the platforms selected make an index of its own, no upstream one")
+            return
+        notes.append(
+            copy_signatures(item, digest, transfer=transfer, upstream=upstream, budget=budget, deadline=deadline)
+        )
+
     landed = upstream_copy(
         item,
         digest,
@@ -270,7 +316,7 @@ def copy_item(
         repository=item.target_repository,
         tag=item.target_tag,
         rewrite=rewrite,
-        before_tag=single_platform_wanted,
+        before_tag=before_tag,
         deadline=deadline,
     )
     if item.platforms is None and landed != digest:
@@ -398,7 +444,13 @@ def annotate_layout_index(layout: Path, ref: str, extra: Mapping[str, str]) -> s
 
 
 def _attempt(
-    item: WorkItem, entry: Mapping[str, Any], *, job_kind: str, refuse: str | None, work: Callable[[], str]
+    item: WorkItem,
+    entry: Mapping[str, Any],
+    *,
+    job_kind: str,
+    refuse: str | None,
+    work: Callable[[], str],
+    notes: Sequence[str] = (),
 ) -> Outcome:
     """Do one item's work; any failure becomes that item's ``failed`` outcome with its reason."""
     digest = entry.get("upstream_digest")
@@ -426,7 +478,7 @@ def _attempt(
     return Outcome.for_item(
         item,
         OutcomeName.BUILT if job_kind == Kind.BUILD else OutcomeName.COPIED,
-        f"{verb} {short(str(digest))}",
+        "; ".join([f"{verb} {short(str(digest))}", *notes]),
         upstream_digest=digest,
         target_digest=landed,
     )
@@ -466,6 +518,9 @@ class _Job:
         target_registry = str(self.job["target_registry"])
         print(f"== {self.kind} {item.key} -> {target_registry}/{item.target}: {entry.get('reason', '')}", flush=True)
         deadline = min(time.monotonic() + self.item_seconds, self.job_deadline)
+        notes: list[str] = []
+        if self.kind == Kind.BUILD and item.signatures:
+            notes.append("unsigned: a build is not the image its publisher signed")
 
         def work() -> str:
             if time.monotonic() > self.job_deadline:
@@ -473,7 +528,7 @@ class _Job:
             self.ecr.ensure_repository(item.target_repository)
             if self.kind != Kind.BUILD:
                 return copy_item(
-                    entry, transfer=self.transfer, upstream=upstream, budget=self.budget, deadline=deadline
+                    entry, transfer=self.transfer, upstream=upstream, budget=self.budget, deadline=deadline, notes=notes
                 )
             return build_item(
                 entry,
@@ -488,7 +543,7 @@ class _Job:
             )
 
         started = time.monotonic()
-        outcome = _attempt(item, entry, job_kind=self.kind, refuse=self.credentials_problem, work=work)
+        outcome = _attempt(item, entry, job_kind=self.kind, refuse=self.credentials_problem, work=work, notes=notes)
         print(f"== {outcome.outcome} {item.target}: {outcome.reason} ({time.monotonic() - started:.1f}s)", flush=True)
         with self._lock:
             self.failed += outcome.outcome == OutcomeName.FAILED
