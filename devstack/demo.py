@@ -1,8 +1,8 @@
 """``make demo``: the real state machine, twice, on the local stack.
 
 Starts the stack (a "Docker Hub", an "ECR", moto with real Lambdas and CodeBuild), seeds
-a few images (one of them a two-platform index), writes an allowlist that points at the
-local hub, runs a sync twice, prints each run's report as subscribers receive it, writes
+a few images (one of them a two-platform index, signed with cosign's scheme), writes an
+allowlist that points at the local hub, runs a sync twice, prints each run's report as subscribers receive it, writes
 ``.demo/summary.json`` and stops every server it started.
 """
 
@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devstack import cosign
 from devstack.images import seed
 from devstack.procs import stop_on_sigterm
-from devstack.stack import RunResult, Stack
+from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.adapters.registry.model import Credentials
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
@@ -65,9 +68,18 @@ def summarise(run: RunResult) -> dict[str, Any]:
         "step_errors": len(run.step_errors),
         "tasks_failed": len(run.tasks_failed),
         "codebuild_builds": len(run.builds),
+        "eventbridge_events": [e["detail-type"] for e in run.published],
         "lambda_invocations": sum(run.invocations.values()),
         "subject": run.subject,
     }
+
+
+def signature_verifies(ecr_host: str, repository: str, digest: str, key: cosign.Key) -> bool:
+    """What ``cosign verify --key`` checks, against the mirror: the copied signature is over ``digest``."""
+    target = RegistryClient(ecr_host, Credentials(ECR_USER, ECR_PASSWORD), side="target")
+    signature = target.get_manifest(repository, digest.replace(":", "-") + ".sig")
+    layers = {str(d["digest"]): target.get_blob(repository, str(d["digest"])) for d in signature.document()["layers"]}
+    return cosign.verifies(signature.body, layers, digest, key.public_pem())
 
 
 def main() -> int:
@@ -80,9 +92,14 @@ def main() -> int:
         assert stack.front is not None
         assert stack.ecr is not None
         pusher = stack.hub_pusher()
+        key = cosign.Key.generate()
+        (DEMO / "cosign.pub").write_text(key.public_pem())
+        digests = {}
         for repository, tag, platforms in IMAGES:
-            digest = seed(pusher, repository, tag, platforms)
+            digests[repository] = digest = seed(pusher, repository, tag, platforms)
             print(f"  seeded {stack.front.host}/{repository}:{tag} ({', '.join(platforms)}) {digest[:19]}")
+        cosign.sign(pusher, "library/nginx", digests["library/nginx"], key)
+        print(f"  signed library/nginx@{digests['library/nginx'][:19]} as cosign does (public key: .demo/cosign.pub)")
         text = allowlist(stack.front.host)
         stack.write_allowlist(text)
         (DEMO / "allowlist.yaml").write_text(text)
@@ -96,11 +113,17 @@ def main() -> int:
             summary = summarise(result)
             print(f"upstream requests: {summary['upstream_requests']}, CodeBuild builds: {summary['codebuild_builds']}")
             runs.append(summary)
-        print(f"\ntarget registry (the local ECR) is at {stack.ecr.host}; stopping every server")
-    payload = {"runs": runs, "seconds": round(time.monotonic() - started, 2)}
+        verified = signature_verifies(stack.ecr.host, "mirror/nginx", digests["library/nginx"], key)
+        print(f"\nthe nginx signature verifies against the mirror with .demo/cosign.pub: {verified}")
+        print(f"target registry (the local ECR) is at {stack.ecr.host}; stopping every server")
+    payload = {
+        "runs": runs,
+        "signature_verifies_against_the_mirror": verified,
+        "seconds": round(time.monotonic() - started, 2),
+    }
     (DEMO / "summary.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {DEMO / 'summary.json'} ({payload['seconds']}s)")
-    return 0 if all(r["status"] == "SUCCEEDED" for r in runs) else 1
+    return 0 if verified and all(r["status"] == "SUCCEEDED" for r in runs) else 1
 
 
 if __name__ == "__main__":

@@ -431,6 +431,8 @@ class Transfer:
                 if rewritten is not None:
                     body = json.dumps(rewritten, separators=(",", ":")).encode()
                     media_type = str(rewritten.get("mediaType") or OCI_INDEX)
+                    if before_tag is not None:
+                        before_tag(top)
                     return self.target.put_manifest(repository, tag or sha256_digest(body), body, media_type)
             else:
                 ensure(_blobs(top.document(), source.where))

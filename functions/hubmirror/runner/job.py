@@ -300,7 +300,7 @@ def copy_item(
         single_platform_wanted(top)
         if not item.signatures:
             return
-        if item.platforms is not None:
+        if item.platforms is not None and top.media_type in INDEX_MEDIA_TYPES:  # an index of its own is written
             notes.append("signatures not copied: the platforms selected make an index of its own, no upstream one")
             return
         notes.append(
