@@ -141,6 +141,9 @@ class Stack:
     ecr_rates: dict[str, float] = field(default_factory=dict)
     #: evaluate every AWS call against its caller's role from template.yaml (devstack.iam)
     enforce_iam: bool = True
+    #: a rule on the default bus that sends hubmirror's events to a queue (RunResult.published);
+    #: moto delivers each event to SQS slowly, so a run of thousands of images may go without
+    route_events: bool = True
     #: role statements (role, Sid) to deploy without, as if removed from template.yaml
     without_statements: frozenset[tuple[str, str]] = frozenset()
     #: function timeouts (logical id -> seconds) shorter than the template's, for deadline tests
@@ -258,14 +261,14 @@ class Stack:
             "QueueArn"
         ]
         sns.subscribe(TopicArn=self.deployment.topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        # EventBridge: a rule on the default bus sends hubmirror's events to a queue, as a user would
-        events_queue = sqs.create_queue(QueueName="hubmirror-events")["QueueUrl"]
-        events_arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        rules = boto3.client("events")
-        rules.put_rule(Name="hubmirror-events", EventPattern=json.dumps({"source": ["hubmirror"]}))
-        rules.put_targets(Rule="hubmirror-events", Targets=[{"Id": "queue", "Arn": events_arn}])
+        if self.route_events:  # EventBridge: a rule on the default bus sends hubmirror's events to a queue
+            events_queue = sqs.create_queue(QueueName="hubmirror-events")["QueueUrl"]
+            events_arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            rules = boto3.client("events")
+            rules.put_rule(Name="hubmirror-events", EventPattern=json.dumps({"source": ["hubmirror"]}))
+            rules.put_targets(Rule="hubmirror-events", Targets=[{"Id": "queue", "Arn": events_arn}])
 
     def stop(self) -> None:
         if self.local_codebuild is not None:
@@ -390,6 +393,8 @@ class Stack:
         delivers 5,001 events, which ReceiveMessage would hand out ten at a time."""
         from moto.sqs.models import sqs_backends
 
+        if not self.route_events:
+            return []
         queue = sqs_backends[ACCOUNT][REGION].get_queue("hubmirror-events")
         with queue._messages_lock:
             found = [json.loads(message.body) for message in queue._messages]
