@@ -11,7 +11,6 @@ drifts on one side fails here, not in the middle of a deployed run.
 
 from __future__ import annotations
 
-import ast
 import importlib
 import inspect
 import re
@@ -24,41 +23,20 @@ import pytest
 import yaml
 
 from tests.cfn import ROOT, render, source
+from tests.imports import MODULES, closure, imports, module_name
+from tests.infrastructure.asl import DEFINITION, states
 
 PACKAGE = ROOT / "functions" / "hubmirror"
 BUILDSPEC = PACKAGE / "runner" / "buildspec.yml"
-ASL = ROOT / "statemachine" / "hubmirror.asl.yaml"
 VARIABLE = re.compile(r"\bHUBMIRROR_[A-Z0-9_]+\b")
 #: Read by the functions' settings with a safe default and set only by the local stack:
 #: the functions read the allowlist shipped with them.
 LOCAL_ONLY = {"HUBMIRROR_ALLOWLIST"}
 
 
-def _module_path(name: str) -> Path | None:
-    relative = Path(*name.split("."))
-    for candidate in (ROOT / "functions" / relative).with_suffix(".py"), ROOT / "functions" / relative / "__init__.py":
-        if candidate.exists():
-            return candidate
-    return None
-
-
 def package_closure(start: Path) -> set[Path]:
     """The package's modules ``start`` imports, directly or not."""
-    seen: set[Path] = set()
-    todo = [start]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text())):
-            names: list[str] = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hubmirror"):
-                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names if a.name.startswith("hubmirror")]
-            todo += [p for p in map(_module_path, names) if p is not None]
-    return seen
+    return {MODULES[m] for m in closure(module_name(start))}
 
 
 def variables_read(paths: set[Path]) -> set[str]:
@@ -78,16 +56,7 @@ def set_for_project(project: str) -> set[str]:
     substitutions = resources["SyncStateMachine"]["Properties"]["DefinitionSubstitutions"]
     placeholder = next("${" + k + "}" for k, v in substitutions.items() if v == {"Ref": project})
 
-    def tasks(states: dict[str, dict[str, object]]) -> list[dict[str, object]]:
-        found = []
-        for state in states.values():
-            found.append(state)
-            processor = state.get("ItemProcessor") or state.get("Iterator")
-            if isinstance(processor, dict):
-                found += tasks(processor["States"])
-        return found
-
-    for task in tasks(yaml.safe_load(ASL.read_text())["States"]):
+    for _, task in states():
         parameters = task.get("Parameters")
         if isinstance(parameters, dict) and parameters.get("ProjectName") == placeholder:
             names |= {v["Name"] for v in parameters.get("EnvironmentVariablesOverride", [])}
@@ -173,20 +142,11 @@ def test_each_function_and_build_may_write_to_the_log_group_it_logs_to() -> None
 
 # -- the state machine and the functions' event and result types ---------------------------
 
-DEFINITION = yaml.safe_load(ASL.read_text())
 PATH = re.compile(r"^\$\.([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
 
 
-def _states(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found = dict(states)
-    for state in states.values():
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            found |= _states(processor["States"])
-    return found
-
-
-STATES = _states(DEFINITION["States"])
+#: every state by name (names are unique in the whole definition, the Map's own included)
+STATES = {name.rsplit("/", 1)[-1]: state for name, state in states()}
 
 
 def _handler_types(state: dict[str, Any]) -> tuple[type, type]:
@@ -300,14 +260,7 @@ IMAGE_LIBRARIES = {"boto3", "botocore", "urllib3"}
 def test_the_job_imports_nothing_its_image_does_not_install() -> None:
     import sys
 
-    modules = package_closure(PACKAGE / "runner" / "__main__.py")
-    imported: set[str] = set()
-    for path in modules:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                imported.add(node.module.split(".")[0])
+    imported = {i.split(".")[0] for m in closure("hubmirror.runner.__main__") for i in imports(m)}
     third_party = (
         imported - set(sys.stdlib_module_names) - {"hubmirror", "__future__", "mypy_boto3_ecr", "mypy_boto3_s3"}
     )

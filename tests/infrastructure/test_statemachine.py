@@ -6,18 +6,15 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from devstack.deploy import load_template, render_definition
+from tests.infrastructure.asl import ASL, DEFINITION, states
 
 ROOT = Path(__file__).resolve().parents[2]
-ASL = ROOT / "statemachine" / "hubmirror.asl.yaml"
-DEFINITION = yaml.safe_load(ASL.read_text())
 TRANSIENT_LAMBDA_ERRORS = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -33,14 +30,6 @@ KNOWN_STATELINT_GAPS = (
     'Field "InputType" not allowed in State Machine.States.Sync.ItemReader.ReaderConfig',
     "State Machine.States.Sync.ToleratedFailurePercentage is 100.0 but should be an Integer",
 )
-
-
-def states(definition: dict[str, Any] = DEFINITION, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, state in definition["States"].items():
-        yield f"{path}{name}", state
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            yield from states(processor, f"{path}{name}/")
 
 
 def _as_json(tmp_path: Path) -> Path:
