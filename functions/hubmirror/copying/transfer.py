@@ -477,7 +477,7 @@ class RegistrySource:
     def __init__(self, client: RegistryClient, repository: str) -> None:
         self.client = client
         self.repository = repository
-        self.where = f"{client.side} {client.host}/{repository}"
+        self.where = client.where(repository)
 
     def manifest(self, digest: str) -> Manifest:
         return self.client.get_manifest(self.repository, digest)

@@ -88,6 +88,10 @@ class RegistryClient:
         self.auth = TokenAuth(host, side, credentials, self.pool, timeout)
 
     # -- public API --------------------------------------------------------------------
+    def where(self, repository: str) -> str:
+        """How errors name a repository of this registry: ``upstream HOST/REPOSITORY``."""
+        return f"{self.side} {self.host}/{repository}"
+
     def head_manifest(self, repository: str, reference: str) -> ManifestHead:
         """HEAD a manifest with all four manifest media types accepted."""
         response = self._request("HEAD", f"/v2/{repository}/manifests/{reference}", repository)
@@ -192,7 +196,7 @@ class RegistryClient:
         client's timeout ends it too.
         """
         response = self._request("GET", f"/v2/{repository}/blobs/{digest}", repository, stream=True)
-        return BlobStream(response, f"{self.side} {self.host}/{repository}", digest, size=size, deadline=deadline)
+        return BlobStream(response, self.where(repository), digest, size=size, deadline=deadline)
 
     def mount_blob(self, repository: str, digest: str, source_repository: str) -> str | None:
         """Ask the registry to link a blob it already holds in another repository (no transfer).
@@ -297,7 +301,7 @@ class RegistryClient:
         if "/manifests/" in path and method in ("GET", "HEAD"):
             request_headers["Accept"] = ", ".join(MANIFEST_MEDIA_TYPES)
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        where = f"{self.side} {self.host}/{repository}"
+        where = self.where(repository)
         replayable = body is None or isinstance(body, bytes)
         attempt = redirects = 0
         challenged = False
