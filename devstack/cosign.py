@@ -48,7 +48,8 @@ class Key:
         return base64.b64encode(self.private.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
 
 
-def _artifact(layer: Blob, annotations: dict[str, str]) -> tuple[Blob, Blob]:
+def artifact(layer: Blob, annotations: dict[str, str]) -> tuple[Blob, Blob]:
+    """The config and manifest of a cosign artifact of one layer, as cosign writes them."""
     config = Blob(
         OCI_CONFIG,
         json.dumps(
@@ -71,7 +72,7 @@ def _artifact(layer: Blob, annotations: dict[str, str]) -> tuple[Blob, Blob]:
 
 
 def _push(pusher: Pusher, repository: str, tag: str, layer: Blob, annotations: dict[str, str]) -> str:
-    config, manifest = _artifact(layer, annotations)
+    config, manifest = artifact(layer, annotations)
     pusher.blob(repository, layer)
     pusher.blob(repository, config)
     return pusher.manifest(repository, tag, manifest)

@@ -56,7 +56,7 @@ class MemoryStore:
 
 
 class FakeRegistry:
-    """A registry for the check (``head_manifest``, ``get_manifest``) answering from dicts.
+    """A registry for the check (``head_manifest``, ``get_manifest``, ``get_blob``) answering from dicts.
 
     ``slow`` references wait on :attr:`release` first; ``limited`` ones answer 429 and
     ``broken`` ones a server error; anything else not in ``heads`` is ``MANIFEST_UNKNOWN``.
@@ -69,9 +69,11 @@ class FakeRegistry:
         *,
         slow: frozenset[str] = frozenset(),
         manifests: Mapping[str, Manifest] | None = None,
+        blobs: Mapping[str, bytes] | None = None,
     ) -> None:
         self.heads = heads
         self.manifests = dict(manifests or {})
+        self.blobs = dict(blobs or {})
         self.slow = slow
         self.release = threading.Event()
         self.limited: set[str] = set()
@@ -98,6 +100,12 @@ class FakeRegistry:
         if reference not in self.manifests:
             raise ManifestUnknownError(f"fake.example/{repository}: {reference} not found", status=404)
         return self.manifests[reference]
+
+    def get_blob(self, repository: str, digest: str) -> bytes:
+        self._answer("GET blob", digest)
+        if digest not in self.blobs:
+            raise RegistryError(f"fake.example/{repository}: blob {digest} not found", status=404)
+        return self.blobs[digest]
 
 
 @dataclass

@@ -53,7 +53,7 @@ def test_every_problem_of_a_file_is_reported_in_one_pass() -> None:
         "a.yaml:3: images[0].tags: must not be empty; leave the key out instead",
         "a.yaml:6: images[1].platforms[0]: 'linux/amd46' is not a known platform (os/arch[/variant]); did you mean 'linux/amd64'?",
         "a.yaml:7: images[1].colour: unknown key 'colour'; "
-        "allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, max_tags, signatures",
+        "allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, max_tags, signatures, verify",
     ]
 
 

@@ -28,7 +28,7 @@ def test_invalid_file_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         f"{path}:3: images[0].tags[0]: '1.1' came from the number 1.10; quote it: \"1.10\"",
-        f"{path}:4: images[0].extra: unknown key 'extra'; allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, max_tags, signatures",
+        f"{path}:4: images[0].extra: unknown key 'extra'; allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, max_tags, signatures, verify",
     ]
     assert "Traceback" not in result.stderr
 

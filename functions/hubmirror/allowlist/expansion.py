@@ -74,6 +74,7 @@ def expand(
                 entry=entry.index,
                 pinned=pinned,
                 signatures=entry.signatures,
+                verify=entry.verify,
             )
         )
 

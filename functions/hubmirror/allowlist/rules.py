@@ -34,6 +34,7 @@ from hubmirror.domain.references import (
     InvalidReferenceError,
 )
 from hubmirror.domain.selectors import DEFAULT_MAX_TAGS, MAX_TAGS_LIMIT, TagSelector
+from hubmirror.domain.signing import KEY_SOURCES, KeyProblem, PublicKey
 from hubmirror.domain.versions import RangeError, VersionRange
 
 MAX_BYTES = 1024 * 1024
@@ -47,8 +48,22 @@ TARGET_MAX = ECR_REPOSITORY_MAX - 64
 VARIANT_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$"
 #: ``signatures``: copy the image's cosign signatures, attestations and SBOM with it, or not.
 SIGNATURE_MODES = ("copy", "skip")
+#: ``verify``: where the cosign public key is. The check function may read secrets and
+#: parameters under these names only (its role says so), and KMS keys of its own account.
+VERIFY_PATTERNS = {
+    "key": r"-----BEGIN PUBLIC KEY-----",
+    "secret": r"^hubmirror/[A-Za-z0-9/_+=.@-]{1,500}$",
+    "parameter": r"^/hubmirror/[A-Za-z0-9/_.-]{1,1000}$",
+    "kms": r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f-]{36})$",
+}
+VERIFY_RULES = {
+    "key": "the cosign public key itself, PEM text (-----BEGIN PUBLIC KEY----- ...), ECDSA P-256",
+    "secret": "the name of a Secrets Manager secret under hubmirror/ holding the PEM key",
+    "parameter": "the name of an SSM parameter under /hubmirror/ holding the PEM key",
+    "kms": "the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>) whose public key verifies",
+}
 TOP_KEYS = ("images", "defaults")
-DEFAULT_KEYS = ("platforms", "target_prefix", "build_commands", "max_tags", "signatures")
+DEFAULT_KEYS = ("platforms", "target_prefix", "build_commands", "max_tags", "signatures", "verify")
 ENTRY_KEYS = (
     "source",
     "tags",
@@ -60,6 +75,7 @@ ENTRY_KEYS = (
     "build_commands",
     "max_tags",
     "signatures",
+    "verify",
 )
 SELECT_KEYS = ("include", "include_regex", "exclude", "exclude_regex", "variant", "semver", "latest", "prereleases")
 #: What each key holds, for messages and for the JSON Schema.
@@ -75,6 +91,9 @@ KEY_HELP = {
     "platforms": "os/arch[/variant] platforms to mirror (default: every platform upstream has)",
     "build_commands": "Dockerfile lines added on top of FROM <source>@<digest>",
     "signatures": "copy (the default) or skip the image's cosign signatures, attestations and SBOM",
+    "verify": "copy or build only when a cosign signature verifies with this key (one of "
+    + ", ".join(KEY_SOURCES)
+    + "); false turns a default off",
     "max_tags": f"the most tags one entry may expand to (default {DEFAULT_MAX_TAGS}, at most {MAX_TAGS_LIMIT})",
     "include": "glob patterns a tag must match, such as '1.27.*'",
     "include_regex": "regular expressions a whole tag must match",
@@ -136,6 +155,8 @@ class ImageEntry:
     pinned: tuple[tuple[str, str], ...] = ()
     #: copy the image's cosign signatures, attestations and SBOM with it
     signatures: bool = True
+    #: the key a cosign signature over the upstream digest must verify with
+    verify: tuple[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -200,6 +221,7 @@ class _Defaults:
     build_commands: tuple[str, ...] | None = None
     max_tags: int | None = None
     signatures: bool | None = None
+    verify: tuple[str, str] | None = None
 
 
 class _Checker:
@@ -252,6 +274,7 @@ class _Checker:
             build_commands=self._build_commands(path, raw, allow_empty=False),
             max_tags=self._max_tags(path, raw),
             signatures=self._signatures(path, raw),
+            verify=self._verify(path, raw),
         )
 
     def _unknown_keys(self, path: Path, mapping: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:
@@ -287,6 +310,7 @@ class _Checker:
         else:
             commands = defaults.build_commands
         signatures = self._signatures(path, raw)
+        verify = self._verify(path, raw) if "verify" in raw else defaults.verify
         if len(self.problems) > before or source is None or target is None or tags is None:
             return None
         return ImageEntry(
@@ -300,6 +324,7 @@ class _Checker:
             selector=selector,
             pinned=pinned,
             signatures=signatures if signatures is not None else defaults.signatures is not False,
+            verify=verify,
         )
 
     def _string(self, path: Path, value: Any, what: str) -> str | None:
@@ -486,6 +511,39 @@ class _Checker:
             self.fail((*path, "signatures"), f"must be {' or '.join(SIGNATURE_MODES)}, not {shown}")
             return None
         return bool(value == "copy")
+
+    def _verify(self, path: Path, raw: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The key source of ``verify``; None when absent, false or broken (broken is a problem)."""
+        if "verify" not in raw or raw["verify"] is False:
+            return None
+        here = (*path, "verify")
+        value = raw["verify"]
+        if not isinstance(value, Mapping):
+            self.fail(here, f"must be a mapping with one of {', '.join(KEY_SOURCES)}, or false; not {_kind(value)}")
+            return None
+        if len(value) != 1:
+            named = ", ".join(str(k) for k in value) or "none"
+            self.fail(here, f"names one key, by one of {', '.join(KEY_SOURCES)}; it names {named}")
+            return None
+        ((source, text),) = value.items()
+        if source not in KEY_SOURCES:
+            self._unknown_keys(here, value, KEY_SOURCES)
+            return None
+        key_path = (*here, source)
+        text = self._string(key_path, text, source)
+        if text is None:
+            return None
+        if source == "key":
+            try:
+                PublicKey.from_pem(text, name="the key")
+            except KeyProblem as exc:
+                self.fail(key_path, str(exc))
+                return None
+            return (source, text.strip() + "\n")
+        if not re.match(VERIFY_PATTERNS[source], text):
+            self.fail(key_path, f"{text!r} is not {VERIFY_RULES[source]}")
+            return None
+        return (source, text)
 
     def _target_prefix(self, path: Path, raw: Mapping[str, Any]) -> str | None:
         if "target_prefix" not in raw:

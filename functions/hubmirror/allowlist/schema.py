@@ -97,6 +97,29 @@ def allowlist_schema() -> dict[str, Any]:
         "build_commands": build_commands,
         "max_tags": max_tags,
         "signatures": _described("signatures", {"enum": list(rules.SIGNATURE_MODES)}),
+        "verify": _described(
+            "verify",
+            {
+                "oneOf": [
+                    {"const": False},
+                    *(
+                        {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": [source],
+                            "properties": {
+                                source: {
+                                    "type": "string",
+                                    "pattern": rules.VERIFY_PATTERNS[source],
+                                    "description": rules.VERIFY_RULES[source],
+                                }
+                            },
+                        }
+                        for source in rules.VERIFY_RULES
+                    ),
+                ]
+            },
+        ),
     }
     assert tuple(entry_properties) == rules.ENTRY_KEYS
     defaults_properties = {key: entry_properties[key] for key in rules.DEFAULT_KEYS}

@@ -49,6 +49,9 @@ class WorkItem:
     pinned: str | None = None
     #: copy the image's cosign signatures, attestations and SBOM with it
     signatures: bool = True
+    #: ``(source, value)`` of the cosign public key a signature must verify with, such as
+    #: ``("secret", "hubmirror/cosign/acme")``; None: no signature gate
+    verify: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:
@@ -72,6 +75,7 @@ class WorkItem:
         data = asdict(self)
         data["platforms"] = list(self.platforms) if self.platforms is not None else None
         data["build_commands"] = list(self.build_commands)
+        data["verify"] = list(self.verify) if self.verify else None
         return data
 
     @classmethod
@@ -87,6 +91,7 @@ class WorkItem:
             entry=int(data.get("entry", 0)),
             pinned=data.get("pinned"),
             signatures=bool(data.get("signatures", True)),
+            verify=(str(verify[0]), str(verify[1])) if (verify := data.get("verify")) else None,
         )
 
 

@@ -14,6 +14,7 @@ Pure: no I/O, no environment.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 from collections.abc import Mapping
@@ -84,3 +85,20 @@ class PullBudget:
                 return False
             self._left[registry] = left - pulls
             return True
+
+
+def budget_text(limit: RateLimit | None) -> str:
+    if limit is None:
+        return "unknown"
+    return f"{limit.remaining} of {limit.limit} pulls left"
+
+
+def reset_time(limit: RateLimit | None, now: dt.datetime) -> str | None:
+    """When the spent budget is back at the latest: now plus the registry's window.
+
+    >>> reset_time(RateLimit(100, 5, 21600), dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    '2026-01-01T06:00:00Z'
+    """
+    if limit is None or limit.window is None:
+        return None
+    return (now + dt.timedelta(seconds=limit.window)).strftime("%Y-%m-%dT%H:%M:%SZ")

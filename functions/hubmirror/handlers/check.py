@@ -7,6 +7,7 @@ import time
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from hubmirror.adapters.publickeys import KeyReader
 from hubmirror.domain.items import WorkItem
 from hubmirror.handlers._runtime import settings, store, target_client, upstream_client
 from hubmirror.observability import logger, metrics, tracer
@@ -35,6 +36,7 @@ def handler(event: CheckEvent, context: LambdaContext) -> CheckResult:
         concurrency=config.check_concurrency,
         force=bool(event.get("force")),
         dry_run=bool(event.get("dry_run")),
+        public_keys=KeyReader(),  # keys are read again at each invocation: a rotated key counts at once
         item_deadline_seconds=config.item_deadline_seconds,
         deadline=time.monotonic() + context.get_remaining_time_in_millis() / 1000 - CHECK_RESERVE_SECONDS,
     )

@@ -63,9 +63,8 @@ from hubmirror.domain.oci import (
     select_platforms,
     sha256_digest,
 )
-from hubmirror.domain.ratelimit import PullBudget, RateLimit
+from hubmirror.domain.ratelimit import PullBudget, RateLimit, budget_text, reset_time
 from hubmirror.domain.references import is_loopback
-from hubmirror.steps.check import budget_text, reset_time
 
 TOOL_TIMEOUT = 3600
 #: How long one item may take, at most (its blob downloads and its waits are cut there). A

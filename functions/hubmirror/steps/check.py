@@ -21,8 +21,9 @@ from hubmirror.domain import keys
 from hubmirror.domain.decisions import Action, Decision, Outcome, OutcomeName, TargetState, decide, is_derived
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import INDEX_MEDIA_TYPES
-from hubmirror.domain.ratelimit import PullBudget, RateLimit
+from hubmirror.domain.ratelimit import PullBudget, budget_text, reset_time
 from hubmirror.steps.payloads import CheckResult
+from hubmirror.steps.verify import KeyResolver, inline_keys, unverified
 
 logger = logging.getLogger(__name__)
 #: Manifest GETs a copy of an index of unknown size is expected to cost (index + platforms).
@@ -38,6 +39,7 @@ class Registry(Protocol):
 
     def head_manifest(self, repository: str, reference: str) -> ManifestHead: ...
     def get_manifest(self, repository: str, reference: str) -> Manifest: ...
+    def get_blob(self, repository: str, digest: str) -> bytes: ...
 
 
 class CheckStore(Protocol):
@@ -89,12 +91,13 @@ def target_state(client: Registry, item: WorkItem) -> TargetState | None:
 
 
 def expected_pulls(item: WorkItem, head: ManifestHead) -> int:
-    """Manifest GETs (pulls) syncing ``item`` will spend upstream."""
+    """Manifest GETs (pulls) syncing ``item`` will spend upstream, its signature's included."""
+    gate = 1 if item.verify is not None else 0
     if head.media_type not in INDEX_MEDIA_TYPES:
-        return 1
+        return 1 + gate
     if item.platforms is not None:
-        return len(item.platforms)
-    return DEFAULT_INDEX_PULLS
+        return len(item.platforms) + gate
+    return DEFAULT_INDEX_PULLS + gate
 
 
 def check_item(
@@ -105,9 +108,14 @@ def check_item(
     budget: PullBudget,
     force: bool,
     dry_run: bool,
+    public_keys: KeyResolver = inline_keys,
     now: dt.datetime | None = None,
 ) -> ItemCheck:
-    """Decide one item; every failure becomes a ``failed`` outcome naming its reason."""
+    """Decide one item; every failure becomes a ``failed`` outcome naming its reason.
+
+    An item with ``verify`` that is to be copied or built first passes the signature gate
+    (:mod:`hubmirror.steps.verify`); a dry run does not spend the pull it costs.
+    """
     result = ItemCheck(item)
     ref = item.upstream
     try:
@@ -164,30 +172,46 @@ def check_item(
             target_digest=target_digest,
             retry_after=reset_time(head.ratelimit, now or dt.datetime.now(dt.UTC)),
         )
+    elif item.verify is not None:
+        result.outcome = signature_gate(
+            item, upstream(ref.api_host), head.digest, public_keys, target_digest, now or dt.datetime.now(dt.UTC)
+        )
     return result
+
+
+def signature_gate(
+    item: WorkItem,
+    registry: Registry,
+    digest: str,
+    public_keys: KeyResolver,
+    target_digest: str | None,
+    now: dt.datetime,
+) -> Outcome | None:
+    """None when a signature over ``digest`` verifies; else the item's ``failed`` (or ``deferred``) outcome."""
+    digests = {"upstream_digest": digest, "target_digest": target_digest}
+    try:
+        problem = unverified(registry, item, digest, public_keys)
+    except RateLimitedError as exc:
+        return Outcome.for_item(
+            item,
+            OutcomeName.DEFERRED,
+            f"signature: {exc.reason}: {exc}; deferred to a later run",
+            retry_after=_retry_time(exc, now),
+            **digests,
+        )
+    except RegistryError as exc:
+        problem = f"{exc.reason}: {exc}"
+    if problem is None:
+        return None
+    return Outcome.for_item(
+        item, OutcomeName.FAILED, f"signature: {problem}; the target tag is left as it is", **digests
+    )
 
 
 def _retry_time(exc: RateLimitedError, now: dt.datetime) -> str | None:
     if exc.retry_after is not None:
         return (now + dt.timedelta(seconds=exc.retry_after)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return reset_time(exc.ratelimit, now)
-
-
-def budget_text(limit: RateLimit | None) -> str:
-    if limit is None:
-        return "unknown"
-    return f"{limit.remaining} of {limit.limit} pulls left"
-
-
-def reset_time(limit: RateLimit | None, now: dt.datetime) -> str | None:
-    """When the spent budget is back at the latest: now plus the registry's window.
-
-    >>> reset_time(RateLimit(100, 5, 21600), dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-    '2026-01-01T06:00:00Z'
-    """
-    if limit is None or limit.window is None:
-        return None
-    return (now + dt.timedelta(seconds=limit.window)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_batch(
@@ -203,6 +227,7 @@ def check_batch(
     concurrency: int,
     force: bool,
     dry_run: bool,
+    public_keys: KeyResolver = inline_keys,
     deadline: float | None = None,
     item_deadline_seconds: int | None = None,
 ) -> BatchResult:
@@ -215,7 +240,15 @@ def check_batch(
 
     def one(item: WorkItem) -> ItemCheck:
         try:
-            return check_item(item, upstream=upstream, target=target, budget=budget, force=force, dry_run=dry_run)
+            return check_item(
+                item,
+                upstream=upstream,
+                target=target,
+                budget=budget,
+                force=force,
+                dry_run=dry_run,
+                public_keys=public_keys,
+            )
         except Exception as exc:  # one bad item never stops the others; it is reported failed
             logger.exception("check of %s failed unexpectedly", item.key, extra={"image": item.key})
             return ItemCheck(

@@ -1,0 +1,72 @@
+"""The cosign public keys ``verify:`` names, read from where they are kept.
+
+- ``key``: the PEM text in the allowlist itself;
+- ``secret``: a Secrets Manager secret whose string is the PEM (``cosign.pub``);
+- ``parameter``: an SSM parameter whose value is the PEM (a SecureString is decrypted);
+- ``kms``: an asymmetric KMS key, whose public key ``kms:GetPublicKey`` returns as DER
+  (https://docs.aws.amazon.com/kms/latest/APIReference/API_GetPublicKey.html); it must be
+  an ``ECC_NIST_P256`` signing key, as ``cosign generate-key-pair --kms awskms:///...`` makes.
+
+Each key is read once per invocation, its failure included, so a batch of items naming one
+missing secret costs one request and says the same thing for each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hubmirror.adapters import aws
+from hubmirror.domain.signing import KeyProblem, PublicKey
+
+
+class KeyReader:
+    """A :data:`~hubmirror.steps.verify.KeyResolver` over AWS, caching each key it reads."""
+
+    def __init__(self, client: Callable[[str], Any] = aws.client) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self._read: dict[tuple[str, str], PublicKey | KeyProblem] = {}
+
+    def __call__(self, source: tuple[str, str]) -> PublicKey:
+        with self._lock:
+            if source not in self._read:
+                try:
+                    self._read[source] = self._load(*source)
+                except KeyProblem as exc:
+                    self._read[source] = exc
+            found = self._read[source]
+        if isinstance(found, KeyProblem):
+            raise found
+        return found
+
+    def _load(self, kind: str, value: str) -> PublicKey:
+        name = f"the key in {kind} {value}" if kind != "key" else "the allowlist's key"
+        if kind == "key":
+            return PublicKey.from_pem(value, name=name)
+        try:
+            if kind == "secret":
+                answer = self._client("secretsmanager").get_secret_value(SecretId=value)
+                return PublicKey.from_pem(str(answer.get("SecretString") or ""), name=name)
+            if kind == "parameter":
+                answer = self._client("ssm").get_parameter(Name=value, WithDecryption=True)
+                return PublicKey.from_pem(str(answer["Parameter"]["Value"]), name=name)
+            if kind == "kms":
+                answer = self._client("kms").get_public_key(KeyId=value)
+                if answer.get("KeyUsage") != "SIGN_VERIFY" or answer.get("KeySpec") != "ECC_NIST_P256":
+                    raise KeyProblem(
+                        f"{name} is a {answer.get('KeySpec')} {answer.get('KeyUsage')} key; "
+                        "cosign signs with ECC_NIST_P256 SIGN_VERIFY keys"
+                    )
+                return PublicKey.from_der(bytes(answer["PublicKey"]), name=name)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise KeyProblem(
+                f"target AWS: cannot read {name}: {error.get('Code', 'error')} ({error.get('Message', '')})"
+            ) from None
+        except BotoCoreError as exc:
+            raise KeyProblem(f"target AWS: cannot read {name}: {exc}") from None
+        raise KeyProblem(f"verify names its key by {kind!r}, which is not one of key, secret, parameter, kms")
