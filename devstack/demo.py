@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from devstack import cosign
 from devstack.images import seed
 from devstack.procs import stop_on_sigterm
@@ -30,12 +32,17 @@ IMAGES = (
 )
 
 
+#: The Secrets Manager secret (in the local stack's moto) holding the demo's cosign public key.
+KEY_SECRET = "hubmirror/cosign/demo"  # noqa: S105 - a name, not a password
+
+
 def allowlist(hub: str) -> str:
     return f"""# The demo's allowlist: the shape of allowlist.yaml, pointing at the local hub.
 images:
   - source: {hub}/library/nginx
     tags: ["1.27"]
     target: nginx
+    verify: {{secret: {KEY_SECRET}}}   # copied only when its cosign signature verifies with this key
   - source: {hub}/library/busybox
     tags: ["1.36"]
     target: busybox
@@ -58,6 +65,7 @@ def summarise(run: RunResult) -> dict[str, Any]:
         "seconds": round(run.seconds, 2),
         "outcomes": report.get("counts", {}),
         "items": {i["target"]: i["outcome"] for i in report.get("items", [])},
+        "reasons": {i["target"]: i["reason"] for i in report.get("items", [])},
         "upstream_requests": {
             kind: run.upstream.get(kind, 0) for kind in ("head_manifest", "get_manifest", "get_blob", "token")
         },
@@ -94,12 +102,14 @@ def main() -> int:
         pusher = stack.hub_pusher()
         key = cosign.Key.generate()
         (DEMO / "cosign.pub").write_text(key.public_pem())
+        boto3.client("secretsmanager").create_secret(Name=KEY_SECRET, SecretString=key.public_pem())
         digests = {}
         for repository, tag, platforms in IMAGES:
             digests[repository] = digest = seed(pusher, repository, tag, platforms)
             print(f"  seeded {stack.front.host}/{repository}:{tag} ({', '.join(platforms)}) {digest[:19]}")
         cosign.sign(pusher, "library/nginx", digests["library/nginx"], key)
-        print(f"  signed library/nginx@{digests['library/nginx'][:19]} as cosign does (public key: .demo/cosign.pub)")
+        print(f"  signed library/nginx@{digests['library/nginx'][:19]} as cosign does (public key: .demo/cosign.pub,")
+        print(f"  kept in the secret {KEY_SECRET}, which the allowlist's nginx entry names under verify:)")
         text = allowlist(stack.front.host)
         stack.write_allowlist(text)
         (DEMO / "allowlist.yaml").write_text(text)
@@ -118,6 +128,7 @@ def main() -> int:
         print(f"target registry (the local ECR) is at {stack.ecr.host}; stopping every server")
     payload = {
         "runs": runs,
+        "nginx": runs[0]["reasons"]["mirror/nginx:1.27"],
         "signature_verifies_against_the_mirror": verified,
         "seconds": round(time.monotonic() - started, 2),
     }

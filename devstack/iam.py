@@ -142,6 +142,8 @@ def _json_resource(service: str, action: str, body: Mapping[str, Any]) -> str:
     if service == "kms":
         key = str(body.get("KeyId", "*"))
         return key if key.startswith("arn:") else f"{arn}:key/{key}"
+    if service == "ssm" and "Name" in body:
+        return f"{arn}:parameter/{str(body['Name']).lstrip('/')}"
     if service == "logs":
         return f"{arn}:log-group:{body.get('logGroupName', '*')}:log-stream:{body.get('logStreamName', '*')}"
     if service == "events" and action == "PutEvents":  # the bus each entry names (the default bus if none)

@@ -1,4 +1,5 @@
-"""Signatures through the whole pipeline: a signed image arrives signed, and a warm run looks at nothing."""
+"""Signatures through the whole pipeline: a signed image arrives signed, a gated image moves
+only when its signature verifies, and a warm run looks at nothing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
 
 from devstack import cosign
@@ -15,6 +17,7 @@ from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from tests.support import RegistryReader
 
 pytestmark = pytest.mark.e2e
+KEY_SECRET = "hubmirror/cosign/publisher"
 
 
 @dataclass
@@ -36,13 +39,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "signed": seed(pusher, "library/signed", "1", ["linux/amd64", "linux/arm64"]),
             "unsigned": seed(pusher, "library/unsigned", "1", ["linux/amd64"]),
             "selected": seed(pusher, "library/selected", "1", ["linux/amd64", "linux/arm64"]),
+            "gated": seed(pusher, "library/gated", "1", ["linux/amd64"]),
         }
         artifacts = {
             "sig": cosign.sign(pusher, "library/signed", digests["signed"], key),
             "att": cosign.attest(pusher, "library/signed", digests["signed"], key, "https://slsa.dev/provenance/v1"),
         }
         cosign.sign(pusher, "library/selected", digests["selected"], key)
+        cosign.sign(pusher, "library/gated", digests["gated"], key)
         hub = stack.front.host
+        pem = "".join(f"        {line}\n" for line in key.public_pem().splitlines())
+        boto3.client("secretsmanager").create_secret(Name=KEY_SECRET, SecretString=key.public_pem())
         stack.write_allowlist(
             f"""images:
   - source: {hub}/library/signed
@@ -55,6 +62,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tags: ["1"]
     target: selected
     platforms: [linux/amd64]
+  - source: {hub}/library/gated
+    tags: ["1"]
+    target: gated
+    verify:
+      key: |
+{pem}  - source: {hub}/library/signed
+    tags: ["1"]
+    target: signed-by-secret
+    verify: {{secret: {KEY_SECRET}}}
 """
         )
         yield World(stack, RegistryReader(stack.ecr.host, ECR_USER, ECR_PASSWORD), key, digests, artifacts)
@@ -95,14 +111,66 @@ def test_the_report_says_why_other_images_carry_no_signature(world: World, first
     assert world.target.manifest("mirror/selected", world.digests["selected"].replace(":", "-") + ".sig") is None
 
 
-def test_finding_signatures_costs_one_head_per_copied_image_and_the_signed_one_two_more(first: RunResult) -> None:
-    # the check HEADs each image (3), the job HEADs each image it copies (3), then the .sig of the two
-    # verbatim copies, and the .att and .sbom of the signed one
-    assert first.upstream.get("head_manifest", 0) == 3 + 3 + 2 + 2
+def test_finding_signatures_costs_one_head_per_copied_image_and_each_signed_one_two_more(first: RunResult) -> None:
+    # the check HEADs each image (5), the job HEADs each image it copies (5), then the .sig of the four
+    # verbatim copies, and the .att and .sbom of the three signed ones
+    assert first.upstream.get("head_manifest", 0) == 5 + 5 + 4 + 3 * 2
+
+
+def test_a_gated_image_whose_signature_verifies_is_copied_and_says_so(world: World, first: RunResult) -> None:
+    gated = first.item("mirror/gated:1")
+    assert gated["outcome"] == "copied"
+    assert "its cosign signature verified" in gated["reason"]
+    copied = world.target.manifest("mirror/gated", "1")
+    assert copied is not None
+    assert copied.digest == world.digests["gated"]
+
+
+def test_a_key_kept_in_secrets_manager_is_read_once_under_the_check_role_s_own_permission(
+    world: World, first: RunResult
+) -> None:
+    assert first.item("mirror/signed-by-secret:1")["outcome"] == "copied"
+    reads = [c for c in world.stack.iam_calls if c.action == "secretsmanager:GetSecretValue"]
+    assert [(c.principal.split("/")[-1], c.allowed) for c in reads] == [("CheckFunctionRole", True)]
+    assert reads[0].resource.split(":secret:")[1].startswith(KEY_SECRET)
 
 
 def test_a_warm_run_looks_for_no_signature_and_pulls_nothing(second: RunResult) -> None:
     assert set(second.outcomes().values()) == {"unchanged"}
-    assert second.upstream.get("head_manifest", 0) == 3  # the check's one HEAD per item, nothing more
+    assert second.upstream.get("head_manifest", 0) == 5  # the check's one HEAD per item, nothing more
     assert second.upstream.get("get_manifest", 0) == 0
     assert [e["detail-type"] for e in second.published] == ["Sync Completed"]
+
+
+@pytest.fixture(scope="module")
+def forged(world: World, second: RunResult) -> RunResult:
+    """The gated tag moves upstream to an image signed by another key."""
+    pusher, other = world.stack.hub_pusher(), cosign.Key.generate()
+    moved = seed(pusher, "library/gated", "1", ["linux/amd64"], marker="not the publisher's")
+    assert moved != world.digests["gated"]
+    cosign.sign(pusher, "library/gated", moved, other)
+    world.digests["moved"] = moved
+    return world.stack.run({})
+
+
+def test_an_image_whose_signature_does_not_verify_fails_alone_and_its_tag_stays(
+    world: World, forged: RunResult
+) -> None:
+    assert forged.status == "FAILED"  # a failed item fails the execution, after the report
+    outcomes = forged.outcomes()
+    assert outcomes.pop("mirror/gated:1") == "failed"
+    assert set(outcomes.values()) == {"unchanged"}
+    reason = forged.item("mirror/gated:1")["reason"]
+    moved = world.digests["moved"]
+    assert reason == (
+        f"signature: none of the 1 cosign signature(s) in {world.stack.front.host}/library/gated:"  # type: ignore[union-attr]
+        f"{moved.replace(':', '-')}.sig verifies: it does not verify with the allowlist's key; "
+        "the target tag is left as it is"
+    )
+    kept = world.target.manifest("mirror/gated", "1")
+    assert kept is not None
+    assert kept.digest == world.digests["gated"]
+    assert world.target.manifest("mirror/gated", moved) is None  # nothing of the forged image was pushed
+    assert forged.upstream.get("get_manifest", 0) == 1  # the signature manifest, and no image manifest
+    failed = [e for e in forged.published if e["detail-type"] == "Image Failed"]
+    assert [e["detail"]["reason"] for e in failed] == [reason]

@@ -4,6 +4,11 @@ The build runs with the Lambda runtime's Python (3.13) on PATH, as ``make build`
 a temporary directory. Each handler is then imported in a fresh interpreter with that
 function's build directory first on ``sys.path``, as the Lambda runtime puts it: the
 package and Powertools must come from the build, not from this checkout.
+
+The functions run on arm64, so ``sam build`` puts cryptography's arm64 wheel (native code)
+in the build; this machine cannot load it. The import therefore takes cryptography and cffi,
+alone, from this machine's environment, after the test checks that the build holds the same
+version compiled for AArch64.
 """
 
 from __future__ import annotations
@@ -21,13 +26,41 @@ from tests.cfn import ROOT
 
 IMPORT_HANDLER = """
 import importlib, json, sys
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = [sys.argv[3], sys.argv[1]]
 module, _, name = sys.argv[2].rpartition(".")
 handler = getattr(importlib.import_module(module), name)
 assert callable(handler), sys.argv[2]
 import aws_lambda_powertools, hubmirror
 print(json.dumps({"hubmirror": hubmirror.__file__, "powertools": aws_lambda_powertools.__file__}))
 """
+#: The native packages the import takes from this machine (the build's are for AArch64).
+NATIVE = ("cryptography", "cffi", "_cffi_backend")
+ELF_MACHINE_AARCH64 = 183
+
+
+def native_overlay(directory: Path) -> Path:
+    """A directory holding links to this environment's cryptography and cffi, and nothing else."""
+    import cffi
+    import cryptography
+
+    directory.mkdir(exist_ok=True)
+    site = Path(cryptography.__file__).parent.parent
+    assert Path(cffi.__file__).parent.parent == site
+    for entry in site.iterdir():
+        if entry.name.split(".")[0] in NATIVE and not entry.name.endswith(".dist-info"):
+            (directory / entry.name).symlink_to(entry)
+    return directory
+
+
+def test_the_build_holds_cryptography_for_aarch64_at_the_pinned_version(build: Path) -> None:
+    import cryptography
+
+    for function in ("PlanFunction", "CheckFunction"):
+        code = build / function
+        assert (code / f"cryptography-{cryptography.__version__}.dist-info").is_dir(), function
+        library = (code / "cryptography" / "hazmat" / "bindings" / "_rust.abi3.so").read_bytes()[:20]
+        assert library[:4] == b"\x7fELF"
+        assert int.from_bytes(library[18:20], "little") == ELF_MACHINE_AARCH64, function
 
 
 def python313() -> Path:
@@ -52,7 +85,8 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir / "build"
 
 
-def test_every_handler_imports_from_the_build_output(build: Path) -> None:
+def test_every_handler_imports_from_the_build_output(build: Path, tmp_path: Path) -> None:
+    overlay = native_overlay(tmp_path / "native")
     template = yaml_parse((build / "template.yaml").read_text())
     functions = {
         k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"
@@ -61,7 +95,7 @@ def test_every_handler_imports_from_the_build_output(build: Path) -> None:
     for logical, props in functions.items():
         code = build / props["CodeUri"]
         result = subprocess.run(
-            [sys.executable, "-I", "-c", IMPORT_HANDLER, str(code), props["Handler"]],
+            [sys.executable, "-I", "-c", IMPORT_HANDLER, str(code), props["Handler"], str(overlay)],
             cwd=build, capture_output=True, text=True, check=False, timeout=120,
             env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "POWERTOOLS_TRACE_DISABLED": "1"},
         )  # fmt: skip

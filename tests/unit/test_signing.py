@@ -16,7 +16,7 @@ from hubmirror.adapters.registry.model import Manifest, ManifestHead
 from hubmirror.allowlist.rules import AllowlistError, parse_allowlist
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
-from hubmirror.domain.signing import KeyProblem, PublicKey, signature_problem
+from hubmirror.domain.signing import PublicKey, UnusableKeyError, signature_problem
 from hubmirror.steps.check import check_item
 from hubmirror.steps.verify import unverified
 from tests.cosign_fixture import CosignSignature, load
@@ -76,7 +76,7 @@ def test_a_payload_that_is_not_a_cosign_signature_is_refused_before_the_key_is_u
     ],
 )
 def test_keys_cosign_does_not_make_by_default_are_refused_in_words(make: object, said: str) -> None:
-    with pytest.raises(KeyProblem, match=said):
+    with pytest.raises(UnusableKeyError, match=said):
         PublicKey.from_pem(pem(make()))  # type: ignore[operator]
 
 
@@ -183,7 +183,9 @@ def test_an_unsigned_image_fails_in_words_and_a_dry_run_spends_no_pull_on_the_si
 
 def test_a_key_that_cannot_be_read_fails_the_item_with_the_reader_s_words(cosign: CosignSignature) -> None:
     def unreadable(source: tuple[str, str]) -> PublicKey:
-        raise KeyProblem(f"target AWS: cannot read the key in {source[0]} {source[1]}: AccessDeniedException (no)")
+        raise UnusableKeyError(
+            f"target AWS: cannot read the key in {source[0]} {source[1]}: AccessDeniedException (no)"
+        )
 
     upstream = signed_upstream(cosign)
     problem = unverified(upstream, gated(("secret", "hubmirror/cosign/acme")), cosign.digest, unreadable)

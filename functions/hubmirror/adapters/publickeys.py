@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hubmirror.adapters import aws
-from hubmirror.domain.signing import KeyProblem, PublicKey
+from hubmirror.domain.signing import PublicKey, UnusableKeyError
 
 
 class KeyReader:
@@ -29,17 +29,17 @@ class KeyReader:
     def __init__(self, client: Callable[[str], Any] = aws.client) -> None:
         self._client = client
         self._lock = threading.Lock()
-        self._read: dict[tuple[str, str], PublicKey | KeyProblem] = {}
+        self._read: dict[tuple[str, str], PublicKey | UnusableKeyError] = {}
 
     def __call__(self, source: tuple[str, str]) -> PublicKey:
         with self._lock:
             if source not in self._read:
                 try:
                     self._read[source] = self._load(*source)
-                except KeyProblem as exc:
+                except UnusableKeyError as exc:
                     self._read[source] = exc
             found = self._read[source]
-        if isinstance(found, KeyProblem):
+        if isinstance(found, UnusableKeyError):
             raise found
         return found
 
@@ -56,17 +56,18 @@ class KeyReader:
                 return PublicKey.from_pem(str(answer["Parameter"]["Value"]), name=name)
             if kind == "kms":
                 answer = self._client("kms").get_public_key(KeyId=value)
-                if answer.get("KeyUsage") != "SIGN_VERIFY" or answer.get("KeySpec") != "ECC_NIST_P256":
-                    raise KeyProblem(
-                        f"{name} is a {answer.get('KeySpec')} {answer.get('KeyUsage')} key; "
+                spec = answer.get("KeySpec") or answer.get("CustomerMasterKeySpec")  # the older name of the field
+                if answer.get("KeyUsage") != "SIGN_VERIFY" or spec != "ECC_NIST_P256":
+                    raise UnusableKeyError(
+                        f"{name} is a {spec} {answer.get('KeyUsage')} key; "
                         "cosign signs with ECC_NIST_P256 SIGN_VERIFY keys"
                     )
                 return PublicKey.from_der(bytes(answer["PublicKey"]), name=name)
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            raise KeyProblem(
+            raise UnusableKeyError(
                 f"target AWS: cannot read {name}: {error.get('Code', 'error')} ({error.get('Message', '')})"
             ) from None
         except BotoCoreError as exc:
-            raise KeyProblem(f"target AWS: cannot read {name}: {exc}") from None
-        raise KeyProblem(f"verify names its key by {kind!r}, which is not one of key, secret, parameter, kms")
+            raise UnusableKeyError(f"target AWS: cannot read {name}: {exc}") from None
+        raise UnusableKeyError(f"verify names its key by {kind!r}, which is not one of key, secret, parameter, kms")

@@ -34,7 +34,7 @@ from hubmirror.domain.references import (
     InvalidReferenceError,
 )
 from hubmirror.domain.selectors import DEFAULT_MAX_TAGS, MAX_TAGS_LIMIT, TagSelector
-from hubmirror.domain.signing import KEY_SOURCES, KeyProblem, PublicKey
+from hubmirror.domain.signing import KEY_SOURCES, PublicKey, UnusableKeyError
 from hubmirror.domain.versions import RangeError, VersionRange
 
 MAX_BYTES = 1024 * 1024
@@ -536,7 +536,7 @@ class _Checker:
         if source == "key":
             try:
                 PublicKey.from_pem(text, name="the key")
-            except KeyProblem as exc:
+            except UnusableKeyError as exc:
                 self.fail(key_path, str(exc))
                 return None
             return (source, text.strip() + "\n")

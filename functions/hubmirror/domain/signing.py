@@ -37,7 +37,7 @@ MAX_SIGNATURES = 32
 KEY_SOURCES = ("key", "secret", "parameter", "kms")
 
 
-class KeyProblem(ValueError):
+class UnusableKeyError(ValueError):
     """A public key that cannot verify cosign signatures, in words."""
 
 
@@ -55,15 +55,15 @@ class PublicKey:
         >>> PublicKey.from_pem("not a key")
         Traceback (most recent call last):
         ...
-        hubmirror.domain.signing.KeyProblem: the key is not a PEM public key (-----BEGIN PUBLIC KEY----- ...)
+        hubmirror.domain.signing.UnusableKeyError: the key is not a PEM public key (-----BEGIN PUBLIC KEY----- ...)
         """
         data = pem.encode() if isinstance(pem, str) else pem
         if b"-----BEGIN PUBLIC KEY-----" not in data:
-            raise KeyProblem(f"{name} is not a PEM public key (-----BEGIN PUBLIC KEY----- ...)")
+            raise UnusableKeyError(f"{name} is not a PEM public key (-----BEGIN PUBLIC KEY----- ...)")
         try:
             key = serialization.load_pem_public_key(data.strip())
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise KeyProblem(f"{name} is not a readable PEM public key: {exc}") from None
+            raise UnusableKeyError(f"{name} is not a readable PEM public key: {exc}") from None
         return cls._checked(key, name)
 
     @classmethod
@@ -72,18 +72,20 @@ class PublicKey:
         try:
             key = serialization.load_der_public_key(der)
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise KeyProblem(f"{name} is not a readable public key: {exc}") from None
+            raise UnusableKeyError(f"{name} is not a readable public key: {exc}") from None
         return cls._checked(key, name)
 
     @classmethod
     def _checked(cls, key: Any, name: str) -> PublicKey:
         if not isinstance(key, ec.EllipticCurvePublicKey):
             kind = "an RSA" if isinstance(key, rsa.RSAPublicKey) else "not an ECDSA"
-            raise KeyProblem(
+            raise UnusableKeyError(
                 f"{name} is {kind} key; hubmirror verifies ECDSA P-256 keys, as cosign generate-key-pair makes them"
             )
         if not isinstance(key.curve, ec.SECP256R1):
-            raise KeyProblem(f"{name} is an ECDSA key on {key.curve.name}; hubmirror verifies P-256 (secp256r1) keys")
+            raise UnusableKeyError(
+                f"{name} is an ECDSA key on {key.curve.name}; hubmirror verifies P-256 (secp256r1) keys"
+            )
         return cls(key, name)
 
 

@@ -518,6 +518,8 @@ class _Job:
         print(f"== {self.kind} {item.key} -> {target_registry}/{item.target}: {entry.get('reason', '')}", flush=True)
         deadline = min(time.monotonic() + self.item_seconds, self.job_deadline)
         notes: list[str] = []
+        if item.verify:  # the check let the item through only after its signature verified
+            notes.append("its cosign signature verified")
         if self.kind == Kind.BUILD and item.signatures:
             notes.append("unsigned: a build is not the image its publisher signed")
 

@@ -174,7 +174,12 @@ def check_item(
         )
     elif item.verify is not None:
         result.outcome = signature_gate(
-            item, upstream(ref.api_host), head.digest, public_keys, target_digest, now or dt.datetime.now(dt.UTC)
+            item,
+            upstream(ref.api_host),
+            head.digest,
+            public_keys=public_keys,
+            target_digest=target_digest,
+            now=now or dt.datetime.now(dt.UTC),
         )
     return result
 
@@ -183,6 +188,7 @@ def signature_gate(
     item: WorkItem,
     registry: Registry,
     digest: str,
+    *,
     public_keys: KeyResolver,
     target_digest: str | None,
     now: dt.datetime,

@@ -16,9 +16,9 @@ from hubmirror.adapters.registry.errors import NotFoundError
 from hubmirror.adapters.registry.model import Manifest, ManifestHead
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import cosign_tags
-from hubmirror.domain.signing import KeyProblem, PublicKey, signature_layers, signature_problem
+from hubmirror.domain.signing import PublicKey, UnusableKeyError, signature_layers, signature_problem
 
-#: ``(source, value)`` of ``verify:`` -> the key; raises :class:`KeyProblem` in words.
+#: ``(source, value)`` of ``verify:`` -> the key; raises :class:`UnusableKeyError` in words.
 KeyResolver = Callable[[tuple[str, str]], PublicKey]
 
 
@@ -28,11 +28,11 @@ def inline_keys(source: tuple[str, str]) -> PublicKey:
     >>> inline_keys(("secret", "hubmirror/cosign/acme"))
     Traceback (most recent call last):
     ...
-    hubmirror.domain.signing.KeyProblem: the key in secret hubmirror/cosign/acme cannot be read here
+    hubmirror.domain.signing.UnusableKeyError: the key in secret hubmirror/cosign/acme cannot be read here
     """
     kind, value = source
     if kind != "key":
-        raise KeyProblem(f"the key in {kind} {value} cannot be read here")
+        raise UnusableKeyError(f"the key in {kind} {value} cannot be read here")
     return PublicKey.from_pem(value, name="the allowlist's key")
 
 
@@ -53,7 +53,7 @@ def unverified(registry: SignatureRegistry, item: WorkItem, digest: str, keys: K
     assert item.verify is not None
     try:
         key = keys(item.verify)
-    except KeyProblem as exc:
+    except UnusableKeyError as exc:
         return str(exc)
     repository = item.upstream.repository
     tag = cosign_tags(digest)[0]

@@ -1,0 +1,159 @@
+"""The signature gate against a real registry (the hub, token auth) and the key stores under moto.
+
+The signature is the one cosign made (``tests/unit/data/cosign``), put into the registry as
+cosign puts it: a manifest tagged ``sha256-<hex>.sig`` whose layer is the simple-signing
+payload, the signature in the layer's annotation.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from devstack.cosign import SIGNATURE_ANNOTATION, SIMPLE_SIGNING, artifact
+from devstack.hubfront import HubFront
+from devstack.images import Blob
+from hubmirror.adapters.publickeys import KeyReader
+from hubmirror.adapters.registry.client import RegistryClient
+from hubmirror.domain.items import WorkItem
+from hubmirror.domain.signing import UnusableKeyError, signature_problem
+from hubmirror.steps.verify import inline_keys, unverified
+from tests.cosign_fixture import load
+from tests.functional.conftest import Registries
+
+REPOSITORY = "cosign/signed-single-sample"
+
+
+@pytest.fixture(scope="module")
+def signed(registries: Registries) -> str:
+    """The cosign-made signature in the hub, beside a digest it signs (the image itself is not needed)."""
+    cosign = load()
+    pusher = registries.hub_pusher()
+    payload, config, manifest = cosign.artifact()
+    pusher.blob(REPOSITORY, payload)
+    pusher.blob(REPOSITORY, config)
+    pusher.manifest(REPOSITORY, cosign.digest.replace(":", "-") + ".sig", manifest)
+    return cosign.digest
+
+
+def item(verify: tuple[str, str]) -> WorkItem:
+    return WorkItem(f"docker.io/{REPOSITORY}", "1", "mirror/signed", "1", verify=verify)
+
+
+def test_the_signature_cosign_made_verifies_through_the_registry_at_one_pull(
+    registries: Registries, front: HubFront, signed: str
+) -> None:
+    cosign = load()
+    client = RegistryClient(registries.front.host)
+    assert unverified(client, item(("key", cosign.public_pem)), signed, inline_keys) is None
+    counts = front.snapshot()
+    assert counts.get("get_manifest") == 1  # the signature manifest: the one pull the gate costs
+    assert counts.get("get_blob") == 1  # its payload (not a pull)
+    assert counts.get("head_manifest", 0) == 0
+
+
+def test_another_key_or_another_digest_is_refused_through_the_registry(registries: Registries, signed: str) -> None:
+    cosign = load()
+    client = RegistryClient(registries.front.host)
+    problem = unverified(client, item(("key", cosign.other_pem)), signed, inline_keys)
+    assert problem is not None
+    assert problem.endswith("verifies: it does not verify with the allowlist's key")
+    elsewhere = "sha256:" + "1" * 64
+    problem = unverified(client, item(("key", cosign.public_pem)), elsewhere, inline_keys)
+    assert problem == (
+        f"docker.io/{REPOSITORY} has no cosign signature of {elsewhere} (no tag sha256-{'1' * 64}.sig); "
+        "the allowlist's key verifies none"
+    )
+
+
+@pytest.fixture
+def aws(aws_credentials: None) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        yield {name: boto3.client(name) for name in ("secretsmanager", "ssm", "kms")}
+
+
+class Counting:
+    """boto3 clients, each call counted: the reader must read a key once per invocation."""
+
+    def __init__(self, clients: dict[str, Any]) -> None:
+        self.clients = clients
+        self.calls: list[str] = []
+
+    def __call__(self, service: str) -> Any:
+        self.calls.append(service)
+        return self.clients[service]
+
+
+def test_keys_are_read_from_secrets_manager_ssm_and_kms_once_each(aws: dict[str, Any]) -> None:
+    cosign = load()
+    aws["secretsmanager"].create_secret(Name="hubmirror/cosign/sample", SecretString=cosign.public_pem)
+    aws["ssm"].put_parameter(Name="/hubmirror/cosign/sample", Value=cosign.public_pem, Type="String")
+    kms_key = aws["kms"].create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["Arn"]
+    counting = Counting(aws)
+    reader = KeyReader(counting)
+    for _ in range(2):
+        for source in (("secret", "hubmirror/cosign/sample"), ("parameter", "/hubmirror/cosign/sample")):
+            assert signature_problem(cosign.payload, cosign.signature, cosign.digest, reader(source)) is None
+        assert signature_problem(cosign.payload, cosign.signature, cosign.digest, reader(("kms", kms_key))) == (
+            f"it does not verify with the key in kms {kms_key}"
+        )
+    assert counting.calls == ["secretsmanager", "ssm", "kms"]
+
+
+def test_a_kms_signature_verifies_with_the_public_key_kms_gives(aws: dict[str, Any], registries: Registries) -> None:
+    """cosign's ``--key awskms:///...`` signs the payload's SHA-256 with the KMS key (ECDSA_SHA_256)."""
+    kms = aws["kms"]
+    arn = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["Arn"]
+    digest = "sha256:" + "2" * 64
+    payload = json.dumps(
+        {
+            "critical": {
+                "identity": {"docker-reference": f"{registries.front.host}/kms/app"},
+                "image": {"docker-manifest-digest": digest},
+                "type": "cosign container image signature",
+            },
+            "optional": None,
+        },
+        separators=(",", ":"),
+    ).encode()
+    signature = kms.sign(KeyId=arn, Message=payload, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    layer = Blob(SIMPLE_SIGNING, payload)
+    config, manifest = artifact(layer, {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode()})
+    pusher = registries.hub_pusher()
+    pusher.blob("kms/app", layer)
+    pusher.blob("kms/app", config)
+    pusher.manifest("kms/app", digest.replace(":", "-") + ".sig", manifest)
+    client = RegistryClient(registries.front.host)
+    gated = WorkItem("docker.io/kms/app", "1", "mirror/kms/app", "1", verify=("kms", arn))
+    reader = KeyReader(Counting(aws))
+    assert unverified(client, gated, digest, reader) is None
+    other = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["Arn"]
+    refused = unverified(client, WorkItem("docker.io/kms/app", "1", "m/k", "1", verify=("kms", other)), digest, reader)
+    assert refused is not None
+    assert refused.endswith(f"it does not verify with the key in kms {other}")
+
+
+def test_a_missing_or_wrong_key_is_said_in_words_and_asked_for_once(aws: dict[str, Any]) -> None:
+    aws["secretsmanager"].create_secret(Name="hubmirror/cosign/junk", SecretString="hello")
+    rsa = aws["kms"].create_key(KeyUsage="SIGN_VERIFY", KeySpec="RSA_2048")["KeyMetadata"]["Arn"]
+    counting = Counting(aws)
+    reader = KeyReader(counting)
+    for _ in range(3):
+        with pytest.raises(UnusableKeyError) as missing:
+            reader(("secret", "hubmirror/cosign/gone"))
+    assert str(missing.value).startswith(
+        "target AWS: cannot read the key in secret hubmirror/cosign/gone: ResourceNotFoundException"
+    )
+    assert counting.calls == ["secretsmanager"]
+    with pytest.raises(UnusableKeyError, match="the key in secret hubmirror/cosign/junk is not a PEM public key"):
+        reader(("secret", "hubmirror/cosign/junk"))
+    with pytest.raises(UnusableKeyError, match="is a RSA_2048 SIGN_VERIFY key; cosign signs with ECC_NIST_P256"):
+        reader(("kms", rsa))
+    with pytest.raises(UnusableKeyError, match="ParameterNotFound"):
+        reader(("parameter", "/hubmirror/cosign/gone"))
