@@ -85,6 +85,7 @@ class Deployment:
     bucket: str
     topic_arn: str
     state_machine_arn: str
+    chat_topic_arn: str = ""
     functions: dict[str, str] = field(default_factory=dict)
     projects: dict[str, str] = field(default_factory=dict)
     environment: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -317,9 +318,8 @@ def deploy(
     deployment.bucket = next(
         v for k, v in resolver.values.items() if resources.get(k, {}).get("Type") == "AWS::S3::Bucket"
     )
-    deployment.topic_arn = next(
-        v for k, v in resolver.values.items() if resources.get(k, {}).get("Type") == "AWS::SNS::Topic"
-    )
+    deployment.topic_arn = resolver.values["ReportTopic"]
+    deployment.chat_topic_arn = resolver.values["ChatTopic"]
     deployment.parameters = {k: resolver.values[k] for k in template.get("Parameters", {})}
     for logical, resource in resources.items():
         if resource["Type"] == "AWS::IAM::Role":

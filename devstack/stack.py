@@ -84,6 +84,8 @@ class RunResult:
     step_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the EventBridge events the run put on the default bus, as a rule delivers them to SQS
     published: list[dict[str, Any]] = field(default_factory=list)
+    #: the chat topic's message of the run (the custom notification), if one was published
+    chat: dict[str, Any] | None = None
 
     @property
     def tasks_failed(self) -> list[dict[str, Any]]:
@@ -334,6 +336,7 @@ class Stack:
         invocations_before = Counter(self.lambda_runtime.invocations)
         lambda_seconds_before = self.lambda_runtime.seconds
         builds_before = len(self.local_codebuild.started)
+        chats_before = len(self._chat_messages())
         calls_before = len(self.iam_calls)
         started = time.monotonic()
         self._runs += 1
@@ -356,6 +359,7 @@ class Stack:
         run_name = arn.rsplit(":", 1)[1]
         step_errors = self._step_errors(run_name)
         text = self._published_text()
+        chats = self._chat_messages()[chats_before:]
         upstream_after = self.front.snapshot()
         target_after = self.ecr.snapshot()
         invocations = Counter(self.lambda_runtime.invocations)
@@ -384,6 +388,7 @@ class Stack:
             step_errors=step_errors,
             iam_refused=[c for c in self.iam_calls[calls_before:] if not c.allowed],
             published=self._read_published(),
+            chat=json.loads(chats[-1]) if chats else None,
         )
 
     def _read_published(self) -> list[dict[str, Any]]:
@@ -411,6 +416,18 @@ class Stack:
                 body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
                 found[obj["Key"].rsplit("/", 1)[-1].removesuffix(".json")] = json.loads(body)
         return found
+
+    def _chat_messages(self) -> list[str]:
+        """Every message published to the chat topic so far (moto keeps them in process)."""
+        from moto.sns.models import sns_backends
+
+        assert self.deployment is not None
+        return [
+            message
+            for _, message, *_ in sns_backends[ACCOUNT][REGION]
+            .topics[self.deployment.chat_topic_arn]
+            .sent_notifications
+        ]
 
     def _published_text(self) -> str | None:
         """The plain-text body (what e-mail subscribers get) of the last published report."""

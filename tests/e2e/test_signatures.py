@@ -174,3 +174,19 @@ def test_an_image_whose_signature_does_not_verify_fails_alone_and_its_tag_stays(
     assert forged.upstream.get("get_manifest", 0) == 1  # the signature manifest, and no image manifest
     failed = [e for e in forged.published if e["detail-type"] == "Image Failed"]
     assert [e["detail"]["reason"] for e in failed] == [reason]
+
+
+def test_the_chat_topic_gets_the_run_as_a_custom_notification(world: World, forged: RunResult) -> None:
+    import jsonschema
+
+    from tests.unit.test_chat import SCHEMA
+
+    assert forged.chat is not None
+    jsonschema.validate(forged.chat, SCHEMA)
+    content = forged.chat["content"]
+    assert content["title"] == ":x: hubmirror FAILED: 1 failed, 4 unchanged of 5"
+    assert "*Failed*\n• `mirror/gated:1`" in content["description"]
+    assert "signature: none of the 1 cosign signature(s)" in content["description"]
+    execution = forged.execution_arn
+    assert any(step.endswith(f"#/v2/executions/details/{execution}") for step in content["nextSteps"])
+    assert forged.chat["metadata"]["relatedResources"][0] == execution

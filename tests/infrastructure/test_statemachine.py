@@ -136,10 +136,12 @@ def test_error_names_are_aws_errors_or_exceptions_of_the_package() -> None:
                 assert prefix in ("States", "Lambda", "CodeBuild", "SNS") or error in classes, (name, error)
 
 
-@pytest.mark.parametrize("name", ["Publish", "Any item failed?"])
-def test_the_report_goes_out_before_the_verdict(name: str) -> None:
+def test_the_report_goes_out_to_e_mail_then_chat_before_the_verdict() -> None:
     assert DEFINITION["States"]["Report"]["Next"] == "Publish"
-    assert DEFINITION["States"]["Publish"]["Next"] == "Any item failed?"
+    assert DEFINITION["States"]["Publish"]["Next"] == "PublishChat"
+    chat = DEFINITION["States"]["PublishChat"]
+    assert chat["Next"] == "Any item failed?"
+    assert [c["Next"] for c in chat["Catch"]] == ["Any item failed?"]  # a chat down changes no verdict
     assert DEFINITION["States"]["Any item failed?"]["Choices"][0]["Next"] == "SyncFailed"
 
 

@@ -11,7 +11,7 @@ from hubmirror.domain.decisions import OutcomeName
 from hubmirror.domain.items import few
 from hubmirror.handlers._runtime import event_bus, settings, store, target_client
 from hubmirror.observability import logger, metrics, tracer
-from hubmirror.steps import publish
+from hubmirror.steps import chat, publish
 from hubmirror.steps import report as reporting
 from hubmirror.steps.check import target_state
 from hubmirror.steps.payloads import ReportEvent, ReportResult
@@ -61,4 +61,4 @@ def handler(event: ReportEvent, context: LambdaContext) -> ReportResult:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=report.counts.get(outcome, 0))
     metrics.add_metric(name="PlanRefused", unit=MetricUnit.Count, value=1 if report.plan_error else 0)
     logger.info("reported", extra={"status": report.status, "counts": report.counts})
-    return reporting.summary(report)
+    return reporting.summary(report, chat=chat.message(report, execution=event.get("execution")))

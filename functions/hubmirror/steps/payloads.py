@@ -66,6 +66,8 @@ class RenderResult(TypedDict):
 
 class ReportEvent(TypedDict):
     run: str
+    #: the execution's ARN, for the chat message's link
+    execution: NotRequired[str]
     #: the plan's error (``Error``, ``Cause``) when the plan refused the run
     plan_error: NotRequired[dict[str, Any]]
 
@@ -81,3 +83,5 @@ class ReportResult(TypedDict):
     message: str
     attributes: dict[str, dict[str, str]]
     cause: str
+    #: the chat topic's message (:mod:`hubmirror.steps.chat`)
+    chat: str

@@ -6,7 +6,7 @@ An item that has no outcome gets ``failed`` with the best reason known, so no it
 disappear from a report.
 
 ``render`` turns a report into an SNS message: a subject with the counts, a plain-text
-body for e-mail and chat, and a JSON document for queues and functions (SNS delivers the
+body for e-mail, and a JSON document for queues and functions (SNS delivers the
 right one to each protocol). Failures and changes are listed in full up to a cap; unchanged
 items are listed for small runs and counted for large ones. The full report is in S3.
 """
@@ -246,7 +246,7 @@ def document(report: Report, cap: int = LIST_CAP) -> dict[str, Any]:
 
 
 def text(report: Report, cap: int = LIST_CAP) -> str:
-    """The plain-text report for people (e-mail, chat)."""
+    """The plain-text report for people (e-mail)."""
     lines = [f"hubmirror run {report.run}: {report.status.upper()}" + (" (dry run)" if report.dry_run else ""), ""]
     if report.plan_error:
         lines += ["The plan step refused to start; nothing was contacted or synced:", ""]
@@ -308,8 +308,9 @@ def sns_attributes(report: Report) -> dict[str, dict[str, str]]:
     }
 
 
-def summary(report: Report) -> ReportResult:
-    """What the state machine carries after the report step (small)."""
+def summary(report: Report, *, chat: str = "") -> ReportResult:
+    """What the state machine carries after the report step (small); ``chat`` is the chat
+    topic's message (:func:`hubmirror.steps.chat.message`)."""
     return ReportResult(
         run=report.run,
         status=report.status,
@@ -321,6 +322,7 @@ def summary(report: Report) -> ReportResult:
         cause=f"{report.failed} item(s) failed; see {report.location or 'the report'}"
         if report.outcomes or not report.plan_error
         else (report.plan_error or "")[:2000],
+        chat=chat,
     )
 
 
