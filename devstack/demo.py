@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 
 from devstack import cosign
-from devstack.images import seed
+from devstack.images import platform_image, seed
 from devstack.procs import stop_on_sigterm
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from hubmirror.adapters.registry.client import RegistryClient
@@ -108,7 +108,10 @@ def main() -> int:
             digests[repository] = digest = seed(pusher, repository, tag, platforms)
             print(f"  seeded {stack.front.host}/{repository}:{tag} ({', '.join(platforms)}) {digest[:19]}")
         cosign.sign(pusher, "library/nginx", digests["library/nginx"], key)
-        print(f"  signed library/nginx@{digests['library/nginx'][:19]} as cosign does (public key: .demo/cosign.pub,")
+        for platform in dict((r, p) for r, _, p in IMAGES)["library/nginx"]:  # cosign sign --recursive
+            child = platform_image(platform, "library/nginx:1.27").manifest.digest
+            cosign.sign(pusher, "library/nginx", child, key)
+        print(f"  signed library/nginx@{digests['library/nginx'][:19]} and its two platforms, as cosign does (key: .demo/cosign.pub,")
         print(f"  kept in the secret {KEY_SECRET}, which the allowlist's nginx entry names under verify:)")
         text = allowlist(stack.front.host)
         stack.write_allowlist(text)

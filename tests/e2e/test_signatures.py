@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from devstack import cosign
-from devstack.images import seed
+from devstack.images import platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from tests.support import RegistryReader
 
@@ -46,6 +46,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "att": cosign.attest(pusher, "library/signed", digests["signed"], key, "https://slsa.dev/provenance/v1"),
         }
         cosign.sign(pusher, "library/selected", digests["selected"], key)
+        for platform in ("linux/amd64", "linux/arm64"):  # as cosign sign --recursive signs an index
+            digests[f"selected {platform}"] = child = platform_image(platform, "library/selected:1").manifest.digest
+            cosign.sign(pusher, "library/selected", child, key)
         cosign.sign(pusher, "library/gated", digests["gated"], key)
         hub = stack.front.host
         pem = "".join(f"        {line}\n" for line in key.public_pem().splitlines())
@@ -88,7 +91,7 @@ def second(world: World, first: RunResult) -> RunResult:
 
 def test_the_signature_and_attestation_arrive_and_verify_against_the_mirror(world: World, first: RunResult) -> None:
     assert first.status == "SUCCEEDED"
-    assert first.item("mirror/signed:1")["reason"].endswith("; cosign sig, att copied")
+    assert "; cosign sig, att copied;" in first.item("mirror/signed:1")["reason"]
     tag = world.digests["signed"].replace(":", "-")
     signature = world.target.manifest("mirror/signed", f"{tag}.sig")
     attestation = world.target.manifest("mirror/signed", f"{tag}.att")
@@ -104,17 +107,34 @@ def test_the_signature_and_attestation_arrive_and_verify_against_the_mirror(worl
 
 def test_the_report_says_why_other_images_carry_no_signature(world: World, first: RunResult) -> None:
     assert first.item("mirror/unsigned:1")["reason"].endswith("; no cosign signature upstream")
-    selected = first.item("mirror/selected:1")["reason"]
-    assert selected.endswith(
-        "; signatures not copied: the platforms selected make an index of its own, no upstream one"
+    signed = first.item("mirror/signed:1")["reason"]
+    assert signed.endswith("; cosign sig, att copied; signatures of 0 of 2 platform manifests copied")
+
+
+def test_the_selected_platform_s_own_signature_arrives_though_the_index_is_hubmirror_s(
+    world: World, first: RunResult
+) -> None:
+    assert first.item("mirror/selected:1")["reason"].endswith(
+        "; the index written for the selected platforms is hubmirror's own, unsigned; "
+        "signatures of 1 of 1 platform manifests copied"
     )
     assert world.target.manifest("mirror/selected", world.digests["selected"].replace(":", "-") + ".sig") is None
+    child = world.digests["selected linux/amd64"]
+    signature = world.target.manifest("mirror/selected", child.replace(":", "-") + ".sig")
+    assert signature is not None
+    layers = {
+        str(d["digest"]): world.target.blob("mirror/selected", str(d["digest"])) for d in signature.document["layers"]
+    }
+    assert cosign.verifies(json.dumps(signature.document).encode(), layers, child, world.key.public_pem())
+    arm64 = world.digests["selected linux/arm64"]
+    assert world.target.manifest("mirror/selected", arm64.replace(":", "-") + ".sig") is None  # not mirrored
 
 
-def test_finding_signatures_costs_one_head_per_copied_image_and_each_signed_one_two_more(first: RunResult) -> None:
-    # the check HEADs each image (5), the job HEADs each image it copies (5), then the .sig of the four
-    # verbatim copies, and the .att and .sbom of the three signed ones
-    assert first.upstream.get("head_manifest", 0) == 5 + 5 + 4 + 3 * 2
+def test_finding_signatures_costs_one_head_per_copied_image_and_more_only_for_signed_ones(first: RunResult) -> None:
+    # the check HEADs each image (5) and the job each image it copies (5); the job HEADs the .sig of each
+    # copied image (5), then, of the signed ones only, the .att and .sbom of the three whose index is
+    # copied (6) and the .sig of each platform manifest (2 + 2 for the two-platform index, 1 selected)
+    assert first.upstream.get("head_manifest", 0) == 5 + 5 + 5 + 6 + 5
 
 
 def test_a_gated_image_whose_signature_verifies_is_copied_and_says_so(world: World, first: RunResult) -> None:

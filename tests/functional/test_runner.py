@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from devstack import cosign
 from devstack.ecrfront import EcrFront
-from devstack.images import seed
+from devstack.images import platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.registry.client import RegistryClient
@@ -109,6 +109,8 @@ def test_a_signed_image_arrives_with_its_signature_and_attestation_which_verify_
     signed = seed(pusher, "library/signed", "1", ["linux/amd64", "linux/arm64"])
     signature = cosign.sign(pusher, "library/signed", signed, key)
     attestation = cosign.attest(pusher, "library/signed", signed, key, "https://spdx.dev/Document")
+    arm64 = platform_image("linux/arm64", "library/signed:1").manifest.digest
+    arm64_signature = cosign.sign(pusher, "library/signed", arm64, key)  # one platform signed, as --recursive would
     unsigned = seed(pusher, "library/unsigned", "1", ["linux/amd64"])
     skipped = seed(pusher, "library/skipped", "1", ["linux/amd64"])
     cosign.sign(pusher, "library/skipped", skipped, key)
@@ -124,7 +126,9 @@ def test_a_signed_image_arrives_with_its_signature_and_attestation_which_verify_
         ],
     )
 
-    assert outcomes["mirror/signed:1"]["reason"].endswith("; cosign sig, att copied")
+    assert outcomes["mirror/signed:1"]["reason"].endswith(
+        "; cosign sig, att copied; signatures of 1 of 2 platform manifests copied"
+    )
     assert outcomes["mirror/unsigned:1"]["reason"].endswith("; no cosign signature upstream")
     assert outcomes["mirror/skipped:1"]["reason"] == f"copied {short(skipped)}"
     target = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD), side="target")
@@ -137,8 +141,10 @@ def test_a_signed_image_arrives_with_its_signature_and_attestation_which_verify_
     assert not cosign.verifies(copied.body, layers, signed, cosign.Key.generate().public_pem())
     with pytest.raises(NotFoundError):
         target.head_manifest("mirror/skipped", skipped.replace(":", "-") + ".sig")
+    assert target.get_manifest("mirror/signed", arm64.replace(":", "-") + ".sig").digest == arm64_signature
     after = registries.front.snapshot()
     # HEADs: each image's own (3), a .sig for the two that copy signatures, the .att and .sbom of
-    # the signed one; pulls: the signed index and its 2 platforms, the 2 single images, .sig and .att
-    assert after.get("head_manifest", 0) - before.get("head_manifest", 0) == 3 + 2 + 2
-    assert after.get("get_manifest", 0) - before.get("get_manifest", 0) == 3 + 2 + 2
+    # the signed one and the .sig of its 2 platforms; pulls: the signed index and its 2 platforms,
+    # the 2 single images, .sig, .att and the arm64 .sig
+    assert after.get("head_manifest", 0) - before.get("head_manifest", 0) == 3 + 2 + 2 + 2
+    assert after.get("get_manifest", 0) - before.get("get_manifest", 0) == 3 + 2 + 2 + 1

@@ -44,7 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hubmirror.adapters.ecr import Ecr, RepositorySettings
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.errors import NotFoundError, RegistryError
-from hubmirror.adapters.registry.model import Credentials, Manifest
+from hubmirror.adapters.registry.model import Credentials, Manifest, ManifestHead
 from hubmirror.adapters.registry.retry import TARGET_RETRY
 from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import CredentialsError, for_host, load_credentials
@@ -236,26 +236,56 @@ def copy_signatures(
     upstream: RegistryClient,
     budget: PullBudget | None,
     deadline: float | None,
+    platform_digests: Sequence[str] = (),
+    index_copied: bool = True,
 ) -> str:
     """Copy the cosign signature, attestations and SBOM of ``digest`` (the tag schema) into the
     target beside the image, byte for byte; returns what the report says of them.
 
-    Looking costs a HEAD (free on Docker Hub) for the signature; an image signed upstream is
-    looked at for the other two, and each artifact copied costs a pull, reserved first.
+    Looking costs a HEAD (free on Docker Hub) for the signature of ``digest``. Only an image
+    signed upstream is looked at further: for its other two artifacts, and for the signature
+    of each of ``platform_digests`` (the manifests of an index, as ``cosign sign --recursive``
+    signs them). Each artifact copied costs a pull, reserved first. With ``index_copied``
+    false (the platforms were selected, so the target's index is hubmirror's own), only the
+    platform manifests' signatures can hold there, and only they are copied.
     """
     repository = item.upstream.repository
-    copied = []
-    for tag in cosign_tags(digest):
-        try:
-            head = upstream.head_manifest(repository, tag)
-        except NotFoundError:
-            if tag.endswith(".sig"):
-                return "no cosign signature upstream"
-            continue
+    signature, *others = cosign_tags(digest)
+    try:
+        found = upstream.head_manifest(repository, signature)
+    except NotFoundError:
+        return "no cosign signature upstream"
+
+    def copy(tag: str, head: ManifestHead) -> None:
         reserve_pulls(budget, item, 1, head.ratelimit)
         transfer.copy(upstream, repository, head.digest, item.target_repository, tag, deadline=deadline)
-        copied.append(tag.rsplit(".", 1)[1])
-    return f"cosign {', '.join(copied)} copied"
+
+    said = []
+    if index_copied:
+        copy(signature, found)
+        copied = ["sig"]
+        for tag in others:
+            try:
+                head = upstream.head_manifest(repository, tag)
+            except NotFoundError:
+                continue
+            copy(tag, head)
+            copied.append(tag.rsplit(".", 1)[1])
+        said.append(f"cosign {', '.join(copied)} copied")
+    else:
+        said.append("the index written for the selected platforms is hubmirror's own, unsigned")
+    if platform_digests:
+        signed = 0
+        for child in platform_digests:
+            tag = cosign_tags(child)[0]
+            try:
+                head = upstream.head_manifest(repository, tag)
+            except NotFoundError:
+                continue
+            copy(tag, head)
+            signed += 1
+        said.append(f"signatures of {signed} of {len(platform_digests)} platform manifests copied")
+    return "; ".join(said)
 
 
 def copy_item(
@@ -299,11 +329,23 @@ def copy_item(
         single_platform_wanted(top)
         if not item.signatures:
             return
-        if item.platforms is not None and top.media_type in INDEX_MEDIA_TYPES:  # an index of its own is written
-            notes.append("signatures not copied: the platforms selected make an index of its own, no upstream one")
-            return
+        platforms: list[str] = []
+        own_index = item.platforms is not None and top.media_type in INDEX_MEDIA_TYPES
+        if top.media_type in INDEX_MEDIA_TYPES:
+            document = top.document()
+            listed = select_platforms(document, item.platforms)[0] if item.platforms else document["manifests"]
+            platforms = [str(d["digest"]) for d in listed]
         notes.append(
-            copy_signatures(item, digest, transfer=transfer, upstream=upstream, budget=budget, deadline=deadline)
+            copy_signatures(
+                item,
+                digest,
+                transfer=transfer,
+                upstream=upstream,
+                budget=budget,
+                deadline=deadline,
+                platform_digests=platforms,
+                index_copied=not own_index,
+            )
         )
 
     landed = upstream_copy(
