@@ -108,10 +108,11 @@ def main() -> int:
             digests[repository] = digest = seed(pusher, repository, tag, platforms)
             print(f"  seeded {stack.front.host}/{repository}:{tag} ({', '.join(platforms)}) {digest[:19]}")
         cosign.sign(pusher, "library/nginx", digests["library/nginx"], key)
-        for platform in dict((r, p) for r, _, p in IMAGES)["library/nginx"]:  # cosign sign --recursive
+        for platform in {r: p for r, _, p in IMAGES}["library/nginx"]:  # cosign sign --recursive
             child = platform_image(platform, "library/nginx:1.27").manifest.digest
             cosign.sign(pusher, "library/nginx", child, key)
-        print(f"  signed library/nginx@{digests['library/nginx'][:19]} and its two platforms, as cosign does (key: .demo/cosign.pub,")
+        signed = digests["library/nginx"][:19]
+        print(f"  signed library/nginx@{signed} and its two platforms, as cosign does (key: .demo/cosign.pub,")
         print(f"  kept in the secret {KEY_SECRET}, which the allowlist's nginx entry names under verify:)")
         text = allowlist(stack.front.host)
         stack.write_allowlist(text)
