@@ -25,6 +25,10 @@ does what ECR documents, each rule with the page it follows:
 * **Per-action rates** (``PutImage`` 10/s, ``InitiateLayerUpload`` and ``CompleteLayerUpload``
   100/s, ``UploadLayerPart`` 500/s) are enforced with ``429 TOOMANYREQUESTS``:
   https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html.
+* **The OCI 1.1 referrers API** lists the manifests pushed with a ``subject``
+  (:mod:`devstack.referrers`; https://docs.aws.amazon.com/AmazonECR/latest/userguide/images.html).
+  With ``refuse_subject`` set, such a manifest is refused with ``405 UNSUPPORTED``, as ECR has
+  refused ``oras copy -r``: https://github.com/aws/containers-roadmap/issues/2783.
 
 Which repositories exist, and their tag mutability, come from a callable: moto's ECR backend
 in the local stack, a dictionary in functional tests.
@@ -52,6 +56,7 @@ from devstack.proxy import (
     Faults,
     QuietHandler,
     QuietServer,
+    challenge,
     forward,
     read_body,
     registry_error,
@@ -60,13 +65,15 @@ from devstack.proxy import (
     request_fault,
     request_kind,
 )
+from devstack.referrers import PATH as REFERRERS
+from devstack.referrers import Referrers
 
 _MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 _BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>sha256:[0-9a-f]{64})$")
 _UPLOAD = re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<session>[^/]*)$")
 _TAGS = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_ROUTES = (("manifest", _MANIFEST), ("blob", _BLOB), ("upload", _UPLOAD), ("tags", _TAGS))
+_ROUTES = (("manifest", _MANIFEST), ("blob", _BLOB), ("upload", _UPLOAD), ("tags", _TAGS), ("referrers", REFERRERS))
 
 #: ECR's default quotas (requests per second, per account and region), by API action.
 DEFAULT_RATES: dict[str, float] = {
@@ -219,6 +226,11 @@ class EcrFront:
         self._buckets = {action: _Bucket(rate) for action, rate in {**DEFAULT_RATES, **(rates or {})}.items()}
         #: repository -> image manifest digest -> the blobs it references
         self._references: dict[str, dict[str, frozenset[str]]] = {}
+        #: ECR has the OCI 1.1 referrers API (https://docs.aws.amazon.com/AmazonECR/latest/userguide/images.html)
+        self.referrers = Referrers()
+        #: answer 405 to a manifest with a ``subject``, as ECR has answered ``oras copy -r``
+        #: (https://github.com/aws/containers-roadmap/issues/2783)
+        self.refuse_subject = False
         self.cdn = BlobCdn(workdir / "data")
         self._server = QuietServer(("127.0.0.1", 0), self._handler_class())
         self._thread: threading.Thread | None = None
@@ -299,6 +311,9 @@ class EcrFront:
                 path = parts.path
                 body = read_body(self)
                 matched = next(((kind, m) for kind, rx in _ROUTES if (m := rx.match(path))), None)
+                if matched is not None and matched[0] == "referrers" and "Authorization" not in self.headers:
+                    challenge(self, str(front.backend))  # ECR asks for credentials first, as on any route
+                    return
                 if matched is None or "Authorization" not in self.headers:
                     relay(self, self._forward(body=body))  # the ping, the catalogue, the 401 challenge
                     return
@@ -315,6 +330,10 @@ class EcrFront:
                     return
                 if kind == "manifest":
                     self._manifest(repository, match.group("ref"), body)
+                elif kind == "referrers":
+                    front.counts["referrers"] += 1
+                    answer, headers = front.referrers.answer(repository.name, match.group("digest"), parts.query)
+                    reply(self, 200, answer, headers)
                 elif kind == "blob":
                     self._blob(repository, match.group("ref"), body)
                 elif kind == "upload":
@@ -334,6 +353,10 @@ class EcrFront:
                         front.counts["manifest_invalid"] += 1
                         registry_error(self, 400, "MANIFEST_INVALID", f"Invalid parameter at 'imageManifest': {exc}")
                         return
+                    if document.get("subject") is not None and front.refuse_subject:
+                        front.counts["subject_refused"] += 1
+                        registry_error(self, 405, "UNSUPPORTED", "The operation is unsupported.")
+                        return
                     if not repository.mutable and not _DIGEST.match(reference):
                         existing = forward(str(front.backend), "HEAD", self.path, self._accept_all(), None).header(
                             "Docker-Content-Digest"
@@ -352,7 +375,12 @@ class EcrFront:
                     answer = self._forward(body=body)
                     if answer.status == 201 and document.get("mediaType", content_type) in IMAGE_MANIFESTS:
                         front._remember(repository.name, str(answer.header("Docker-Content-Digest")), document)
-                    relay(self, answer)
+                    subject = (
+                        front.referrers.record(repository.name, body or b"", content_type)
+                        if answer.status == 201
+                        else None
+                    )
+                    relay(self, answer, {"OCI-Subject": subject} if subject else None)
                     return
                 answer = self._forward(body=body)
                 if self.command == "DELETE" and answer.status == 202:

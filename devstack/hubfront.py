@@ -47,6 +47,7 @@ from devstack.proxy import (
     Faults,
     QuietHandler,
     QuietServer,
+    challenge,
     forward,
     read_body,
     registry_error,
@@ -55,6 +56,7 @@ from devstack.proxy import (
     request_fault,
     request_kind,
 )
+from devstack.referrers import Referrers
 from devstack.registry import TokenAuth
 
 SERVICE = "registry.docker.io"
@@ -142,6 +144,9 @@ class HubFront:
         self.blob_bytes = 0
         self.faults: Faults[Fault] = Faults()
         self.log: list[tuple[str, str, int]] = []
+        #: the OCI 1.1 referrers API, for an upstream that has it; None answers 404 as
+        #: Distribution 2.8 does, and a client falls back to the referrers tag schema
+        self.referrers: Referrers | None = None
         self._lock = threading.Lock()
         self._issuer = _Issuer.create()
         handler = self._handler_class()
@@ -303,6 +308,15 @@ class HubFront:
                         return
                 request_body = read_body(self)
                 assert front.backend is not None
+                if kind == "referrers" and front.referrers is not None and not authorised:
+                    challenge(self, front.backend)
+                    return
+                if kind == "referrers" and front.referrers is not None and repository:
+                    self._count(kind, repository, 200)
+                    digest = path.rsplit("/", 1)[-1]
+                    body, headers = front.referrers.answer(repository, digest, urlsplit(self.path).query)
+                    reply(self, 200, body, headers)
+                    return
                 if kind == "get_blob" and authorised:
                     # Docker Hub sends blob downloads to its CDN: 307 to a signed URL on another host
                     checked = forward(front.backend, "HEAD", self.path, self.headers, None)
@@ -323,6 +337,10 @@ class HubFront:
                             and media_type not in INDEX_MEDIA_TYPES
                         ):
                             front.remaining -= 1
+                if kind == "put_manifest" and answer.status == 201 and front.referrers is not None and repository:
+                    subject = front.referrers.record(repository, request_body or b"", media_type)
+                    if subject:
+                        extra["OCI-Subject"] = subject
                 if kind == "tags_list" and answer.status == 200:
                     answer.body, link = _paginate_tags(answer.body, self.path)
                     if link:

@@ -80,6 +80,13 @@ def forward(
         conn.close()
 
 
+def challenge(handler: BaseHTTPRequestHandler, backend: str) -> None:
+    """Answer an unauthenticated request the backend does not route (the referrers API) as the
+    backend answers any other: its ``401`` and ``WWW-Authenticate`` challenge, from ``/v2/``."""
+    answer = forward(backend, "GET", "/v2/", handler.headers, None)
+    relay(handler, answer)
+
+
 def read_body(handler: BaseHTTPRequestHandler) -> bytes | None:
     length = int(handler.headers.get("Content-Length") or 0)
     return handler.rfile.read(length) if length else None
@@ -136,6 +143,8 @@ def request_kind(method: str, path: str) -> tuple[str, str | None]:
             if noun == "tags":
                 return "tags_list", name
             return f"{method.lower()}_{noun}", name
+    if "/referrers/" in path:
+        return "referrers", path.split("/referrers/", maxsplit=1)[0].removeprefix("/v2/")
     if "/blobs/uploads" in path:
         return "blob_upload", path.split("/blobs/uploads", maxsplit=1)[0].removeprefix("/v2/")
     return "other", None

@@ -132,9 +132,11 @@ def test_the_selected_platform_s_own_signature_arrives_though_the_index_is_hubmi
 
 def test_finding_signatures_costs_one_head_per_copied_image_and_more_only_for_signed_ones(first: RunResult) -> None:
     # the check HEADs each image (5) and the job each image it copies (5); the job HEADs the .sig of each
-    # copied image (5), then, of the signed ones only, the .att and .sbom of the three whose index is
-    # copied (6) and the .sig of each platform manifest (2 + 2 for the two-platform index, 1 selected)
-    assert first.upstream.get("head_manifest", 0) == 5 + 5 + 5 + 6 + 5
+    # copied image (5) and, of the four whose index is copied as it is, the OCI referrers tag (4: the
+    # hub has no referrers API); then, of the signed ones only, the .att and .sbom of the three whose
+    # index is copied (6) and the .sig of each platform manifest (2 + 2 for the two-platform index,
+    # 1 selected)
+    assert first.upstream.get("head_manifest", 0) == 5 + 5 + 5 + 4 + 6 + 5
 
 
 def test_a_gated_image_whose_signature_verifies_is_copied_and_says_so(world: World, first: RunResult) -> None:

@@ -61,6 +61,17 @@ def cosign_tags(digest: str) -> list[str]:
     return [f"{algorithm}-{hexdigest}.{suffix}" for suffix in COSIGN_SUFFIXES]
 
 
+def referrers_tag(digest: str) -> str:
+    """The OCI 1.1 referrers tag schema: the tag of the index listing ``digest``'s referrers,
+    for registries without the referrers API (distribution-spec, "Referrers Tag Schema").
+
+    >>> referrers_tag("sha256:ab")
+    'sha256-ab'
+    """
+    algorithm, _, hexdigest = digest.partition(":")
+    return f"{algorithm}-{hexdigest}"[:128]
+
+
 def sha256_digest(data: bytes) -> str:
     """The OCI digest of ``data``.
 

@@ -59,6 +59,7 @@ from hubmirror.domain.oci import (
     cosign_tags,
     descriptor_platform,
     index_platforms,
+    referrers_tag,
     rewritten_index,
     select_platforms,
     sha256_digest,
@@ -288,6 +289,88 @@ def copy_signatures(
     return "; ".join(said)
 
 
+def find_referrers(
+    item: WorkItem, digest: str, *, upstream: RegistryClient, budget: PullBudget | None
+) -> list[dict[str, Any]]:
+    """The descriptors of the manifests that refer to ``digest`` upstream (OCI 1.1).
+
+    The referrers API first (one request, not a pull); where the registry has none, the
+    referrers tag schema: a HEAD (free) of ``sha256-<hex>``, and only if it is there a GET
+    (a pull) of the index it holds. A registry that answers that tag with the image itself
+    (as some without the API do, oras-project/oras#2148) has no referrers.
+    """
+    repository = item.upstream.repository
+    listed = upstream.referrers(repository, digest)
+    if listed is not None:
+        return listed
+    tag = referrers_tag(digest)
+    try:
+        head = upstream.head_manifest(repository, tag)
+    except NotFoundError:
+        return []
+    if head.media_type != OCI_INDEX or head.digest == digest:
+        return []
+    reserve_pulls(budget, item, 1, head.ratelimit)
+    manifests = upstream.get_manifest(repository, tag).document().get("manifests") or []
+    return [d for d in manifests if isinstance(d, dict) and isinstance(d.get("digest"), str)]
+
+
+def copy_referrers(
+    item: WorkItem,
+    digest: str,
+    *,
+    transfer: Transfer,
+    upstream: RegistryClient,
+    budget: PullBudget | None,
+    deadline: float | None,
+) -> str | None:
+    """Copy the OCI 1.1 referrers of ``digest`` (signatures, SBOMs, attestations that name it as
+    their ``subject``) into the target by digest, byte for byte; returns what the report says
+    of them (None when there are none).
+
+    A target that refuses a manifest with a ``subject`` (ECR has answered 405,
+    aws/containers-roadmap#2783) gets it without its ``subject``, layers and config
+    untouched, listed in the referrers tag schema's index ``sha256-<hex>``, where clients
+    without the referrers API look.
+    """
+    found = find_referrers(item, digest, upstream=upstream, budget=budget)
+    if not found:
+        return None
+    repository, target = item.upstream.repository, transfer.target
+    copied, rewritten = 0, []
+    for descriptor in found:
+        reserve_pulls(budget, item, 1, None)
+        try:
+            transfer.copy(upstream, repository, descriptor["digest"], item.target_repository, None, deadline=deadline)
+            copied += 1
+            continue
+        except RegistryError as exc:
+            if exc.status != 405:
+                raise
+        reserve_pulls(budget, item, 1, None)
+        manifest = upstream.get_manifest(repository, descriptor["digest"])
+        document = {k: v for k, v in manifest.document().items() if k != "subject"}
+        body = json.dumps(document, separators=(",", ":")).encode()
+        landed = target.put_manifest(item.target_repository, sha256_digest(body), body, manifest.media_type)
+        rewritten.append({**descriptor, "digest": landed, "size": len(body)})
+    said = f"OCI referrers: {copied} of {len(found)} copied"
+    if rewritten:
+        tag = referrers_tag(digest)
+        try:
+            listed = list(target.get_manifest(item.target_repository, tag).document().get("manifests") or [])
+        except NotFoundError:
+            listed = []
+        known = {d.get("digest") for d in listed}
+        listed += [d for d in rewritten if d["digest"] not in known]
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}, separators=(",", ":"))
+        target.put_manifest(item.target_repository, tag, index.encode(), OCI_INDEX)
+        said += (
+            f"; {len(rewritten)} refused by the target (405 to a manifest with a subject), "
+            f"written without it and listed under the referrers tag {tag}"
+        )
+    return said
+
+
 def copy_item(
     entry: Mapping[str, Any],
     *,
@@ -347,6 +430,12 @@ def copy_item(
                 index_copied=not own_index,
             )
         )
+        if not own_index:
+            referrers = copy_referrers(
+                item, digest, transfer=transfer, upstream=upstream, budget=budget, deadline=deadline
+            )
+            if referrers:
+                notes.append(referrers)
 
     landed = upstream_copy(
         item,

@@ -39,7 +39,7 @@ from hubmirror.adapters.registry.model import (
 )
 from hubmirror.adapters.registry.retry import RetryPolicy, retry_after
 from hubmirror.adapters.registry.stream import BlobStream, describe
-from hubmirror.domain.oci import MANIFEST_MEDIA_TYPES, sha256_digest
+from hubmirror.domain.oci import MANIFEST_MEDIA_TYPES, OCI_INDEX, sha256_digest
 from hubmirror.domain.ratelimit import RateLimit
 from hubmirror.domain.references import is_loopback
 
@@ -86,6 +86,8 @@ class RegistryClient:
         self.timeout = timeout
         self.sleep = sleep
         self.auth = TokenAuth(host, side, credentials, self.pool, timeout)
+        #: False once the registry answered that it has no referrers API: not asked again
+        self.referrers_api: bool | None = None
 
     # -- public API --------------------------------------------------------------------
     def where(self, repository: str) -> str:
@@ -154,6 +156,33 @@ class RegistryClient:
         if sha256_digest(data) != digest:
             raise RegistryError(f"{self.side} {self.host}/{repository}: blob {digest} does not match its content")
         return data
+
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        """The descriptors of the manifests whose ``subject`` is ``digest`` (the OCI 1.1
+        referrers API; not a manifest request, so not a pull); None when the registry has no
+        such API, which it says with a 404 (one that has it answers 200, an empty index for none).
+        """
+        if self.referrers_api is False:
+            return None
+        response = self._request(
+            "GET",
+            f"/v2/{repository}/referrers/{digest}",
+            repository,
+            headers={"Accept": OCI_INDEX},
+            accept=(200, 404),
+        )
+        self.referrers_api = response.status != 404
+        if response.status == 404:
+            return None
+        body = response.data
+        try:
+            document = json.loads(body[: MANIFEST_MAX_BYTES + 1])
+        except ValueError:
+            raise RegistryError(f"{self.where(repository)}: the referrers of {digest} are not JSON") from None
+        listed = document.get("manifests") if isinstance(document, dict) else None
+        if not isinstance(listed, list) or len(body) > MANIFEST_MAX_BYTES:
+            raise RegistryError(f"{self.where(repository)}: the referrers of {digest} are not an image index")
+        return [d for d in listed if isinstance(d, dict) and isinstance(d.get("digest"), str)]
 
     def has_blob(self, repository: str, digest: str) -> bool:
         """Whether the repository holds the blob (a HEAD; nothing is transferred)."""
