@@ -7,9 +7,12 @@ call is named.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
 from devstack.images import seed
@@ -41,6 +44,12 @@ def without_events(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunResu
     yield from _run_without(Path(tmp_path_factory.mktemp("iam-events")), "ReportFunctionRole", "PublishEvents")
 
 
+def _saved_report(result: RunResult) -> dict[str, Any]:
+    """The full report the run saved in S3 (the stack is still up while the module's tests run)."""
+    bucket, _, key = str((result.report or {})["full_report"]).removeprefix("s3://").partition("/")
+    return dict(json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()))
+
+
 def test_a_report_role_without_put_events_still_reports_and_says_so(without_events: RunResult) -> None:
     assert without_events.status == "SUCCEEDED"
     assert without_events.outcomes() == {"mirror/library/busybox:1.36": "copied"}
@@ -49,6 +58,8 @@ def test_a_report_role_without_put_events_still_reports_and_says_so(without_even
     assert without_events.iam_refused[0].resource.endswith(":event-bus/default")
     assert without_events.text is not None
     assert "2 of 2 EventBridge events were not published" in without_events.text
+    saved = _saved_report(without_events)["notices"]  # the full report in S3 says it too
+    assert [n.split(":")[0] for n in saved] == ["2 of 2 EventBridge events were not published"]
     assert "AccessDenied" in without_events.text
 
 

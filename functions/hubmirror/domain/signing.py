@@ -62,8 +62,12 @@ class PublicKey:
             raise UnusableKeyError(f"{name} is not a PEM public key (-----BEGIN PUBLIC KEY----- ...)")
         try:
             key = serialization.load_pem_public_key(data.strip())
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise UnusableKeyError(f"{name} is not a readable PEM public key: {exc}") from None
+        except UnsupportedAlgorithm:
+            raise UnusableKeyError(f"{name} is of a kind hubmirror cannot read; it verifies ECDSA P-256 keys") from None
+        except ValueError:
+            raise UnusableKeyError(
+                f"{name} is not a readable PEM public key (its base64 or what it encodes is damaged)"
+            ) from None
         return cls._checked(key, name)
 
     @classmethod
@@ -71,8 +75,8 @@ class PublicKey:
         """Read a DER SubjectPublicKeyInfo (what ``kms:GetPublicKey`` returns)."""
         try:
             key = serialization.load_der_public_key(der)
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise UnusableKeyError(f"{name} is not a readable public key: {exc}") from None
+        except (ValueError, UnsupportedAlgorithm):
+            raise UnusableKeyError(f"{name} is not a readable DER public key") from None
         return cls._checked(key, name)
 
     @classmethod

@@ -52,6 +52,8 @@ def handler(event: ReportEvent, context: LambdaContext) -> ReportResult:
             report.notices.append(
                 f"{len(found) - sent} of {len(found)} EventBridge events were not published: {few(problems)}"
             )
+            if report.location:  # the full report in S3 says so too
+                reporting.save(store(), report)
     for item in report.outcomes:  # a line per image that changed, waits or failed, to search logs by image
         if item.outcome != OutcomeName.UNCHANGED:
             log = logger.warning if item.outcome == OutcomeName.FAILED else logger.info
