@@ -67,7 +67,8 @@ def summarise(run: RunResult) -> dict[str, Any]:
         "items": {i["target"]: i["outcome"] for i in report.get("items", [])},
         "reasons": {i["target"]: i["reason"] for i in report.get("items", [])},
         "upstream_requests": {
-            kind: run.upstream.get(kind, 0) for kind in ("head_manifest", "get_manifest", "get_blob", "token")
+            kind: run.upstream.get(kind, 0)
+            for kind in ("head_manifest", "get_manifest", "get_blob", "referrers", "token")
         },
         "upstream_blob_bytes": run.upstream.get("blob_bytes", 0),
         "target_front": dict(sorted(run.target.items())),  # redirects, refused mounts, throttling
