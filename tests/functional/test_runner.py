@@ -149,3 +149,8 @@ def test_a_signed_image_arrives_with_its_signature_and_attestation_which_verify_
     # and the arm64 .sig
     assert after.get("head_manifest", 0) - before.get("head_manifest", 0) == 3 + 2 * 2 + 2 + 2
     assert after.get("get_manifest", 0) - before.get("get_manifest", 0) == 3 + 2 + 2 + 1
+
+    # copied again (a force run): the artifacts the target holds already cost no pull
+    _copy_job(registries, s3_store, [(WorkItem(f"{hub}/library/signed", "1", "mirror/signed", "1"), signed)])
+    again = registries.front.snapshot()
+    assert again.get("get_manifest", 0) - after.get("get_manifest", 0) == 3  # the index and its 2 platforms

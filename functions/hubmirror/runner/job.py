@@ -229,6 +229,14 @@ def upstream_copy(
     )
 
 
+def target_holds(transfer: Transfer, repository: str, reference: str, digest: str) -> bool:
+    """Whether the target's ``reference`` is ``digest`` already (a HEAD; ECR does not count it)."""
+    try:
+        return transfer.target.head_manifest(repository, reference).digest == digest
+    except NotFoundError:
+        return False
+
+
 def copy_signatures(
     item: WorkItem,
     digest: str,
@@ -246,7 +254,7 @@ def copy_signatures(
     Looking costs a HEAD (free on Docker Hub) for the signature of ``digest``. Only an image
     signed upstream is looked at further: for its other two artifacts, and for the signature
     of each of ``platform_digests`` (the manifests of an index, as ``cosign sign --recursive``
-    signs them). Each artifact copied costs a pull, reserved first. With ``index_copied``
+    signs them). Each artifact the target lacks costs a pull, reserved first. With ``index_copied``
     false (the platforms were selected, so the target's index is hubmirror's own), only the
     platform manifests' signatures can hold there, and only they are copied.
     """
@@ -258,6 +266,8 @@ def copy_signatures(
         return "no cosign signature upstream"
 
     def copy(tag: str, head: ManifestHead) -> None:
+        if target_holds(transfer, item.target_repository, tag, head.digest):
+            return  # already there (a force run, a tag restored): no pull for it
         reserve_pulls(budget, item, 1, head.ratelimit)
         transfer.copy(upstream, repository, head.digest, item.target_repository, tag, deadline=deadline)
 
@@ -339,6 +349,9 @@ def copy_referrers(
     repository, target = item.upstream.repository, transfer.target
     copied, rewritten = 0, []
     for descriptor in found:
+        if target_holds(transfer, item.target_repository, descriptor["digest"], descriptor["digest"]):
+            copied += 1
+            continue
         reserve_pulls(budget, item, 1, None)
         try:
             transfer.copy(upstream, repository, descriptor["digest"], item.target_repository, None, deadline=deadline)
