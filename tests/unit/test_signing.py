@@ -17,7 +17,7 @@ from hubmirror.allowlist.rules import AllowlistError, parse_allowlist
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
 from hubmirror.domain.signing import PublicKey, UnusableKeyError, signature_problem
-from hubmirror.steps.check import check_item
+from hubmirror.steps.check import ItemCheck, check_item
 from hubmirror.steps.verify import unverified
 from tests.cosign_fixture import CosignSignature, load
 from tests.fakes import FakeRegistry
@@ -125,19 +125,26 @@ def gated(verify: tuple[str, str]) -> WorkItem:
     return WorkItem("docker.io/acme/app", "1", "mirror/acme/app", "1", verify=verify)
 
 
+def checked(
+    item: WorkItem, upstream: FakeRegistry, *, budget: PullBudget | None = None, dry_run: bool = False
+) -> ItemCheck:
+    """The check of ``item`` against ``upstream`` and an empty target."""
+    return check_item(
+        item,
+        upstream=lambda _: upstream,
+        target=FakeRegistry({}),
+        budget=budget or PullBudget(0),
+        force=False,
+        dry_run=dry_run,
+    )
+
+
 def test_an_item_with_a_good_signature_goes_on_to_its_copy_with_the_signature_pull_reserved(
     cosign: CosignSignature,
 ) -> None:
     upstream = signed_upstream(cosign)
     budget = PullBudget(10)
-    result = check_item(
-        gated(("key", cosign.public_pem)),
-        upstream=lambda _: upstream,
-        target=FakeRegistry({}),
-        budget=budget,
-        force=False,
-        dry_run=False,
-    )
+    result = checked(gated(("key", cosign.public_pem)), upstream, budget=budget)
     assert result.outcome is None
     assert result.decision is not None
     assert result.decision.action == "copy"
@@ -148,14 +155,7 @@ def test_an_item_with_a_good_signature_goes_on_to_its_copy_with_the_signature_pu
 
 def test_an_item_whose_signature_does_not_verify_fails_and_gets_no_job(cosign: CosignSignature) -> None:
     upstream = signed_upstream(cosign)
-    result = check_item(
-        gated(("key", cosign.other_pem)),
-        upstream=lambda _: upstream,
-        target=FakeRegistry({}),
-        budget=PullBudget(0),
-        force=False,
-        dry_run=False,
-    )
+    result = checked(gated(("key", cosign.other_pem)), upstream)
     assert result.outcome is not None
     assert result.outcome.outcome == "failed"
     assert result.outcome.reason == (
@@ -169,13 +169,12 @@ def test_an_unsigned_image_fails_in_words_and_a_dry_run_spends_no_pull_on_the_si
     cosign: CosignSignature,
 ) -> None:
     upstream = FakeRegistry({"1": ManifestHead(cosign.digest, OCI_MANIFEST, 100)})
-    args = {"upstream": lambda _: upstream, "target": FakeRegistry({}), "budget": PullBudget(0), "force": False}
-    result = check_item(gated(("key", cosign.public_pem)), dry_run=False, **args)  # type: ignore[arg-type]
+    result = checked(gated(("key", cosign.public_pem)), upstream)
     assert result.outcome is not None
     assert result.outcome.outcome == "failed"
     assert result.outcome.reason.startswith(f"signature: docker.io/acme/app has no cosign signature of {cosign.digest}")
     upstream.requests.clear()
-    result = check_item(gated(("key", cosign.public_pem)), dry_run=True, **args)  # type: ignore[arg-type]
+    result = checked(gated(("key", cosign.public_pem)), upstream, dry_run=True)
     assert result.outcome is not None
     assert result.outcome.outcome == "would_copy"
     assert upstream.requests == [("HEAD", "1")]
@@ -196,14 +195,7 @@ def test_a_key_that_cannot_be_read_fails_the_item_with_the_reader_s_words(cosign
 def test_a_429_on_the_signature_defers_the_item(cosign: CosignSignature) -> None:
     upstream = signed_upstream(cosign)
     upstream.limited.add(cosign.digest.replace(":", "-") + ".sig")
-    result = check_item(
-        gated(("key", cosign.public_pem)),
-        upstream=lambda _: upstream,
-        target=FakeRegistry({}),
-        budget=PullBudget(0),
-        force=False,
-        dry_run=False,
-    )
+    result = checked(gated(("key", cosign.public_pem)), upstream)
     assert result.outcome is not None
     assert result.outcome.outcome == "deferred"
     assert result.outcome.reason.startswith("signature: ")
