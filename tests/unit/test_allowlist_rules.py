@@ -130,6 +130,15 @@ CASES: list[tuple[str, str, int | None, str, str, bool]] = [
     ("max-tags-too-big", "images:\n  - source: nginx\n    select: {latest: 3}\n    max_tags: 5000\n", 4, "images[0].max_tags", "from 1 to 1000", True),
     ("max-tags-float", "defaults:\n  max_tags: 2.5\nimages:\n  - {source: nginx, tags: ['1']}\n", 2, "defaults.max_tags", "whole number", True),
     ("too-many-tags", "images:\n  - source: nginx\n    tags: [" + ", ".join(f"'t{n}'" for n in range(1001)) + "]\n", 3, "images[0].tags", "the limit is 1000", True),
+    # -- verify ---------------------------------------------------------------------------
+    ("verify-not-mapping", "images:\n  - source: nginx\n    tags: ['1']\n    verify: cosign.pub\n", 4, "images[0].verify", "must be a mapping with one of key, secret, parameter, kms", True),
+    ("verify-two-keys", "images:\n  - source: nginx\n    tags: ['1']\n    verify: {secret: hubmirror/a, parameter: /hubmirror/a}\n", 4, "images[0].verify", "names one key", True),
+    ("verify-unknown-source", "images:\n  - source: nginx\n    tags: ['1']\n    verify: {file: cosign.pub}\n", 4, "images[0].verify.file", "unknown key 'file'", True),
+    ("verify-not-pem", "images:\n  - source: nginx\n    tags: ['1']\n    verify: {key: MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE}\n", 4, "images[0].verify.key", "not a PEM public key", True),
+    ("verify-secret-elsewhere", "images:\n  - source: nginx\n    tags: ['1']\n    verify: {secret: prod/cosign}\n", 4, "images[0].verify.secret", "under hubmirror/", True),
+    ("verify-parameter-relative", "images:\n  - source: nginx\n    tags: ['1']\n    verify: {parameter: hubmirror/cosign}\n", 4, "images[0].verify.parameter", "under /hubmirror/", True),
+    ("verify-kms-alias", "images:\n  - source: nginx\n    tags: ['1']\n    verify: {kms: 'arn:aws:kms:eu-west-1:123456789012:alias/cosign'}\n", 4, "images[0].verify.kms", "the ARN of a KMS key", True),
+    ("defaults-verify-number", "defaults:\n  verify: 1\nimages:\n  - {source: nginx, tags: ['1']}\n", 2, "defaults.verify", "must be a mapping", True),
 ]
 # fmt: on
 

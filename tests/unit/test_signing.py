@@ -200,3 +200,20 @@ def test_a_429_on_the_signature_defers_the_item(cosign: CosignSignature) -> None
     assert result.outcome.outcome == "deferred"
     assert result.outcome.reason.startswith("signature: ")
     assert result.outcome.retry_after is not None
+
+
+def test_a_build_is_gated_on_its_base_image_s_signature(cosign: CosignSignature) -> None:
+    built = WorkItem(
+        "docker.io/acme/app",
+        "1",
+        "mirror/acme/app",
+        "1",
+        build_commands=("RUN mkdir /data",),
+        verify=("key", cosign.other_pem),
+    )
+    result = checked(built, signed_upstream(cosign))
+    assert result.decision is not None
+    assert result.decision.action == "build"
+    assert result.outcome is not None
+    assert result.outcome.outcome == "failed"
+    assert result.outcome.reason.startswith("signature: none of the 1 cosign signature(s)")
