@@ -101,10 +101,12 @@ class FakeRegistry:
             raise ManifestUnknownError(f"fake.example/{repository}: {reference} not found", status=404)
         return self.manifests[reference]
 
-    def get_blob(self, repository: str, digest: str) -> bytes:
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int = 8 * 2**20) -> bytes:
         self._answer("GET blob", digest)
         if digest not in self.blobs:
             raise RegistryError(f"fake.example/{repository}: blob {digest} not found", status=404)
+        if len(self.blobs[digest]) > max_bytes:
+            raise RegistryError(f"fake.example/{repository}: blob {digest} is larger than {max_bytes} bytes")
         return self.blobs[digest]
 
 

@@ -204,3 +204,19 @@ def test_the_retry_policy_bounds_every_wait() -> None:
     assert all(policy.delay(n, None) <= 10.0 for n in range(20))
     assert policy.delay(0, 999.0) == 10.0
     assert policy.delay(3, 2.0) == 2.0
+
+
+def test_a_small_blob_larger_than_it_may_be_is_refused_once_that_much_has_arrived() -> None:
+    """A signature's payload is read with a small bound: a registry that sends more than that
+    (whatever its descriptor said) gets no more read from it, and the item fails in words."""
+    import hashlib
+
+    body = b"x" * 70_000
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    pool = FakePool()
+    for _ in range(2):
+        pool.answer("GET", f"{BASE}/v2/acme/app/blobs/{digest}", FakeResponse(200, data=body))
+    registry, _ = client(pool)
+    with pytest.raises(RegistryError, match="is larger than 65536 bytes"):
+        registry.get_blob("acme/app", digest, max_bytes=65_536)
+    assert registry.get_blob("acme/app", digest) == body  # the default bound is for configs (8 MiB)

@@ -16,7 +16,7 @@ from hubmirror.adapters.registry.errors import NotFoundError
 from hubmirror.adapters.registry.model import Manifest, ManifestHead
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import cosign_tags
-from hubmirror.domain.signing import PublicKey, UnusableKeyError, signature_layers, signature_problem
+from hubmirror.domain.signing import MAX_PAYLOAD_BYTES, PublicKey, UnusableKeyError, signature_layers, signature_problem
 
 #: ``(source, value)`` of ``verify:`` -> the key; raises :class:`UnusableKeyError` in words.
 KeyResolver = Callable[[tuple[str, str]], PublicKey]
@@ -41,7 +41,7 @@ class SignatureRegistry(Protocol):
 
     def head_manifest(self, repository: str, reference: str) -> ManifestHead: ...
     def get_manifest(self, repository: str, reference: str) -> Manifest: ...
-    def get_blob(self, repository: str, digest: str) -> bytes: ...
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int = ...) -> bytes: ...
 
 
 def unverified(registry: SignatureRegistry, item: WorkItem, digest: str, keys: KeyResolver) -> str | None:
@@ -71,7 +71,8 @@ def unverified(registry: SignatureRegistry, item: WorkItem, digest: str, keys: K
         return f"{where}:{tag} holds no simple-signing signature"
     problems = []
     for payload_digest, signature in layers:
-        problem = signature_problem(registry.get_blob(repository, payload_digest), signature, digest, key)
+        payload = registry.get_blob(repository, payload_digest, max_bytes=MAX_PAYLOAD_BYTES)
+        problem = signature_problem(payload, signature, digest, key)
         if problem is None:
             return None
         problems.append(problem)

@@ -55,6 +55,10 @@ _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 RETRIED = frozenset({429, 502, 503, 504})
 
 
+#: The most :meth:`RegistryClient.get_blob` reads: configs are kilobytes, a signature's payload less.
+SMALL_BLOB_MAX_BYTES = 8 * 1024 * 1024
+
+
 class RegistryClient:
     """One registry host.
 
@@ -149,10 +153,16 @@ class RegistryClient:
         )
         return sha256_digest(body)
 
-    def get_blob(self, repository: str, digest: str) -> bytes:
-        """GET a (small) blob, such as an image config; blob GETs are not pulls."""
-        response = self._request("GET", f"/v2/{repository}/blobs/{digest}", repository)
-        data = response.data
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int = SMALL_BLOB_MAX_BYTES) -> bytes:
+        """GET a small blob, such as an image config or a signature's payload (blob GETs are
+        not pulls); one larger than ``max_bytes`` is refused once that much has arrived, whatever
+        the registry claimed of its size."""
+        response = self._request("GET", f"/v2/{repository}/blobs/{digest}", repository, stream=True)
+        data = response.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            response.close()
+            raise RegistryError(f"{self.where(repository)}: blob {digest} is larger than {max_bytes} bytes")
+        response.release_conn()
         if sha256_digest(data) != digest:
             raise RegistryError(f"{self.side} {self.host}/{repository}: blob {digest} does not match its content")
         return data
