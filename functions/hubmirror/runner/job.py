@@ -271,30 +271,23 @@ def copy_signatures(
         reserve_pulls(budget, item, 1, head.ratelimit)
         transfer.copy(upstream, repository, head.digest, item.target_repository, tag, deadline=deadline)
 
+    def copy_if_there(tag: str) -> bool:
+        try:
+            head = upstream.head_manifest(repository, tag)
+        except NotFoundError:
+            return False
+        copy(tag, head)
+        return True
+
     said = []
     if index_copied:
         copy(signature, found)
-        copied = ["sig"]
-        for tag in others:
-            try:
-                head = upstream.head_manifest(repository, tag)
-            except NotFoundError:
-                continue
-            copy(tag, head)
-            copied.append(tag.rsplit(".", 1)[1])
+        copied = ["sig", *(tag.rsplit(".", 1)[1] for tag in others if copy_if_there(tag))]
         said.append(f"cosign {', '.join(copied)} copied")
     else:
         said.append("the index written for the selected platforms is hubmirror's own, unsigned")
     if platform_digests:
-        signed = 0
-        for child in platform_digests:
-            tag = cosign_tags(child)[0]
-            try:
-                head = upstream.head_manifest(repository, tag)
-            except NotFoundError:
-                continue
-            copy(tag, head)
-            signed += 1
+        signed = sum(copy_if_there(cosign_tags(child)[0]) for child in platform_digests)
         said.append(f"signatures of {signed} of {len(platform_digests)} platform manifests copied")
     return "; ".join(said)
 
