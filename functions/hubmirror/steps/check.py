@@ -23,7 +23,7 @@ from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import INDEX_MEDIA_TYPES
 from hubmirror.domain.ratelimit import PullBudget, budget_text, reset_time
 from hubmirror.steps.payloads import CheckResult
-from hubmirror.steps.verify import KeyResolver, inline_keys, unverified
+from hubmirror.steps.verify import KeyResolver, SignatureRegistry, inline_keys, unverified
 
 logger = logging.getLogger(__name__)
 #: Manifest GETs a copy of an index of unknown size is expected to cost (index + platforms).
@@ -39,7 +39,6 @@ class Registry(Protocol):
 
     def head_manifest(self, repository: str, reference: str) -> ManifestHead: ...
     def get_manifest(self, repository: str, reference: str) -> Manifest: ...
-    def get_blob(self, repository: str, digest: str, *, max_bytes: int = ...) -> bytes: ...
 
 
 class CheckStore(Protocol):
@@ -103,7 +102,7 @@ def expected_pulls(item: WorkItem, head: ManifestHead) -> int:
 def check_item(
     item: WorkItem,
     *,
-    upstream: Callable[[str], Registry],
+    upstream: Callable[[str], SignatureRegistry],
     target: Registry,
     budget: PullBudget,
     force: bool,
@@ -186,7 +185,7 @@ def check_item(
 
 def signature_gate(
     item: WorkItem,
-    registry: Registry,
+    registry: SignatureRegistry,
     digest: str,
     *,
     public_keys: KeyResolver,
@@ -226,7 +225,7 @@ def check_batch(
     batch: str,
     items: Sequence[WorkItem],
     store: CheckStore,
-    upstream: Callable[[str], Registry],
+    upstream: Callable[[str], SignatureRegistry],
     target: Registry,
     target_registry: str,
     floor: int,

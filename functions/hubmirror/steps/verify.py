@@ -37,7 +37,7 @@ def inline_keys(source: tuple[str, str]) -> PublicKey:
 
 
 class SignatureRegistry(Protocol):
-    """What the gate asks of the upstream registry."""
+    """What the check asks of an upstream registry: the gate reads a signature manifest and its payloads too."""
 
     def head_manifest(self, repository: str, reference: str) -> ManifestHead: ...
     def get_manifest(self, repository: str, reference: str) -> Manifest: ...
