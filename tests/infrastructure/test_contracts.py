@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 import typing
 from collections.abc import Iterator
@@ -266,3 +267,16 @@ def test_the_job_imports_nothing_its_image_does_not_install() -> None:
     )
     assert third_party <= IMAGE_LIBRARIES, third_party - IMAGE_LIBRARIES
     assert "python3-boto3" in (PACKAGE / "runner" / "tools.env").read_text()
+
+
+@pytest.mark.parametrize("handler", ["plan", "check", "render", "report"])
+def test_the_sample_events_are_what_the_state_machine_sends(handler: str) -> None:
+    """``events/<function>*.json`` (for ``sam local invoke`` and the console's test events) keep to
+    the function's event type: every required key, and no key the state machine never sends."""
+    module = importlib.import_module(f"hubmirror.handlers.{handler}")
+    event = typing.get_type_hints(inspect.unwrap(module.handler))["event"]
+    samples = sorted((ROOT / "events").glob(f"{handler}*.json"))
+    assert samples, handler
+    for sample in samples:
+        keys = set(json.loads(sample.read_text()))
+        assert event.__required_keys__ <= keys <= event.__required_keys__ | event.__optional_keys__, sample.name
