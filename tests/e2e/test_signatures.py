@@ -14,7 +14,7 @@ import pytest
 from devstack import cosign
 from devstack.images import platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
-from tests.support import RegistryReader
+from tests.support import Fetched, RegistryReader
 
 pytestmark = pytest.mark.e2e
 KEY_SECRET = "hubmirror/cosign/publisher"
@@ -79,6 +79,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield World(stack, RegistryReader(stack.ecr.host, ECR_USER, ECR_PASSWORD), key, digests, artifacts)
 
 
+def verifies_in_target(world: World, repository: str, signature: Fetched, digest: str) -> bool:
+    """What ``cosign verify --key`` checks of ``digest``'s signature, read from the mirror."""
+    layers = {str(d["digest"]): world.target.blob(repository, str(d["digest"])) for d in signature.document["layers"]}
+    return cosign.verifies(json.dumps(signature.document).encode(), layers, digest, world.key.public_pem())
+
+
 @pytest.fixture(scope="module")
 def first(world: World) -> RunResult:
     return world.stack.run({})
@@ -98,11 +104,7 @@ def test_the_signature_and_attestation_arrive_and_verify_against_the_mirror(worl
     assert signature is not None
     assert attestation is not None
     assert (signature.digest, attestation.digest) == (world.artifacts["sig"], world.artifacts["att"])
-    layers = {
-        str(d["digest"]): world.target.blob("mirror/signed", str(d["digest"])) for d in signature.document["layers"]
-    }
-    body = json.dumps(signature.document).encode()
-    assert cosign.verifies(body, layers, world.digests["signed"], world.key.public_pem())
+    assert verifies_in_target(world, "mirror/signed", signature, world.digests["signed"])
 
 
 def test_the_report_says_why_other_images_carry_no_signature(world: World, first: RunResult) -> None:
@@ -122,10 +124,7 @@ def test_the_selected_platform_s_own_signature_arrives_though_the_index_is_hubmi
     child = world.digests["selected linux/amd64"]
     signature = world.target.manifest("mirror/selected", child.replace(":", "-") + ".sig")
     assert signature is not None
-    layers = {
-        str(d["digest"]): world.target.blob("mirror/selected", str(d["digest"])) for d in signature.document["layers"]
-    }
-    assert cosign.verifies(json.dumps(signature.document).encode(), layers, child, world.key.public_pem())
+    assert verifies_in_target(world, "mirror/selected", signature, child)
     arm64 = world.digests["selected linux/arm64"]
     assert world.target.manifest("mirror/selected", arm64.replace(":", "-") + ".sig") is None  # not mirrored
 
