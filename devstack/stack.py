@@ -124,6 +124,12 @@ class RunResult:
         assert self.report is not None, "no report was published"
         return {i["target"]: i["outcome"] for i in self.report["items"]}
 
+    def failures(self) -> str:
+        """The run's cause and its failed items with their reasons, for an assertion's message."""
+        items = (self.report or {}).get("items", [])
+        failed = [f"{i['target']}: {i.get('reason', '')}" for i in items if i.get("outcome") == "failed"]
+        return "\n".join([str(self.cause), *failed])
+
     def item(self, target: str) -> dict[str, Any]:
         """The report's entry for the item writing ``target`` (``repository:tag``)."""
         assert self.report is not None
