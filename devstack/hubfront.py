@@ -272,6 +272,10 @@ class HubFront:
                         reply(self, 401, body, {"Content-Type": "application/json"})
                         return
                     subject = user
+                fault = request_fault(front.faults, "token", None)  # auth.docker.io has its bad moments too
+                if fault is not None and fault.status:
+                    reply(self, fault.status, fault.body, fault.headers)
+                    return
                 with front._lock:
                     front.counts["token"] += 1
                 access = front._grant(subject, query.get("scope", []))

@@ -15,6 +15,7 @@ from hubmirror.adapters.registry.errors import (
     ManifestUnknownError,
     NameUnknownError,
     RateLimitedError,
+    RegistryUnavailableError,
     TagListTooLongError,
 )
 from hubmirror.adapters.registry.model import Credentials
@@ -114,6 +115,28 @@ def test_a_429_that_persists_gives_up_after_bounded_tries(
     with pytest.raises(RateLimitedError, match="429 Too Many Requests 3 times"):
         client.head_manifest("library/single", "1")
     assert slept == [1.0, 1.0]
+
+
+def test_a_token_service_that_fails_once_is_asked_again(
+    registries: Registries, front: HubFront, digests: dict[str, str]
+) -> None:
+    slept: list[float] = []
+    front.inject(Fault("token", 503, times=1))
+    client = RegistryClient(front.host, retry=RetryPolicy(attempts=3), sleep=slept.append)
+    assert client.head_manifest("library/single", "1").digest == digests["single"]
+    assert len(slept) == 1  # one wait, then the token, then the HEAD
+
+
+def test_a_token_service_that_stays_down_is_named_after_bounded_tries(
+    registries: Registries, front: HubFront, digests: dict[str, str]
+) -> None:
+    slept: list[float] = []
+    front.inject(Fault("token", 503, times=10))
+    client = RegistryClient(front.host, retry=RetryPolicy(attempts=3), sleep=slept.append)
+    with pytest.raises(RegistryUnavailableError, match=r"^upstream 127\.0\.0\.1:\d+: the token service answered 503"):
+        client.head_manifest("library/single", "1")
+    assert len(slept) == 2
+    front.faults.clear()
 
 
 def test_tag_list_follows_link_pages(registries: Registries, front: HubFront) -> None:

@@ -4,7 +4,9 @@ A bearer challenge (Docker Hub, ghcr.io, quay.io, public.ecr.aws) sends the clie
 realm for a token scoped to the repository, with basic auth when credentials are known; a
 basic challenge (ECR, a plain Distribution registry) gets the credentials directly. The
 realm, service and scope come from the challenge, never assumed. Tokens are cached per
-scope until shortly before they expire, and fetched once however many threads need one.
+scope until shortly before they expire, and fetched once however many threads need one;
+a token service that cannot be reached, or answers 429 or 5xx, is asked again as the
+registry's own requests are (the client's :class:`RetryPolicy`).
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import json
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
 import urllib3
 
 from hubmirror.adapters.registry.errors import AuthenticationError, RateLimitedError, RegistryUnavailableError
 from hubmirror.adapters.registry.model import Credentials
-from hubmirror.adapters.registry.retry import retry_after
+from hubmirror.adapters.registry.retry import RETRIED, RetryPolicy, retry_after
 from hubmirror.adapters.registry.stream import describe
 
 USER_AGENT = "hubmirror/1"
@@ -55,13 +57,23 @@ class TokenAuth:
     """The ``Authorization`` header for one registry host, learnt from its challenge."""
 
     def __init__(
-        self, host: str, side: str, credentials: Credentials | None, pool: urllib3.PoolManager, timeout: float
+        self,
+        host: str,
+        side: str,
+        credentials: Credentials | None,
+        pool: urllib3.PoolManager,
+        timeout: float,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.host = host
         self.side = side
         self.credentials = credentials
         self.pool = pool
         self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
         self._challenge: tuple[str, dict[str, str]] | None = None
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
@@ -119,12 +131,20 @@ class TokenAuth:
             headers["Authorization"] = self.credentials.basic()
         url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urlencode(query, doseq=True)
         who = f"{self.side} {self.host}"
-        try:
-            response = self.pool.request("GET", url, headers=headers, timeout=self.timeout)
-        except urllib3.exceptions.HTTPError as exc:
-            raise RegistryUnavailableError(
-                f"{who}: cannot reach the token service {params['realm']}: {describe(exc)}"
-            ) from exc
+        for attempt in range(self.retry.attempts):
+            again = attempt + 1 < self.retry.attempts
+            try:
+                response = self.pool.request("GET", url, headers=headers, timeout=self.timeout)
+            except urllib3.exceptions.HTTPError as exc:
+                if not again:
+                    raise RegistryUnavailableError(
+                        f"{who}: cannot reach the token service {params['realm']}: {describe(exc)}"
+                    ) from exc
+                self.sleep(self.retry.delay(attempt, None))
+                continue
+            if response.status not in RETRIED or not again:
+                break
+            self.sleep(self.retry.delay(attempt, retry_after(response.headers)))
         if response.status in (401, 403):
             raise AuthenticationError(
                 f"{who}: the token service refused the configured credentials ({response.status})",

@@ -37,7 +37,7 @@ from hubmirror.adapters.registry.model import (
     Manifest,
     ManifestHead,
 )
-from hubmirror.adapters.registry.retry import RetryPolicy, retry_after
+from hubmirror.adapters.registry.retry import RETRIED, RetryPolicy, retry_after
 from hubmirror.adapters.registry.stream import BlobStream, describe
 from hubmirror.domain.oci import MANIFEST_MEDIA_TYPES, OCI_INDEX, sha256_digest
 from hubmirror.domain.ratelimit import RateLimit
@@ -52,9 +52,6 @@ MAX_REDIRECTS = 5
 IDLE_TIMEOUT_SECONDS = 20.0
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 #: Answers worth trying again: throttling and a gateway or service that is briefly down.
-RETRIED = frozenset({429, 502, 503, 504})
-
-
 #: The most :meth:`RegistryClient.get_blob` reads: configs are kilobytes, a signature's payload less.
 SMALL_BLOB_MAX_BYTES = 8 * 1024 * 1024
 
@@ -89,7 +86,7 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.sleep = sleep
-        self.auth = TokenAuth(host, side, credentials, self.pool, timeout)
+        self.auth = TokenAuth(host, side, credentials, self.pool, timeout, retry=self.retry, sleep=sleep)
         #: False once the registry answered that it has no referrers API: not asked again
         self.referrers_api: bool | None = None
 

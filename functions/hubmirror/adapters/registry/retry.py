@@ -6,6 +6,9 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+#: The answers worth another try: "later" (429) and a gateway's or an overloaded service's 5xx.
+RETRIED = frozenset({429, 502, 503, 504})
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
