@@ -29,9 +29,16 @@ HOP_BY_HOP = frozenset(
 
 
 class QuietServer(ThreadingHTTPServer):
-    """A threaded server for the stand-ins: a client hanging up is not an error worth a trace."""
+    """A threaded server for the stand-ins: a client hanging up is not an error worth a trace.
+
+    Its listen backlog is a real server's, not socketserver's 5: with 5, a burst of new
+    connections (the check's threads, a job's copies) overflowed it hundreds of times a
+    run, and each connection dropped so waited for the client's SYN to be sent again (1 s,
+    then 3 s, 7 s, ...) until its connect timed out, which no registry or AWS endpoint does.
+    """
 
     daemon_threads = True
+    request_queue_size = 1024  # the kernel caps it at net.core.somaxconn (4096 on Debian 12)
 
     def handle_error(self, request: object, client_address: object) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):
