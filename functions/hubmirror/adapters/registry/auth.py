@@ -131,20 +131,22 @@ class TokenAuth:
             headers["Authorization"] = self.credentials.basic()
         url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urlencode(query, doseq=True)
         who = f"{self.side} {self.host}"
-        for attempt in range(self.retry.attempts):
-            again = attempt + 1 < self.retry.attempts
+        attempt = 0
+        while True:
             try:
                 response = self.pool.request("GET", url, headers=headers, timeout=self.timeout)
             except urllib3.exceptions.HTTPError as exc:
-                if not again:
+                if not self.retry.again(attempt, None, self.sleep):
                     raise RegistryUnavailableError(
                         f"{who}: cannot reach the token service {params['realm']}: {describe(exc)}"
                     ) from exc
-                self.sleep(self.retry.delay(attempt, None))
+                attempt += 1
                 continue
-            if response.status not in RETRIED or not again:
+            if response.status not in RETRIED or not self.retry.again(
+                attempt, retry_after(response.headers), self.sleep
+            ):
                 break
-            self.sleep(self.retry.delay(attempt, retry_after(response.headers)))
+            attempt += 1
         if response.status in (401, 403):
             raise AuthenticationError(
                 f"{who}: the token service refused the configured credentials ({response.status})",

@@ -51,7 +51,6 @@ MAX_REDIRECTS = 5
 #: slow link and a busy CDN, and bounds a stalled blob download to that long.
 IDLE_TIMEOUT_SECONDS = 20.0
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
-#: Answers worth trying again: throttling and a gateway or service that is briefly down.
 #: The most :meth:`RegistryClient.get_blob` reads: configs are kilobytes, a signature's payload less.
 SMALL_BLOB_MAX_BYTES = 8 * 1024 * 1024
 
@@ -413,10 +412,7 @@ class RegistryClient:
     def _again(self, attempt: int, replayable: bool, wait: float | None) -> bool:
         """Whether to try once more (after sleeping as the policy says): not past the last
         attempt, and the body can be sent again."""
-        if attempt + 1 >= self.retry.attempts or not replayable:
-            return False
-        self.sleep(self.retry.delay(attempt, wait))
-        return True
+        return replayable and self.retry.again(attempt, wait, self.sleep)
 
     def _exhausted(self, status: int, headers: Mapping[str, str], attempt: int, where: str) -> RegistryError:
         """The error once a retried answer has come back on every attempt."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 #: The answers worth another try: "later" (429) and a gateway's or an overloaded service's 5xx.
@@ -23,6 +23,14 @@ class RetryPolicy:
             return min(retry_after, self.max_delay)
         backoff: float = min(self.max_delay, self.base_delay * 2**attempt)
         return backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+    def again(self, attempt: int, retry_after: float | None, sleep: Callable[[float], None]) -> bool:
+        """Whether attempt ``attempt`` (from 0) may be followed by another; if so, after
+        sleeping the delay the policy gives it."""
+        if attempt + 1 >= self.attempts:
+            return False
+        sleep(self.delay(attempt, retry_after))
+        return True
 
 
 #: ECR throttles each API action (``PutImage`` 10/s, ``InitiateLayerUpload`` 100/s, ...) with
