@@ -1,13 +1,18 @@
-"""``make demo``: the real state machine, twice, on the local stack.
+"""``make demo``: the operator's path on the local stack, with the real state machine.
 
-Starts the stack (a "Docker Hub", an "ECR", moto with real Lambdas and CodeBuild), seeds
-a few images (one of them a two-platform index, signed with cosign's scheme), writes an
-allowlist that points at the local hub, runs a sync twice, prints each run's report as subscribers receive it, writes
-``.demo/summary.json`` and stops every server it started.
+Starts the stack (a "Docker Hub", an "ECR", moto with real Lambdas and CodeBuild, deployed from
+template.yaml with no allowlist), seeds a few images (one of them a two-platform index, signed
+with cosign's scheme), then does what a platform engineer does, with the real ``hubmirror``
+command: ``plan`` an allowlist file, ``push`` it (which starts the first run by itself),
+``run --wait`` (a warm run), ``report`` and ``history``. It prints each command's output and what
+a subscriber of the report topic receives, writes ``.demo/summary.json`` and stops every server
+it started.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 import time
@@ -22,6 +27,7 @@ from devstack.procs import stop_on_sigterm
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.model import Credentials
+from hubmirror.cli import main as hubmirror
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
@@ -97,7 +103,7 @@ def main() -> int:
     stop_on_sigterm()
     print("hubmirror demo: starting the local stack (hub, ECR, moto with real Lambdas and CodeBuild)")
     runs: list[dict[str, Any]] = []
-    with Stack(DEMO / "stack") as stack:
+    with Stack(DEMO / "stack", parameters={"RunOnAllowlistChange": "true"}) as stack:
         assert stack.front is not None
         assert stack.ecr is not None
         pusher = stack.hub_pusher()
@@ -116,22 +122,31 @@ def main() -> int:
         print(f"  signed library/nginx@{signed} and its two platforms, as cosign does (key: .demo/cosign.pub,")
         print(f"  kept in the secret {KEY_SECRET}, which the allowlist's nginx entry names under verify:)")
         text = allowlist(stack.front.host)
-        stack.write_allowlist(text)
         (DEMO / "allowlist.yaml").write_text(text)
         stack.front.set_budget(100)
         stack.front.reset_counts()
-        for n in (1, 2):
-            print(f"\n=== run {n}: start an execution with input {{}} ===")
-            result = stack.run({})
+        commands: dict[str, int] = {}
+        with contextlib.chdir(DEMO):  # a team's allowlist repository: allowlist.yaml at its root
+            commands["plan"] = command("plan", "allowlist.yaml")
+            result = stack.observe(lambda: commands.setdefault("push", command("push", "allowlist.yaml")))
+            print("\n--- the first run, started by the push, as a report subscriber receives it ---")
             print(f"Subject: {result.subject}\n")
             print(result.text or "(no report published)")
-            summary = summarise(result)
-            print(f"upstream requests: {summary['upstream_requests']}, CodeBuild builds: {summary['codebuild_builds']}")
-            runs.append(summary)
+            runs.append(summarise(result))
+            result = stack.observe(lambda: commands.setdefault("run", command("run", "--wait")))
+            runs.append(summarise(result))
+            commands["report"] = command("report")
+            commands["history"] = command("history")
+        for n, summary in enumerate(runs, 1):
+            print(
+                f"run {n}: upstream requests {summary['upstream_requests']}, "
+                f"CodeBuild builds: {summary['codebuild_builds']}"
+            )
         verified = signature_verifies(stack.ecr.host, "mirror/nginx", digests["library/nginx"], key)
         print(f"\nthe nginx signature verifies against the mirror with .demo/cosign.pub: {verified}")
         print(f"target registry (the local ECR) is at {stack.ecr.host}; stopping every server")
     payload = {
+        "commands": commands,
         "runs": runs,
         "nginx": runs[0]["reasons"]["mirror/nginx:1.27"],
         "signature_verifies_against_the_mirror": verified,
@@ -139,7 +154,20 @@ def main() -> int:
     }
     (DEMO / "summary.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {DEMO / 'summary.json'} ({payload['seconds']}s)")
-    return 0 if verified and all(r["status"] == "SUCCEEDED" for r in runs) else 1
+    good = verified and all(r["status"] == "SUCCEEDED" for r in runs) and not any(commands.values())
+    return 0 if good else 1
+
+
+def command(*args: str) -> int:
+    """Run ``hubmirror ARGS --stack hubmirror`` as a user would, printing what it prints."""
+    line = ["hubmirror", *args, "--stack", "hubmirror"]
+    print(f"\n$ {' '.join(line)}")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = hubmirror(line[1:])
+    print(out.getvalue().rstrip())
+    print(f"(exit {code})")
+    return code
 
 
 if __name__ == "__main__":

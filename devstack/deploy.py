@@ -3,17 +3,20 @@
 The tests must run what ``sam deploy`` deploys, so this reads the real template: the
 functions (handler, environment from ``Globals`` and the function, resolved intrinsics),
 the state machine (the real ``DefinitionUri`` file with the real
-``DefinitionSubstitutions``), the CodeBuild projects, the bucket and the topic. Only two
-values differ locally, and both are passed in by the caller: the target registry host (the
-local "ECR" rather than ``ACCOUNT.dkr.ecr.REGION.amazonaws.com``) and, optionally, the
-allowlist the functions read.
+``DefinitionSubstitutions``), the CodeBuild projects, the bucket and the topic, the rule that
+starts a run for a new allowlist, and a CloudFormation stack holding the template's outputs,
+which the ``hubmirror`` command reads as it does on AWS. One value differs locally, passed in by
+the caller: the target registry host (the local "ECR" rather than
+``ACCOUNT.dkr.ecr.REGION.amazonaws.com``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -96,6 +99,8 @@ class Deployment:
     resource_statements: list[dict[str, Any]] = field(default_factory=list)
     #: which role each caller acts under: function or project name -> role logical id
     roles_of: dict[str, str] = field(default_factory=dict)
+    #: the template's outputs, as ``aws cloudformation describe-stacks`` gives them
+    outputs: dict[str, str] = field(default_factory=dict)
 
 
 class _Resolver:
@@ -125,6 +130,10 @@ class _Resolver:
         if isinstance(value, list):
             return [v for v in (self.resolve(v) for v in value) if v is not NO_VALUE]
         return value
+
+    def deployed(self, resource: Mapping[str, Any]) -> bool:
+        """Whether a resource (or output) is deployed: it has no ``Condition``, or its condition holds."""
+        return "Condition" not in resource or self.condition(resource["Condition"])
 
     def condition(self, name: str) -> bool:
         """A template condition, evaluated with this deployment's parameters."""
@@ -176,10 +185,21 @@ def _dummy_code() -> bytes:
     return raw.getvalue()
 
 
+def _outputs_stack(outputs: Mapping[str, str]) -> None:
+    """A CloudFormation stack named :data:`STACK` whose outputs are the deployment's: what
+    ``hubmirror --stack NAME`` reads (``DescribeStacks``), as from a ``sam deploy``."""
+    body = {
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+    with warnings.catch_warnings():  # moto creates no resource for the placeholder, and says so
+        warnings.simplefilter("ignore", UserWarning)
+        boto3.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(body))
+
+
 def deploy(
     *,
     target_registry: str,
-    allowlist: Path | None = None,
     parameters: dict[str, str] | None = None,
     extra_environment: dict[str, str] | None = None,
     without: frozenset[tuple[str, str]] = frozenset(),
@@ -207,6 +227,9 @@ def deploy(
         if kind == "AWS::S3::Bucket":
             name = f"{STACK}-{logical.lower()}-{ACCOUNT}"
             s3.create_bucket(Bucket=name)
+            versioning = resource.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
+            if versioning:  # overwrites keep their noncurrent versions, as in the deployed bucket
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning})
             resolver.values[logical] = name
             resolver.attributes[f"{logical}.Arn"] = f"arn:aws:s3:::{name}"
         elif kind == "AWS::SNS::Topic":
@@ -251,8 +274,6 @@ def deploy(
         # Lambda hands a function its role's credentials in these variables
         role = role_of(props, "Role")
         env["AWS_ACCESS_KEY_ID"] = access_key(role)
-        if allowlist is not None:
-            env["HUBMIRROR_ALLOWLIST"] = str(allowlist)
         env.update(extra_environment or {})
         function_globals = template.get("Globals", {}).get("Function", {})
         created = lam.create_function(
@@ -315,12 +336,44 @@ def deploy(
         resolver.values[logical] = deployment.state_machine_arn
         resolver.attributes[f"{logical}.Name"] = name
 
+    for logical, resource in resources.items():
+        if resource["Type"] != "AWS::Events::Rule" or not resolver.deployed(resource):
+            continue
+        props = resolver.resolve(resource["Properties"])
+        rules = boto3.client("events")
+        name = f"{STACK}-{logical}"
+        rules.put_rule(Name=name, EventPattern=json.dumps(props["EventPattern"]), State=props.get("State", "ENABLED"))
+        rules.put_targets(
+            Rule=name,
+            Targets=[
+                {k: v for k, v in target.items() if k in ("Id", "Arn", "RoleArn", "Input", "InputTransformer")}
+                for target in props["Targets"]
+            ],
+        )
+        resolver.values[logical] = name
+
+    for logical, resource in resources.items():
+        configuration = resource.get("Properties", {}).get("NotificationConfiguration", {})
+        if resource["Type"] == "AWS::S3::Bucket" and configuration.get("EventBridgeConfiguration", {}).get(
+            "EventBridgeEnabled"
+        ):
+            s3.put_bucket_notification_configuration(
+                Bucket=resolver.values[logical], NotificationConfiguration={"EventBridgeConfiguration": {}}
+            )
+
     deployment.bucket = next(
         v for k, v in resolver.values.items() if resources.get(k, {}).get("Type") == "AWS::S3::Bucket"
     )
     deployment.topic_arn = resolver.values["ReportTopic"]
     deployment.chat_topic_arn = resolver.values["ChatTopic"]
     deployment.parameters = {k: resolver.values[k] for k in template.get("Parameters", {})}
+    for name, output in template.get("Outputs", {}).items():
+        if resolver.deployed(output):
+            with contextlib.suppress(KeyError):  # what the local stack does not create (dashboard, alarm)
+                deployment.outputs[name] = str(resolver.resolve(output["Value"]))
+    # the local target registry, where AWS has ACCOUNT.dkr.ecr.REGION.amazonaws.com
+    deployment.outputs["TargetRepositoryPrefix"] = f"{target_registry}/{resolver.values['TargetPrefix']}"
+    _outputs_stack(deployment.outputs)
     for logical, resource in resources.items():
         if resource["Type"] == "AWS::IAM::Role":
             statements = []

@@ -150,6 +150,10 @@ def _json_resource(service: str, action: str, body: Mapping[str, Any]) -> str:
         buses = {str(e.get("EventBusName") or "default") for e in body.get("Entries") or []}
         (bus,) = buses if len(buses) == 1 else ("*",)
         return bus if bus.startswith("arn:") else f"{arn}:event-bus/{bus}"
+    if service == "states" and "stateMachineArn" in body:  # StartExecution, ListExecutions: the state machine
+        return str(body["stateMachineArn"])
+    if service == "states" and "executionArn" in body:  # DescribeExecution: the execution
+        return str(body["executionArn"])
     return "*"
 
 

@@ -24,19 +24,21 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from devstack import codebuild, eventsize, iam, lambdas, mapruns, sfnerrors
+from devstack import codebuild, eventsize, iam, lambdas, mapruns, sfnerrors, sfntargets
 from devstack.deploy import ACCOUNT, REGION, Deployment, access_key, deploy
 from devstack.ecrfront import EcrFront, Repository
 from devstack.hubfront import HubFront
 from devstack.images import Pusher
 from devstack.procs import free_port
 from devstack.registry import BasicAuth, Registry
+from hubmirror.domain import keys
 
 ECR_USER = "AWS"
 ECR_PASSWORD = f"{ACCOUNT}-auth-token"
@@ -173,16 +175,11 @@ class Stack:
         """Every AWS call a role made so far, with IAM's verdict."""
         return list(self._moto.enforcer.calls) if self._moto is not None else []
 
-    @property
-    def allowlist_path(self) -> Path:
-        return self.workdir / "allowlist.yaml"
-
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> Stack:
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
         self.workdir.mkdir(parents=True)
-        self.allowlist_path.write_text("images: []\n")
         try:
             self._start_registries()
             self._start_aws()
@@ -244,6 +241,7 @@ class Stack:
         mapruns.install()
         sfnerrors.install()
         eventsize.install()
+        sfntargets.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto logs every Fail state as an unhandled exception; the tests read the history instead
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -254,8 +252,9 @@ class Stack:
         assert self.ecr is not None
         self.deployment = deploy(
             target_registry=self.ecr.host,
-            allowlist=self.allowlist_path,
-            parameters=self.parameters,
+            # a stored allowlist starts a run only where a test asks for it (RunOnAllowlistChange):
+            # elsewhere a test writes its allowlist, then starts the run it waits for
+            parameters={"RunOnAllowlistChange": "false", **self.parameters},
             extra_environment=self.extra_environment,
             without=self.without_statements,
             timeouts=self.lambda_timeouts,
@@ -290,6 +289,7 @@ class Stack:
         mapruns.uninstall()
         sfnerrors.uninstall()
         eventsize.uninstall()
+        sfntargets.uninstall()
         if self.lambda_runtime is not None:
             self.lambda_runtime.stop()
         for server in (self.hub, self.ecr_backend):
@@ -315,9 +315,14 @@ class Stack:
         assert self.ecr is not None
         return Pusher(self.ecr.host, ECR_USER, ECR_PASSWORD)
 
-    def write_allowlist(self, text: str) -> None:
-        """Replace the allowlist the deployed functions read (``sam deploy`` ships it)."""
-        self.allowlist_path.write_text(text)
+    def write_allowlist(self, text: str) -> str:
+        """Store a new allowlist version where the deployed stack reads it (as ``hubmirror push``
+        does, without its validation: a test may store a broken one); returns the version id."""
+        assert self.deployment is not None
+        answer = boto3.client("s3").put_object(
+            Bucket=self.deployment.bucket, Key=keys.ALLOWLIST, Body=text.encode(), ContentType="application/yaml"
+        )
+        return str(answer["VersionId"])
 
     def inject_aws(self, fault: iam.ServiceFault) -> None:
         """Make AWS answer the calls the fault matches with its error (S3 refusing a write, say)."""
@@ -332,10 +337,33 @@ class Stack:
         """Start an execution (input ``{}`` unless given; ``None`` sends ``null``), wait for it,
         collect its report and what it cost."""
         assert self.deployment is not None
+        machine = self.deployment.state_machine_arn
+        self._runs += 1
+        run_name = name or f"run-{self._runs:03d}-{uuid.uuid4().hex[:8]}"
+        data = json.dumps({} if execution_input is _NO_INPUT else execution_input)
+        return self.observe(
+            lambda: boto3.client("stepfunctions").start_execution(stateMachineArn=machine, name=run_name, input=data)[
+                "executionArn"
+            ],
+            timeout=timeout,
+        )
+
+    def executions(self) -> list[dict[str, Any]]:
+        """Every execution of the state machine, newest first."""
+        assert self.deployment is not None
+        sfn = boto3.client("stepfunctions")
+        return [dict(e) for e in sfn.list_executions(stateMachineArn=self.deployment.state_machine_arn)["executions"]]
+
+    def observe(self, action: Callable[[], Any], *, timeout: float = 600) -> RunResult:
+        """Do ``action``, which starts one execution: it returns the execution's ARN, or anything
+        else and the execution it started (a ``hubmirror push``) is the one new since. Then wait for
+        it, and collect its report and what it cost."""
+        assert self.deployment is not None
         assert self.front is not None
         assert self.lambda_runtime is not None
         assert self.local_codebuild is not None
         sfn = boto3.client("stepfunctions")
+        known = {e["executionArn"] for e in self.executions()}
         upstream_before = self.front.snapshot()
         assert self.ecr is not None
         target_before = self.ecr.snapshot()
@@ -345,12 +373,17 @@ class Stack:
         chats_before = len(self._chat_messages())
         calls_before = len(self.iam_calls)
         started = time.monotonic()
-        self._runs += 1
-        arn = sfn.start_execution(
-            stateMachineArn=self.deployment.state_machine_arn,
-            name=name or f"run-{self._runs:03d}-{uuid.uuid4().hex[:8]}",
-            input=json.dumps({} if execution_input is _NO_INPUT else execution_input),
-        )["executionArn"]
+        answer = action()
+        arn = answer if isinstance(answer, str) and answer.startswith("arn:") else None
+        acted = time.monotonic()
+        while arn is None:
+            new = [e["executionArn"] for e in self.executions() if e["executionArn"] not in known]
+            if new:
+                arn = new[0]
+            elif time.monotonic() - acted > 30:  # an execution starts within a second of the action
+                raise AssertionError(f"no execution started after the action (it returned {answer!r})")
+            else:
+                time.sleep(0.05)
         while True:
             described = sfn.describe_execution(executionArn=arn)
             if described["status"] != "RUNNING":

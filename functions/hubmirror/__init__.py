@@ -1,3 +1,3 @@
 """hubmirror: keep a private Amazon ECR registry in sync with an allowlist of public images."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

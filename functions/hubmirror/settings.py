@@ -14,7 +14,6 @@ from pathlib import Path
 from hubmirror.domain.oci import KNOWN_PLATFORMS, normalise_platform
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_ALLOWLIST = PACKAGE_DIR / "allowlist" / "allowlist.yaml"
 
 
 class SettingsError(RuntimeError):
@@ -28,7 +27,6 @@ class Settings:
     bucket: str
     target_registry: str
     target_prefix: str = "mirror"
-    allowlist_path: Path = DEFAULT_ALLOWLIST
     batch_size: int = 50
     check_concurrency: int = 8
     rate_limit_floor: int = 10
@@ -40,6 +38,9 @@ class Settings:
     item_deadline_seconds: int | None = None
     #: the EventBridge bus the report puts the run's events on (None: no events)
     event_bus: str | None = None
+    #: a new allowlist version starts a run (the report starts one for a version that arrived
+    #: during its run)
+    run_on_allowlist_change: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,7 +80,6 @@ class Settings:
             bucket=required("HUBMIRROR_BUCKET"),
             target_registry=required("HUBMIRROR_TARGET_REGISTRY"),
             target_prefix=env.get("HUBMIRROR_TARGET_PREFIX", "mirror").strip().strip("/"),
-            allowlist_path=Path(env.get("HUBMIRROR_ALLOWLIST") or DEFAULT_ALLOWLIST),
             batch_size=integer("HUBMIRROR_BATCH_SIZE", 50, 1),
             check_concurrency=integer("HUBMIRROR_CHECK_CONCURRENCY", 8, 1),
             rate_limit_floor=integer("HUBMIRROR_RATE_LIMIT_FLOOR", 10, 0),
@@ -89,4 +89,5 @@ class Settings:
             tag_list_limit=integer("HUBMIRROR_TAG_LIST_LIMIT", 100_000, 1),
             item_deadline_seconds=integer("HUBMIRROR_ITEM_DEADLINE_SECONDS", 0, 0) or None,
             event_bus=env.get("HUBMIRROR_EVENT_BUS", "").strip() or None,
+            run_on_allowlist_change=env.get("HUBMIRROR_RUN_ON_ALLOWLIST_CHANGE", "").strip().lower() == "true",
         )

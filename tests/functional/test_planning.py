@@ -9,7 +9,8 @@ from devstack.images import platform_image
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.s3 import Store
 from hubmirror.domain.items import InputError
-from hubmirror.steps.plan import plan_run
+from hubmirror.steps.plan import NO_ALLOWLIST, StoredAllowlist, plan_run
+from hubmirror.steps.runlock import take_run_lock
 from tests.functional.conftest import Registries
 
 TAGS = [
@@ -28,20 +29,29 @@ def seeded(registries: Registries) -> str:
 
 
 def plan(s3_store: Store, hub: str, allowlist: str, execution_input: object = None) -> dict[str, object]:
-    client = RegistryClient(hub)
-    plan_run(
-        run="r1",
-        allowlist_text=allowlist.encode(),
-        allowlist_name="allowlist.yaml",
-        execution_input=execution_input or {},
-        prefix="mirror",
-        batch_size=50,
-        map_concurrency=4,
-        store=s3_store,
-        bundle=("runner/x.zip", b"zip"),
-        list_tags=lambda ref: client.tags(ref.repository, page_size=5),
+    plan_result(
+        s3_store, hub, StoredAllowlist(allowlist.encode(), "v1", "s3://runs/allowlist/allowlist.yaml"), execution_input
     )
     return dict(s3_store.get_json("runs/r1/plan.json"))
+
+
+def plan_result(
+    s3_store: Store, hub: str, allowlist: StoredAllowlist | None, execution_input: object = None, run: str = "r1"
+) -> dict[str, object]:
+    client = RegistryClient(hub)
+    return dict(
+        plan_run(
+            run=run,
+            allowlist=allowlist,
+            execution_input=execution_input or {},
+            prefix="mirror",
+            batch_size=50,
+            map_concurrency=4,
+            store=s3_store,
+            bundle=("runner/x.zip", b"zip"),
+            list_tags=lambda ref: client.tags(ref.repository, page_size=5),
+        )
+    )
 
 
 def test_selectors_expand_against_the_registry_tag_list(s3_store: Store, seeded: str, front: HubFront) -> None:
@@ -105,3 +115,40 @@ def test_only_naming_no_entry_is_refused_before_any_request(s3_store: Store, see
         plan(s3_store, seeded, allowlist, {"only": ["redis"]})
     assert front.snapshot().get("tags_list", 0) == 0
     assert s3_store.keys("runs/") == []
+
+
+def test_a_stack_without_an_allowlist_plans_nothing_and_says_how_to_push_one(s3_store: Store, seeded: str) -> None:
+    result = plan_result(s3_store, seeded, None)
+    assert (result["items"], result["batches"], result["skipped"], result["allowlist_version"]) == (0, 0, None, None)
+    written = s3_store.get_json("runs/r1/plan.json")
+    assert written["notices"] == [NO_ALLOWLIST]
+    assert written["allowlist"] is None
+    assert s3_store.find_json("locks/run.json") is not None  # a run like any other: the report releases it
+
+
+def _version(seeded: str, version: str) -> StoredAllowlist:
+    text = f'images:\n  - source: {seeded}/library/nginx\n    tags: ["1.27"]\n'
+    return StoredAllowlist(text.encode(), version, "s3://runs/allowlist/allowlist.yaml")
+
+
+def test_a_version_runs_once_however_often_its_event_arrives(s3_store: Store, seeded: str) -> None:
+    first = plan_result(s3_store, seeded, _version(seeded, "v7"), {"allowlist_version": "v7"}, run="e1")
+    assert (first["skipped"], first["items"], first["allowlist_version"]) == (None, 1, "v7")
+    assert (
+        plan_result(s3_store, seeded, _version(seeded, "v7"), {"allowlist_version": "v7"}, run="e1")["skipped"] is None
+    )
+    s3_store.delete("locks/run.json")  # e1 reported
+    again = plan_result(s3_store, seeded, _version(seeded, "v7"), {"allowlist_version": "v7"}, run="e2")
+    assert again["skipped"] == "allowlist version v7 already started e1"
+    assert s3_store.find_json("locks/run.json") is None  # the duplicate held the lock only to look
+    assert not s3_store.exists("runs/e2/plan.json")
+
+
+def test_a_new_version_finding_the_lock_held_is_skipped_not_refused(s3_store: Store, seeded: str) -> None:
+    take_run_lock(s3_store, "e1")
+    result = plan_result(s3_store, seeded, _version(seeded, "v8"), {"allowlist_version": "v8"}, run="e2")
+    assert result["skipped"] is not None
+    assert result["skipped"].startswith("another execution, e1, has been syncing since")
+    assert result["skipped"].endswith("that run starts one for this version")
+    assert s3_store.find_json("locks/allowlist/v8.json") is None  # not marked: the follow-up runs it
+    assert s3_store.find_json("locks/run.json")["execution"] == "e1"

@@ -38,9 +38,10 @@ def test_every_function_handler_imports_from_the_code_uri() -> None:
         assert callable(getattr(importlib.import_module(module), name))
 
 
-def test_runtime_is_python313_and_the_allowlist_and_buildspec_ship_with_the_code() -> None:
+def test_runtime_is_python313_the_buildspec_ships_with_the_code_and_the_allowlist_does_not() -> None:
+    """The deployed stack reads its allowlist from its bucket: the package holds none."""
     assert TEMPLATE["Globals"]["Function"]["Runtime"] == "python3.13"
-    assert (ROOT / "functions/hubmirror/allowlist/allowlist.yaml").resolve() == (ROOT / "allowlist.yaml").resolve()
+    assert not list((ROOT / "functions").rglob("allowlist.yaml"))
     assert (ROOT / "functions/hubmirror/runner/buildspec.yml").resolve() == (ROOT / "buildspec.yml").resolve()
 
 
@@ -50,3 +51,17 @@ def test_no_literal_account_region_or_arn() -> None:
     for region in ("us-east-1", "eu-west-1", "us-west-2"):
         assert region not in text
     assert "arn:aws:" not in text
+
+
+def test_one_version_everywhere() -> None:
+    """The package, the command's --version, the template's metadata and output, pyproject and the
+    CHANGELOG's newest release name one version."""
+    import tomllib
+
+    from hubmirror import __version__
+
+    assert TEMPLATE["Metadata"]["AWS::ServerlessRepo::Application"]["SemanticVersion"] == __version__
+    assert TEMPLATE["Outputs"]["Version"]["Value"] == __version__
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
+    newest = next(line for line in (ROOT / "CHANGELOG.md").read_text().splitlines() if line.startswith("## ["))
+    assert newest.startswith(f"## [{__version__}]")

@@ -93,7 +93,7 @@ def test_a_refusal_stays_short_however_large_the_input() -> None:
         RunOptions.parse(hostile)
     message = str(caught.value)
     assert len(message) < 600
-    assert message.endswith("and 19995 more; accepted: only, force, dry_run")
+    assert message.endswith("and 19995 more; accepted: only, force, dry_run, allowlist_version")
 
 
 def test_batches_cover_every_item_once() -> None:

@@ -87,7 +87,8 @@ def test_the_checks_see_the_folders() -> None:
     assert "hubmirror.adapters.registry.client" in closure("hubmirror.copying.transfer")
 
 
-README = PACKAGE.parents[1] / "README.md"
+#: The contributors' guide holds the layout (the README is for the people who use hubmirror).
+README = PACKAGE.parents[1] / "CONTRIBUTING.md"
 
 
 def test_the_readme_describes_every_folder_and_every_module_it_names_exists() -> None:
@@ -95,7 +96,7 @@ def test_the_readme_describes_every_folder_and_every_module_it_names_exists() ->
     layout = text[text.index("## Layout\n") : text.index("\n## ", text.index("## Layout\n") + 1)]
     folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists())
     for name in folders:
-        assert f"**`{name}/`**" in layout, f"the README's layout section does not describe {name}/"
+        assert f"**`{name}/`**" in layout, f"the layout section of CONTRIBUTING.md does not describe {name}/"
     described = re.findall(r"\*\*`(\w+)/`\*\*", layout)
     assert sorted(described) == folders
     for folder, paragraph in re.findall(r"\*\*`(\w+)/`\*\*:(.*?)(?=\n- |\Z)", layout, re.S):
@@ -118,4 +119,13 @@ def test_the_readme_names_every_module_of_every_folder() -> None:
         for path in sorted((PACKAGE / folder).rglob("*.py")):
             if path.stem.startswith("__"):
                 continue
-            assert path.stem in named, f"the README's paragraph on {folder}/ does not name {path.relative_to(PACKAGE)}"
+            assert path.stem in named, (
+                f"the paragraph of CONTRIBUTING.md on {folder}/ does not name {path.relative_to(PACKAGE)}"
+            )
+
+
+def test_the_command_line_reaches_no_lambda_only_library() -> None:
+    """``pipx install .`` gives the command PyYAML, boto3 and cryptography, not Powertools."""
+    for reached in closure("hubmirror.cli"):
+        libraries = {i.split(".")[0] for i in imports(reached)}
+        assert "aws_lambda_powertools" not in libraries, f"hubmirror.cli reaches {reached}, which imports Powertools"

@@ -164,3 +164,42 @@ def test_a_target_that_cannot_be_asked_leaves_the_item_failed_with_both_reasons(
     report = reporting.collect(MemoryStore(_job_run()), "r", target=unreachable)
     assert {o.outcome for o in report.outcomes} == {"failed"}
     assert "the target could not be asked: target 127.0.0.1:9" in report.outcomes[0].reason
+
+
+class _Versions:
+    def __init__(self, current: str | None) -> None:
+        self.current = current
+
+    def current_version(self, key: str) -> str | None:
+        assert key == "allowlist/allowlist.yaml"
+        return self.current
+
+
+def test_a_run_that_planned_the_newest_allowlist_starts_no_follow_up() -> None:
+    from hubmirror.steps.runlock import follow_up
+
+    started: list[tuple[str, str]] = []
+    assert follow_up(_Versions("v2"), "v2", lambda name, data: started.append((name, data))) is None
+    assert follow_up(_Versions(None), None, lambda name, data: started.append((name, data))) is None
+    assert started == []
+
+
+def test_a_version_that_arrived_during_the_run_gets_a_run_named_after_it() -> None:
+    from hubmirror.steps.runlock import follow_up
+
+    started: list[tuple[str, str]] = []
+    notice = follow_up(_Versions("v3.x_y"), "v2", lambda name, data: started.append((name, data)))
+    assert started == [("allowlist-v3.x_y", '{"allowlist_version": "v3.x_y"}')]
+    assert notice == "allowlist version v3.x_y arrived during this run: execution allowlist-v3.x_y syncs it now"
+
+
+def test_a_follow_up_that_cannot_start_is_a_notice_not_a_failed_report() -> None:
+    from hubmirror.steps.runlock import follow_up
+
+    def refuse(name: str, data: str) -> None:
+        raise PermissionError("not authorized to perform: states:StartExecution")
+
+    notice = follow_up(_Versions("v3"), "v2", refuse)
+    assert notice is not None
+    assert "no run could be started for it (PermissionError: not authorized" in notice
+    assert "start one with `hubmirror run`" in notice

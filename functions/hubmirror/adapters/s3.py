@@ -78,6 +78,54 @@ class Store:
     def get_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    def put_version(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        """Write ``key`` and return the version S3 gave it (``"null"`` in a bucket without versioning)."""
+        answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        return str(answer.get("VersionId") or "null")
+
+    def find_version(self, key: str, version: str | None = None) -> tuple[bytes, str] | None:
+        """The bytes at ``key`` (its current version, or ``version``) and their version id; None
+        when there is no such key (other failures raise)."""
+        extra = {"VersionId": version} if version else {}
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key, **extra)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if _missing(exc) or exc.response.get("Error", {}).get("Code") == "NoSuchVersion":
+                return None
+            raise
+        return answer["Body"].read(), str(answer.get("VersionId") or "null")
+
+    def current_version(self, key: str) -> str | None:
+        """The version id of ``key`` now (a HEAD), or None when there is no such key."""
+        try:
+            answer = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+        return str(answer.get("VersionId") or "null")
+
+    def versions(self, key: str) -> list[dict[str, Any]]:
+        """Every stored version of ``key``, newest first: ``version``, ``modified`` (ISO 8601),
+        ``size``, ``latest`` and ``deleted`` (a delete marker)."""
+        found: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+            rows = [(v, False) for v in page.get("Versions", [])] + [(m, True) for m in page.get("DeleteMarkers", [])]
+            for row, deleted in rows:
+                if row.get("Key") != key:
+                    continue
+                found.append(
+                    {
+                        "version": str(row.get("VersionId") or "null"),
+                        "modified": row["LastModified"].isoformat(),
+                        "size": int(row.get("Size", 0) or 0),  # type: ignore[call-overload]
+                        "latest": bool(row.get("IsLatest")),
+                        "deleted": deleted,
+                    }
+                )
+        return sorted(found, key=lambda v: v["modified"], reverse=True)
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 

@@ -9,6 +9,7 @@ Pure: no I/O, no environment.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -102,6 +103,8 @@ class RunOptions:
     only: tuple[str, ...] = ()
     force: bool = False
     dry_run: bool = False
+    #: the allowlist version whose arrival started this run (the S3 event's ``version-id``)
+    allowlist_version: str | None = None
 
     @classmethod
     def parse(cls, data: Any) -> RunOptions:
@@ -111,18 +114,18 @@ class RunOptions:
         new execution's input with one.
 
         >>> RunOptions.parse({"only": ["hashicorp/vault"], "dry_run": True})
-        RunOptions(only=('hashicorp/vault',), force=False, dry_run=True)
-        >>> RunOptions.parse({"foo": 1})
+        RunOptions(only=('hashicorp/vault',), force=False, dry_run=True, allowlist_version=None)
+        >>> RunOptions.parse({"foo": 1})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        hubmirror.domain.items.InputError: unknown execution input key 'foo'; accepted: only, force, dry_run
+        hubmirror.domain.items.InputError: unknown execution input key 'foo'; accepted: only, force, dry_run, ...
         """
         if not isinstance(data, Mapping):
             raise InputError(
                 f'the execution input must be a JSON object such as {{}} or {{"only": ["nginx"]}}, '
                 f"not {_json_kind(data)}"
             )
-        allowed = ("only", "force", "dry_run")
+        allowed = ("only", "force", "dry_run", "allowlist_version")
         unknown = [key for key in data if key not in allowed and not (key == "Comment" and isinstance(data[key], str))]
         if unknown:
             keys = "key" if len(unknown) == 1 else "keys"
@@ -139,9 +142,22 @@ class RunOptions:
         for flag in ("force", "dry_run"):
             if not isinstance(data.get(flag, False), bool):
                 raise InputError(f"{flag!r} must be true or false, not {_json_kind(data[flag])}")
-        return cls(only=tuple(only), force=bool(data.get("force", False)), dry_run=bool(data.get("dry_run", False)))
+        version = data.get("allowlist_version")
+        if version is not None and not (isinstance(version, str) and _VERSION.fullmatch(version)):
+            raise InputError(
+                "'allowlist_version' must be an S3 version id (letters, digits, '.', '_', '-'), "
+                "as the new-allowlist rule sends it"
+            )
+        return cls(
+            only=tuple(only),
+            force=bool(data.get("force", False)),
+            dry_run=bool(data.get("dry_run", False)),
+            allowlist_version=version,
+        )
 
 
+#: An S3 object version id (``null`` in a bucket that never had versioning).
+_VERSION = re.compile(r"[A-Za-z0-9._-]{1,1024}")
 #: The most names an execution's ``only`` may list: more is a whole-allowlist run in disguise.
 ONLY_MAX = 1000
 #: How many offending values a refusal quotes, and how much of each.

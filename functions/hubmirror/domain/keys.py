@@ -9,7 +9,9 @@ Layout (every key under the bucket)::
     runs/<run>/outcomes/<batch>-<phase>.json   outcomes written by the check and by builds
     runs/<run>/errors/<batch>-<phase>.json     a step that failed as a whole (the state machine's Catch)
     runs/<run>/report.json                     the report
+    allowlist/allowlist.yaml                   the allowlist in force (versioned: its history)
     locks/run.json                             the run lock: which execution is syncing now
+    locks/allowlist/<version>.json             the run a new allowlist version started (one per version)
     blobs/<algorithm>/<hex>.json               where a blob lives in the target (the blob index)
     blobs/<algorithm>/<hex>.claim              which copier is fetching it now
     contexts/<hex>.tar.gz                      rendered build contexts, content-addressed
@@ -23,6 +25,9 @@ keeps every state payload small, whatever the run's size.
 from __future__ import annotations
 
 RUN_LOCK = "locks/run.json"
+#: The allowlist in force: ``hubmirror push`` writes it, the plan reads it; the bucket's
+#: versions of it are its history.
+ALLOWLIST = "allowlist/allowlist.yaml"
 #: The state machine's ``States.Format`` for a failed step's key: run, batch, then the phase.
 ERRORS_FORMAT = "runs/{}/errors/{}-{}.json"
 
@@ -64,6 +69,15 @@ def report(run: str) -> str:
 def folder(run: str, name: str) -> str:
     """The prefix listing one kind of key of a run: ``folder("r1", "outcomes")`` -> ``runs/r1/outcomes/``."""
     return run_key(run, name) + "/"
+
+
+def allowlist_run(version: str) -> str:
+    """The marker of the run an allowlist version started: ``locks/allowlist/<version>.json``.
+
+    >>> allowlist_run("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")
+    'locks/allowlist/3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY.json'
+    """
+    return f"locks/allowlist/{version}.json"
 
 
 def _hex(digest: str) -> str:

@@ -10,6 +10,7 @@ from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import for_host, load_credentials
+from hubmirror.adapters.stepfunctions import Executions
 from hubmirror.settings import Settings
 
 
@@ -44,3 +45,8 @@ def target_client() -> RegistryClient:
 @cache
 def event_bus() -> EventBus:
     return EventBus()
+
+
+@cache
+def executions() -> Executions:
+    return Executions()

@@ -6,10 +6,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hubmirror.adapters.bundle import runner_bundle
+from hubmirror.domain import keys
 from hubmirror.handlers._runtime import settings, store, upstream_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps.payloads import PlanEvent, PlanResult
-from hubmirror.steps.plan import plan_run
+from hubmirror.steps.plan import StoredAllowlist, plan_run
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -20,10 +21,10 @@ def handler(event: PlanEvent, context: LambdaContext) -> PlanResult:
     config = settings()
     run = str(event["execution"])
     logger.append_keys(execution=run)
+    found = store().find_version(keys.ALLOWLIST)
     plan = plan_run(
         run=run,
-        allowlist_text=config.allowlist_path.read_bytes(),
-        allowlist_name=config.allowlist_path.name,
+        allowlist=StoredAllowlist(found[0], found[1], f"s3://{config.bucket}/{keys.ALLOWLIST}") if found else None,
         execution_input=event.get("input"),
         prefix=config.target_prefix,
         batch_size=config.batch_size,
@@ -37,6 +38,13 @@ def handler(event: PlanEvent, context: LambdaContext) -> PlanResult:
     metrics.add_metric(name="ItemsPlanned", unit=MetricUnit.Count, value=plan["items"])
     logger.info(
         "planned",
-        extra={"items": plan["items"], "batches": plan["batches"], "dry_run": plan["dry_run"], "force": plan["force"]},
+        extra={
+            "items": plan["items"],
+            "batches": plan["batches"],
+            "dry_run": plan["dry_run"],
+            "force": plan["force"],
+            "allowlist_version": plan["allowlist_version"],
+            "skipped": plan["skipped"],
+        },
     )
     return plan

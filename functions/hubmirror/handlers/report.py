@@ -9,13 +9,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hubmirror.domain.decisions import OutcomeName
 from hubmirror.domain.items import few
-from hubmirror.handlers._runtime import event_bus, settings, store, target_client
+from hubmirror.handlers._runtime import event_bus, executions, settings, store, target_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps import chat, publish
 from hubmirror.steps import report as reporting
 from hubmirror.steps.check import target_state
 from hubmirror.steps.payloads import ReportEvent, ReportResult
-from hubmirror.steps.runlock import release_run_lock
+from hubmirror.steps.runlock import follow_up, release_run_lock
 
 METRIC_NAMES = {
     OutcomeName.UNCHANGED: "ItemsUnchanged",
@@ -39,9 +39,18 @@ def handler(event: ReportEvent, context: LambdaContext) -> ReportResult:
         else:
             client = cache(target_client)  # one login, and only if some job left items without outcomes
             report = reporting.collect(store(), run, target=lambda item: target_state(client(), item))
-            reporting.save(store(), report)
     finally:
         release_run_lock(store(), run)  # the run is over, whatever its report
+    machine = event.get("state_machine")
+    if settings().run_on_allowlist_change and machine and not report.plan_error and not report.dry_run:
+        # a new allowlist version whose own execution found this run holding the lock starts now
+        notice = follow_up(
+            store(), report.allowlist_version, lambda name, data: executions().start(machine, name, data)
+        )
+        if notice:
+            logger.info("follow-up run", extra={"notice": notice})
+            report.notices.append(notice)
+    reporting.save(store(), report)  # a refused plan's report too: `hubmirror report` reads it
     bus = settings().event_bus
     if bus:  # events for programs: after the report is saved, before subscribers hear of it
         found = publish.entries(report, bus=bus)

@@ -27,6 +27,11 @@ class PlanResult(TypedDict):
     source: str
     map_concurrency: int
     entry_failures: int
+    #: the S3 version of the allowlist planned (None: the stack holds none yet)
+    allowlist_version: str | None
+    #: why this execution has nothing to do (its allowlist version already ran, or waits for
+    #: the run holding the lock); the state machine then ends without a report
+    skipped: str | None
 
 
 class BatchEntry(TypedDict):
@@ -68,6 +73,8 @@ class ReportEvent(TypedDict):
     run: str
     #: the execution's ARN, for the chat message's link
     execution: NotRequired[str]
+    #: the state machine's ARN: a new allowlist version that arrived during the run starts it again
+    state_machine: NotRequired[str]
     #: the plan's error (``Error``, ``Cause``) when the plan refused the run
     plan_error: NotRequired[dict[str, Any]]
 

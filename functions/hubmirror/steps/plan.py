@@ -4,19 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hubmirror.allowlist.expansion import EntryFailure, entry_selected, expand, select
-from hubmirror.allowlist.rules import ImageEntry, parse_allowlist
+from hubmirror.allowlist.rules import Allowlist, ImageEntry, parse_allowlist
 from hubmirror.domain import keys
 from hubmirror.domain.decisions import Outcome, OutcomeName
 from hubmirror.domain.items import InputError, RunOptions, batches, few
 from hubmirror.domain.references import ImageReference
 from hubmirror.steps.payloads import PlanResult
-from hubmirror.steps.runlock import LockStore, release_run_lock, take_run_lock
+from hubmirror.steps.runlock import LockStore, RunLockedError, release_run_lock, take_run_lock
 
 #: Lists an upstream repository's tags; raises to say it could not.
 TagLister = Callable[[ImageReference], list[str]]
+#: What the report says when the stack holds no allowlist yet.
+NO_ALLOWLIST = (
+    "no allowlist yet: push one with `hubmirror push FILE` (see the README's quick start); nothing was synced"
+)
+
+
+@dataclass(frozen=True)
+class StoredAllowlist:
+    """The allowlist in force, as the bucket holds it."""
+
+    text: bytes
+    #: the S3 version id: every report names it, ``hubmirror history`` lists them
+    version: str
+    #: where it was read (``s3://bucket/key``), for messages
+    location: str
 
 
 class PlanStore(LockStore, Protocol):
@@ -53,11 +69,28 @@ def failure_outcome(failure: EntryFailure) -> Outcome:
     )
 
 
+def _skipped(run: str, store: PlanStore, options: RunOptions, map_concurrency: int, why: str) -> PlanResult:
+    """The plan of an execution that has nothing to do (its allowlist version is run, or waits)."""
+    return PlanResult(
+        run=run,
+        bucket=store.bucket,
+        batches_key="",
+        items=0,
+        batches=0,
+        force=options.force,
+        dry_run=options.dry_run,
+        source="",
+        map_concurrency=map_concurrency,
+        entry_failures=0,
+        allowlist_version=options.allowlist_version,
+        skipped=why,
+    )
+
+
 def plan_run(
     *,
     run: str,
-    allowlist_text: bytes,
-    allowlist_name: str,
+    allowlist: StoredAllowlist | None,
     execution_input: Any,
     prefix: str,
     batch_size: int,
@@ -72,24 +105,56 @@ def plan_run(
     Raises ``AllowlistError`` or ``InputError`` before anything is written or any
     registry is contacted. A run that may write to the target (not a dry run) holds the run
     lock from here to its report; ``RunLockedError`` when another one holds it.
+
+    ``allowlist`` None (the stack holds none yet) plans no item, and the report says how to
+    push one. A run started by a new allowlist version (``allowlist_version`` in the input)
+    is skipped, not refused, when another run holds the lock (that run starts one for the
+    newest version when it reports: :func:`hubmirror.steps.runlock.follow_up`) or when the
+    version it reads already started a run (EventBridge delivers at least once).
     """
     options = RunOptions.parse(execution_input)
-    allowlist = parse_allowlist(allowlist_text, source=allowlist_name)
-    unknown = [o for o in options.only if not any(entry_selected(e, [o], prefix) for e in allowlist.entries)]
+    parsed = (
+        parse_allowlist(allowlist.text, source=f"allowlist.yaml (version {allowlist.version})")
+        if allowlist is not None
+        else None
+    )
+    entries_all = parsed.entries if parsed is not None else []
+    unknown = [o for o in options.only if not any(entry_selected(e, [o], prefix) for e in entries_all)]
     if unknown:  # refused before any registry is contacted
         raise InputError(f"'only' names images the allowlist does not hold: {few(unknown)}")
     if not options.dry_run:
-        take_run_lock(store, run)
+        try:
+            take_run_lock(store, run)
+        except RunLockedError as exc:
+            if options.allowlist_version is None:
+                raise
+            return _skipped(run, store, options, map_concurrency, f"{exc}; that run starts one for this version")
+    if options.allowlist_version is not None and allowlist is not None and not options.dry_run:
+        marker = keys.allowlist_run(allowlist.version)
+        if not store.create_json(marker, {"execution": run}):
+            started = (store.find_json(marker) or {}).get("execution")
+            if started != run:  # not this run's own plan, retried
+                release_run_lock(store, run)
+                return _skipped(
+                    run,
+                    store,
+                    options,
+                    map_concurrency,
+                    f"allowlist version {allowlist.version} already started {started}",
+                )
     try:
-        chosen = [e for e in allowlist.entries if entry_selected(e, options.only, prefix)]
+        allowlist_info = {"version": allowlist.version, "location": allowlist.location} if allowlist else None
+        if parsed is None:
+            parsed = Allowlist(entries=())
+        chosen = [e for e in parsed.entries if entry_selected(e, options.only, prefix)]
         expansion = expand(
-            allowlist,
+            parsed,
             prefix=prefix,
             default_platforms=default_platforms,
             tag_lists=list_selected_tags(chosen, list_tags),
         )
-        items = select(expansion.items, allowlist, options.only, prefix)
-        entries = {e.index: e for e in allowlist.entries}
+        items = select(expansion.items, parsed, options.only, prefix)
+        entries = {e.index: e for e in parsed.entries}
         failures = [f for f in expansion.failures if entry_selected(entries[f.entry], options.only, prefix)]
         chunks = batches(items, batch_size)
 
@@ -103,6 +168,8 @@ def plan_run(
                 "failures": [failure_outcome(f).to_dict() for f in failures],
                 "options": options.__dict__,
                 "batch_size": batch_size,
+                "allowlist": allowlist_info,
+                "notices": [] if allowlist is not None else [NO_ALLOWLIST],
             },
         )
         entries_list = []
@@ -121,6 +188,8 @@ def plan_run(
             source=store.location(bundle_key),
             map_concurrency=map_concurrency,
             entry_failures=len(failures),
+            allowlist_version=allowlist.version if allowlist is not None else None,
+            skipped=None,
         )
     except BaseException:
         if not options.dry_run:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hubmirror import __version__
 from hubmirror.domain import keys
 from hubmirror.domain.decisions import OUTCOMES, Outcome, OutcomeName, TargetState, decide, short
 from hubmirror.domain.items import Kind, WorkItem
@@ -56,6 +57,25 @@ class Report:
     location: str | None = None
     #: what went wrong around the run rather than with an item (events not published, ...)
     notices: list[str] = field(default_factory=list)
+    #: the allowlist the run planned with: ``version`` (S3 version id) and ``location``
+    allowlist: dict[str, str] | None = None
+
+    @property
+    def allowlist_version(self) -> str | None:
+        return self.allowlist["version"] if self.allowlist else None
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Report:
+        """The report :func:`save` wrote (every item), read back: what ``hubmirror report`` prints."""
+        return cls(
+            run=str(doc["run"]),
+            outcomes=[Outcome.from_dict(i) for i in doc.get("items") or []],
+            plan_error=doc.get("plan_error"),
+            dry_run=bool(doc.get("dry_run")),
+            location=doc.get("full_report"),
+            notices=list(doc.get("notices") or []),
+            allowlist=doc.get("allowlist"),
+        )
 
     @property
     def counts(self) -> dict[str, int]:
@@ -162,7 +182,13 @@ def collect(store: ReportStore, run: str, *, target: TargetLookup | None = None)
         errors[name] = _error_reason(store.get_json(key), phase)
         errors.setdefault(batch, errors[name])
     batch_size = int(plan.get("batch_size") or 0)
-    report = Report(run=run, dry_run=dry_run, location=f"s3://{store.bucket}/{keys.report(run)}")
+    report = Report(
+        run=run,
+        dry_run=dry_run,
+        location=f"s3://{store.bucket}/{keys.report(run)}",
+        allowlist=plan.get("allowlist"),
+        notices=list(plan.get("notices") or []),
+    )
     for n, item in enumerate(items):
         found = recorded.get(item.target)
         if found is not None:
@@ -242,6 +268,8 @@ def document(report: Report, cap: int = LIST_CAP) -> dict[str, Any]:
         "items_not_listed": omitted,
         "full_report": report.location,
         "notices": report.notices,
+        "allowlist": report.allowlist,
+        "hubmirror_version": __version__,
     }
 
 
@@ -252,6 +280,8 @@ def text(report: Report, cap: int = LIST_CAP) -> str:
         lines += ["The plan step refused to start; nothing was contacted or synced:", ""]
         lines += [f"  {line}" for line in report.plan_error.splitlines()]
         return "\n".join(lines + _notices(report)) + "\n"
+    if report.allowlist:
+        lines += [f"Allowlist: version {report.allowlist['version']} ({report.allowlist['location']})", ""]
     width = max(len(name) for name in report.counts)
     lines += [f"  {name.ljust(width)}  {n}" for name, n in report.counts.items()]
     lines.append(f"  {'total'.ljust(width)}  {len(report.outcomes)}")
@@ -274,6 +304,7 @@ def text(report: Report, cap: int = LIST_CAP) -> str:
     lines += _notices(report)
     if report.location:
         lines += ["", f"Full report: {report.location}"]
+    lines += ["", f"hubmirror {__version__}"]
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,10 @@ failed; a lock whose run died lapses after :data:`RUN_LOCK_SECONDS`.
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from hubmirror.domain import keys
@@ -58,3 +61,43 @@ def release_run_lock(store: LockStore, run: str) -> None:
     held = store.find_json(RUN_LOCK_KEY)
     if isinstance(held, dict) and held.get("execution") == run:
         store.delete(RUN_LOCK_KEY)
+
+
+class VersionStore(Protocol):
+    def current_version(self, key: str) -> str | None: ...
+
+
+#: Starts an execution of this state machine: (name, input as JSON text).
+Starter = Callable[[str, str], object]
+
+
+def follow_up_name(version: str) -> str:
+    """The execution name of the run a new allowlist version gets when a run ends: one per version,
+    so two runs ending at once start it once (Step Functions refuses a second start of a name).
+
+    >>> follow_up_name("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")
+    'allowlist-3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY'
+    """
+    return "allowlist-" + re.sub(r"[^A-Za-z0-9_.-]", "-", version)[:70]
+
+
+def follow_up(store: VersionStore, planned: str | None, start: Starter) -> str | None:
+    """After a run lets the lock go: start a run for the allowlist in force if it is not the version
+    this run planned (it arrived during the run, and its own execution was skipped). Returns a
+    notice for the report, or None when the run planned the newest version.
+
+    The run's own verdict does not depend on it: a follow-up that cannot be started is a notice
+    saying how to start it, and the next schedule syncs the version anyway.
+    """
+    try:
+        current = store.current_version(keys.ALLOWLIST)
+        if current is None or current == planned:
+            return None
+        name = follow_up_name(current)
+        start(name, json.dumps({"allowlist_version": current}))
+    except Exception as exc:  # the report goes out whatever happened here; the notice says what
+        return (
+            f"an allowlist version may have arrived during this run, and no run could be started for it "
+            f"({type(exc).__name__}: {exc}); start one with `hubmirror run`, or the schedule will"
+        )
+    return f"allowlist version {current} arrived during this run: execution {name} syncs it now"
