@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,96 @@ def test_a_bad_signature_key_is_refused_with_the_entry_and_the_rule(tmp_path: Pa
         "(its base64 or what it encodes is damaged)"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_version_and_help_name_every_command() -> None:
+    from hubmirror import __version__
+
+    version = run("--version")
+    assert (version.returncode, version.stdout) == (0, f"hubmirror {__version__}\n")
+    helped = run("--help")
+    assert helped.returncode == 0
+    for command in ("validate", "plan", "push", "run", "report", "history", "restore", "schema"):
+        assert command in helped.stdout
+    assert "exit codes: 0 good, 1 failed" in helped.stdout
+
+
+def test_a_bad_argument_is_a_usage_error_with_exit_2() -> None:
+    result = run("plan", "allowlist.yaml", "--format", "html")
+    assert result.returncode == 2
+    assert "invalid choice: 'html'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_push_without_aws_credentials_says_so_and_exits_2(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_REGION": "eu-west-1",  # as the AWS CLI reads it (boto3 alone would not)
+    }
+    result = subprocess.run(
+        [str(HUBMIRROR), "push", str(ROOT / "allowlist.yaml"), "--stack", "team-mirror"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "hubmirror: reading stack team-mirror: no AWS credentials found "
+        "(set AWS_PROFILE, or run `aws configure` / `aws sso login`)"
+    )
+
+
+def test_the_stack_name_comes_from_samconfig_as_sam_reads_it(tmp_path: Path) -> None:
+    from hubmirror.cli.stack import default_stack_name
+
+    assert default_stack_name(tmp_path) == "hubmirror"
+    (tmp_path / "samconfig.toml").write_text('version = 0.1\n[default.global.parameters]\nstack_name = "mirror-a"\n')
+    assert default_stack_name(tmp_path) == "mirror-a"
+    (tmp_path / "samconfig.toml").write_text(
+        '[default.global.parameters]\nstack_name = "a"\n[default.deploy.parameters]\nstack_name = "b"\n'
+    )
+    assert default_stack_name(tmp_path) == "b"
+    assert default_stack_name(ROOT) == "hubmirror"
+
+
+def test_schema_prints_the_allowlist_json_schema() -> None:
+    import json
+
+    from hubmirror.allowlist.schema import allowlist_schema
+
+    result = run("schema")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == allowlist_schema()
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere() -> None:
+    import io
+
+    from hubmirror.cli.output import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    plain = io.StringIO()
+    progress = Progress(plain)
+    for done in (0, 0, 3, 4):
+        progress.show(done, 4, "running")
+    progress.end()
+    assert plain.getvalue().splitlines() == [
+        "running: 0 of 4 items done",
+        "running: 3 of 4 items done",
+        "running: 4 of 4 items done",
+    ]
+    terminal = Terminal()
+    progress = Progress(terminal)
+    progress.show(1, 4, "running")
+    progress.end()
+    assert terminal.getvalue().startswith("\r[#######.......................] 1/4 items  running")
+    assert terminal.getvalue().endswith("\n")

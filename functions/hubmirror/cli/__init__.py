@@ -11,6 +11,7 @@ Exit codes (scripts may rely on them):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
+        # the AWS CLI and the SDKs of other languages read AWS_REGION; boto3 reads only this one
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]
     stack = getattr(args, "stack", None) or default_stack_name()
     try:
         match args.command:

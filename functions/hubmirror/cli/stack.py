@@ -23,7 +23,7 @@ def aws_problem(exc: BaseException, doing: str) -> AccessError:
     if isinstance(exc, NoCredentialsError):
         why = "no AWS credentials found (set AWS_PROFILE, or run `aws configure` / `aws sso login`)"
     elif isinstance(exc, NoRegionError):
-        why = "no AWS region set (set AWS_REGION or AWS_DEFAULT_REGION, or --region in your profile)"
+        why = "no AWS region set (set AWS_DEFAULT_REGION, or region in your AWS profile)"
     elif isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         why = f"AWS answered {error.get('Code', 'an error')}: {error.get('Message', '')}".rstrip(": ")
