@@ -264,7 +264,7 @@ def test_missing_upstream_tag_fails_alone_and_fails_the_execution(world: World, 
 def test_invalid_allowlist_is_refused_before_any_registry_is_contacted(
     world: World, with_missing_tag: RunResult
 ) -> None:
-    world.stack.write_allowlist(f"images:\n  - source: {world.hub}/library/alpine\n    tags: [3.10]\n")
+    version = world.stack.write_allowlist(f"images:\n  - source: {world.hub}/library/alpine\n    tags: [3.10]\n")
     try:
         result = world.stack.run({})
     finally:
@@ -274,7 +274,7 @@ def test_invalid_allowlist_is_refused_before_any_registry_is_contacted(
     assert result.upstream.get("token", 0) == 0
     assert result.report is not None
     assert "quote it" in (result.report["plan_error"] or "")
-    assert "allowlist.yaml:3" in (result.report["plan_error"] or "")
+    assert f"allowlist.yaml (version {version}):3" in (result.report["plan_error"] or "")  # which version, where
     assert result.subject is not None
     assert "refused" in result.subject
 
