@@ -62,11 +62,19 @@ def test_duplicate_keys_and_duplicate_targets_are_errors() -> None:
         "a.yaml:3: images[0].source: duplicate key 'source': a key may appear once"
     ]
     found = problems(
+        "images:\n  - source: nginx\n    tags: ['1']\n  - source: docker.io/library/nginx\n    tags: ['1']\n"
+    )
+    assert found == [
+        "a.yaml:5: images[1].tags[0]: target nginx:1 is already produced by images[0]; "
+        "two entries may not write the same repository and tag"
+    ]
+    found = problems(
         "images:\n  - source: nginx\n    tags: ['1']\n  - source: ghcr.io/x/nginx\n    target: nginx\n    tags: ['1']\n"
     )
     assert found == [
-        "a.yaml:6: images[1].tags[0]: target nginx:1 is already produced by images[0]; "
-        "two entries may not write the same repository and tag"
+        "a.yaml:5: images[1].target: images[1] (ghcr.io/x/nginx, a.yaml:4) and images[0] (docker.io/library/nginx, "
+        "a.yaml:2) both write the target repository nginx; two different sources must not share a repository, "
+        "or each run overwrites the other's tags; give one of them another target:"
     ]
 
 
@@ -169,3 +177,162 @@ def test_a_signatures_value_other_than_copy_or_skip_is_refused_naming_the_entry(
     assert problems('defaults:\n  signatures: true\nimages:\n  - source: nginx\n    tags: ["1"]\n') == [
         "a.yaml:2: defaults.signatures: must be copy or skip, not true/false"
     ]
+
+
+# -- the checker catches what people get wrong, and says what to do ----------------------------
+def test_two_sources_writing_one_repository_are_refused_naming_both_entries() -> None:
+    found = problems(
+        "images:\n"
+        "  - source: ghcr.io/acme/app\n"
+        "    tags: ['1.0']\n"
+        "  - source: acme/app\n"
+        "    select: {semver: '>=1.0', latest: 3}\n"
+        "    target: acme/app\n"
+    )
+    assert found == [
+        "a.yaml:6: images[1].target: images[1] (docker.io/acme/app, a.yaml:4) and images[0] (ghcr.io/acme/app, "
+        "a.yaml:2) both write the target repository acme/app; two different sources must not share a repository, "
+        "or each run overwrites the other's tags; give one of them another target:"
+    ]
+
+
+def test_a_derived_target_collides_too_after_the_prefix_and_normalising() -> None:
+    found = problems(
+        "defaults:\n"
+        "  target_prefix: hub\n"
+        "images:\n"
+        "  - source: nginx\n"
+        "    tags: ['1']\n"
+        "  - source: registry.example.com/nginx\n"
+        "    tags: ['2']\n"
+    )
+    assert found == [
+        "a.yaml:6: images[1].source: images[1] (registry.example.com/nginx, a.yaml:6) and images[0] "
+        "(docker.io/library/nginx, a.yaml:4) both write the target repository hub/nginx; two different sources "
+        "must not share a repository, or each run overwrites the other's tags; give one of them another target:"
+    ]
+
+
+def test_one_source_in_several_entries_may_share_its_repository() -> None:
+    allowlist = parse_allowlist(
+        "images:\n"
+        "  - source: nginx\n"
+        "    tags: ['1.27']\n"
+        "  - source: docker.io/library/nginx\n"
+        "    tags: ['1.26']\n"
+        "    build_commands: ['RUN id']\n"
+        "  - source: ghcr.io/acme/nginx\n"
+        "    target: acme-nginx\n"
+        "    tags: ['1.27']\n"
+    )
+    assert [e.target for e in allowlist.entries] == ["nginx", "nginx", "acme-nginx"]
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("hub.docker.com/r/bitnami/redis", "bitnami/redis"),
+        ("hub.docker.com/_/nginx", "nginx"),
+        ("https://hub.docker.com/r/bitnami/redis/tags", "bitnami/redis"),
+        ("https://hub.docker.com/_/nginx", "nginx"),
+    ],
+)
+def test_a_docker_hub_web_address_is_refused_with_the_source_to_write(written: str, meant: str) -> None:
+    assert problems(f"images:\n  - source: {written}\n    tags: ['1']\n") == [
+        f"a.yaml:2: images[0].source: {written!r} is the address of a Docker Hub web page, "
+        f"not an image name; write source: {meant}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        ("ENV FOO", "ENV needs a value: write ENV FOO=value"),
+        ("env FOO", "ENV needs a value: write ENV FOO=value"),
+        ("ENV A=1 B", "ENV takes KEY=VALUE pairs; 'B' has no '='"),
+        ("ENV =1", "ENV needs a name before '='"),
+        ("LABEL team", "LABEL needs a value: write LABEL team=value"),
+        ('ENV A="unterminated', "has an unclosed quote"),
+    ],
+)
+def test_dockerfile_lines_that_cannot_build_are_refused(line: str, rule: str) -> None:
+    assert build_command_problem(line) == rule or rule in (build_command_problem(line) or "")
+
+
+@pytest.mark.parametrize(
+    "line", ["ENV A 1", "ENV A=1", 'ENV A="hello world" B=2', "ENV A=", 'LABEL a=b c="d e"', "ARG VERSION"]
+)
+def test_dockerfile_env_and_label_forms_that_build_are_accepted(line: str) -> None:
+    assert build_command_problem(line) is None
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("linux/x86_64", "linux/amd64"),
+        ("linux/aarch64", "linux/arm64"),
+        ("x86_64", "linux/amd64"),
+        ("amd64", "linux/amd64"),
+        ("arm64/v8", "linux/arm64"),
+        ("linux/armhf", "linux/arm/v7"),
+    ],
+)
+def test_common_platform_spellings_suggest_the_index_name(written: str, meant: str) -> None:
+    assert problems(f"images:\n  - source: nginx\n    tags: ['1']\n    platforms: [{written}]\n") == [
+        f"a.yaml:4: images[0].platforms[0]: {written!r} is not a known platform (os/arch[/variant]); "
+        f"did you mean {meant!r}?"
+    ]
+
+
+def test_range_and_type_refusals_show_the_value_and_the_rule() -> None:
+    assert problems("images:\n  - source: nginx\n    select: {latest: 3}\n    max_tags: 5000\n") == [
+        "a.yaml:4: images[0].max_tags: must be a whole number from 1 to 1000, not 5000"
+    ]
+    assert problems("images:\n  - source: nginx\n    select:\n      latest: three\n") == [
+        "a.yaml:4: images[0].select.latest: must be a whole number from 1 to 1000, not 'three'"
+    ]
+    assert problems("images:\n  - source: nginx\n    select: {}\n") == [
+        "a.yaml:3: images[0].select: must not be empty; give it some of include, include_regex, exclude, "
+        "exclude_regex, variant, semver, latest, prereleases, such as {semver: '>=1.26', latest: 3}"
+    ]
+    assert problems("images:\n  - source: nginx\n    tags: ['1']\n    verify: true\n") == [
+        "a.yaml:4: images[0].verify: must be a mapping with one of key, secret, parameter, kms naming the cosign "
+        "public key, such as {secret: hubmirror/cosign}, or false to turn a default off; not true"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "images:\n\t- source: nginx\n",
+            [
+                "a.yaml:2: (document): not valid YAML at column 1: found character '\\t' that cannot start any "
+                "token; indent with spaces, not tabs",
+                "    \\t- source: nginx",
+                "    ^",
+            ],
+        ),
+        (
+            "images:\n  - source: nginx\n   tags: ['1']\n",
+            [
+                "a.yaml:3: (document): not valid YAML at column 4: expected <block end>, but found "
+                "'<block mapping start>'; check the indentation: the keys of one mapping and the items of one list "
+                "start in the same column (this block starts at line 2)",
+                "       tags: ['1']",
+                "       ^",
+            ],
+        ),
+        (
+            "images:\n  - source: nginx\n      tags: ['1']\n",
+            [
+                "a.yaml:3: (document): not valid YAML at column 11: mapping values are not allowed here; "
+                "check the indentation of this line, or quote a value that holds ': '",
+                "          tags: ['1']",
+                "              ^",
+            ],
+        ),
+    ],
+)
+def test_a_yaml_syntax_error_shows_line_column_caret_and_hint(text: str, expected: list[str]) -> None:
+    assert "\n".join(problems(text)).splitlines() == expected

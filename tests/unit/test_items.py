@@ -114,7 +114,7 @@ SELECTING = parse_allowlist(
     "  - source: nginx\n"
     "    tags: ['1.27']\n"
     "    select: {include: ['1.2*'], exclude: ['*-alpine'], latest: 2}\n"
-    "  - source: ghcr.io/x/nginx\n"
+    "  - source: docker.io/library/nginx\n"
     "    target: nginx\n"
     "    select: {include: ['1.26.*']}\n"
     "  - source: redis\n"

@@ -23,15 +23,18 @@ from typing import Any
 from hubmirror.allowlist import yamldoc
 from hubmirror.allowlist.yamldoc import Path, format_path
 from hubmirror.domain.dockerfile import build_command_problem
-from hubmirror.domain.oci import KNOWN_PLATFORMS, normalise_platform
+from hubmirror.domain.oci import KNOWN_PLATFORMS, normalise_platform, platform_suggestion
 from hubmirror.domain.references import (
     DIGEST_RE,
+    DOCKER_HUB,
+    DOCKER_HUB_WEB_HOSTS,
     ECR_REPOSITORY_MAX,
     ECR_REPOSITORY_RE,
     TAG_RE,
     TAG_RULE,
     ImageReference,
     InvalidReferenceError,
+    docker_hub_page_source,
 )
 from hubmirror.domain.selectors import DEFAULT_MAX_TAGS, MAX_TAGS_LIMIT, TagSelector
 from hubmirror.domain.signing import KEY_SOURCES, PublicKey, UnusableKeyError
@@ -77,6 +80,7 @@ ENTRY_KEYS = (
     "signatures",
     "verify",
 )
+SELECT_EXAMPLE = "{semver: '>=1.26', latest: 3}"
 SELECT_KEYS = ("include", "include_regex", "exclude", "exclude_regex", "variant", "semver", "latest", "prereleases")
 #: What each key holds, for messages and for the JSON Schema.
 KEY_HELP = {
@@ -113,10 +117,15 @@ class Problem:
     path: str
     line: int | None
     message: str
+    #: lines of the file the message names: ``{0}``, ``{1}``... in it become ``FILE:LINE``
+    see: tuple[int | None, ...] = ()
 
     def format(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
-        return f"{where}: {self.path}: {self.message}"
+        message = self.message
+        if self.see:
+            message = message.format(*(f"{source}:{line}" if line else source for line in self.see))
+        return f"{where}: {self.path}: {message}"
 
 
 class AllowlistError(ValueError):
@@ -162,6 +171,11 @@ class ImageEntry:
     def name(self) -> str:
         """How messages name the entry: ``images[3] (nginx)``."""
         return f"images[{self.index}] ({self.source.familiar})"
+
+    @property
+    def name_at(self) -> str:
+        """The entry, its full source and a ``{}`` for where it is: ``images[3] (docker.io/library/nginx, {})``."""
+        return f"images[{self.index}] ({self.source.name}, {{}})"
 
 
 @dataclass(frozen=True)
@@ -229,8 +243,8 @@ class _Checker:
         self.doc = document
         self.problems = problems
 
-    def fail(self, path: Path, message: str) -> None:
-        self.problems.append(Problem(format_path(path), self.doc.line(path), message))
+    def fail(self, path: Path, message: str, *, see: tuple[int | None, ...] = ()) -> None:
+        self.problems.append(Problem(format_path(path), self.doc.line(path), message, see))
 
     # -- the document ------------------------------------------------------------------
     def check_document(self) -> list[ImageEntry]:
@@ -256,7 +270,8 @@ class _Checker:
             self.fail(("images",), f"has {len(images)} entries; the limit is {MAX_ENTRIES}")
             return []
         entries = [e for n, raw in enumerate(images) if (e := self._entry(n, raw, defaults)) is not None]
-        self._duplicates(entries)
+        shared = self._shared_repositories(entries)
+        self._duplicates([e for e in entries if e.index not in shared])
         return entries
 
     def _defaults(self, value: Mapping[str, Any]) -> _Defaults:
@@ -276,6 +291,14 @@ class _Checker:
             signatures=self._signatures(path, raw),
             verify=self._verify(path, raw),
         )
+
+    def _shown(self, path: Path, value: Any) -> str:
+        """A value as a message quotes it: ``5000``, ``'three'``, ``true``, or its kind for lists and mappings."""
+        if isinstance(value, str):
+            return repr(value)
+        if isinstance(value, bool | int | float):
+            return self.doc.raw.get(path, str(value).lower() if isinstance(value, bool) else str(value))
+        return _kind(value)
 
     def _unknown_keys(self, path: Path, mapping: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:
         for key in mapping:
@@ -346,10 +369,24 @@ class _Checker:
         text = self._string((*path, "source"), raw["source"], "source")
         if text is None:
             return None
+        meant = docker_hub_page_source(text)
+        if meant is not None:
+            self.fail(
+                (*path, "source"),
+                f"{text!r} is the address of a Docker Hub web page, not an image name; write source: {meant}",
+            )
+            return None
         try:
             ref = ImageReference.parse(text)
         except InvalidReferenceError as exc:
             self.fail((*path, "source"), f"{text!r} is not a valid image name: {exc}")
+            return None
+        if ref.registry in DOCKER_HUB_WEB_HOSTS:
+            self.fail(
+                (*path, "source"),
+                f"{text!r} names Docker Hub's web site, not a registry; "
+                "write the image as 'docker pull' takes it, such as 'bitnami/redis' or 'nginx'",
+            )
             return None
         if ref.tag or ref.digest:
             self.fail(
@@ -427,8 +464,15 @@ class _Checker:
     def _selector(self, path: Path, raw: Mapping[str, Any], max_tags: int) -> TagSelector | None:
         here = (*path, "select")
         value = raw["select"]
-        if not isinstance(value, Mapping) or not value:
-            self.fail(here, f"must be a mapping with some of {', '.join(SELECT_KEYS)}, not {_kind(value)}")
+        if isinstance(value, Mapping) and not value:
+            self.fail(here, f"must not be empty; give it some of {', '.join(SELECT_KEYS)}, such as {SELECT_EXAMPLE}")
+            return None
+        if not isinstance(value, Mapping):
+            self.fail(
+                here,
+                f"must be a mapping with some of {', '.join(SELECT_KEYS)}, such as {SELECT_EXAMPLE}; "
+                f"not {self._shown(here, value)}",
+            )
             return None
         before = len(self.problems)
         self._unknown_keys(here, value, SELECT_KEYS)
@@ -451,10 +495,14 @@ class _Checker:
         if "latest" in value:
             latest = value["latest"]
             if not isinstance(latest, int) or isinstance(latest, bool) or not 1 <= latest <= MAX_TAGS_LIMIT:
-                self.fail((*here, "latest"), f"must be a whole number from 1 to {MAX_TAGS_LIMIT}, not {_kind(latest)}")
+                self.fail(
+                    (*here, "latest"),
+                    f"must be a whole number from 1 to {MAX_TAGS_LIMIT}, not {self._shown((*here, 'latest'), latest)}",
+                )
         prereleases = value.get("prereleases", False)
         if not isinstance(prereleases, bool):
-            self.fail((*here, "prereleases"), f"must be true or false, not {_kind(prereleases)}")
+            shown = self._shown((*here, "prereleases"), prereleases)
+            self.fail((*here, "prereleases"), f"must be true or false, not {shown}")
         if len(self.problems) > before:
             return None
         return TagSelector(
@@ -498,7 +546,8 @@ class _Checker:
             return None
         value = raw["max_tags"]
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TAGS_LIMIT:
-            self.fail((*path, "max_tags"), f"must be a whole number from 1 to {MAX_TAGS_LIMIT}, not {_kind(value)}")
+            shown = self._shown((*path, "max_tags"), value)
+            self.fail((*path, "max_tags"), f"must be a whole number from 1 to {MAX_TAGS_LIMIT}, not {shown}")
             return None
         return value
 
@@ -519,7 +568,11 @@ class _Checker:
         here = (*path, "verify")
         value = raw["verify"]
         if not isinstance(value, Mapping):
-            self.fail(here, f"must be a mapping with one of {', '.join(KEY_SOURCES)}, or false; not {_kind(value)}")
+            self.fail(
+                here,
+                f"must be a mapping with one of {', '.join(KEY_SOURCES)} naming the cosign public key, "
+                f"such as {{secret: hubmirror/cosign}}, or false to turn a default off; not {self._shown(here, value)}",
+            )
             return None
         if len(value) != 1:
             named = ", ".join(str(k) for k in value) or "none"
@@ -562,7 +615,7 @@ class _Checker:
             if name is None:
                 return None
         elif source is not None:
-            name = source.repository.removeprefix("library/") if source.registry == "docker.io" else source.repository
+            name = source.repository.removeprefix("library/") if source.registry == DOCKER_HUB else source.repository
         else:
             return None
         target = f"{prefix}/{name}" if prefix else name
@@ -589,7 +642,7 @@ class _Checker:
             if text is None:
                 continue
             if text not in KNOWN_PLATFORMS:
-                hint = _closest(text, sorted(KNOWN_PLATFORMS))
+                hint = platform_suggestion(text) or _closest(text, sorted(KNOWN_PLATFORMS))
                 suffix = f"; did you mean {hint!r}?" if hint else ""
                 self.fail(item_path, f"{text!r} is not a known platform (os/arch[/variant]){suffix}")
                 continue
@@ -619,6 +672,32 @@ class _Checker:
                 commands.append(text.strip())
         return tuple(commands)
 
+    def _shared_repositories(self, entries: list[ImageEntry]) -> set[int]:
+        """Refuse two different sources writing one target repository; the indexes of the refused entries.
+
+        Both would push to the same repository and overwrite each other's tags at every run.
+        ``entry.target`` is the one name the expansion puts the stack's prefix before
+        (:func:`hubmirror.domain.items.target_repository`), so equal targets are equal
+        repositories and different ones differ.
+        """
+        owners: dict[str, ImageEntry] = {}
+        refused: set[int] = set()
+        for entry in entries:
+            owner = owners.setdefault(entry.target, entry)
+            if owner.source.name == entry.source.name:
+                continue
+            refused.add(entry.index)
+            path = _entry_path(entry)
+            field = "target" if (*path, "target") in self.doc.lines else "source"
+            self.fail(
+                (*path, field),
+                f"{entry.name_at} and {owner.name_at} both write the target repository {entry.target}; "
+                "two different sources must not share a repository, or each run overwrites the other's tags; "
+                "give one of them another target:",
+                see=(entry.line, owner.line),
+            )
+        return refused
+
     def _duplicates(self, entries: list[ImageEntry]) -> None:
         seen: dict[tuple[str, str], int] = {}
         for entry in entries:
@@ -644,6 +723,7 @@ _ECR_RULE = "lower-case letters and digits, separated by '.', '_' or '-', in '/'
 
 
 def _kind(value: Any) -> str:
+    """What kind of value a message names: ``a number``, ``a mapping``..."""
     if value is None:
         return "nothing (null)"
     names = {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list", dict: "a mapping"}

@@ -4,7 +4,7 @@ Editors (yaml-language-server, via the ``# yaml-language-server: $schema=...`` l
 top of ``allowlist.yaml``) validate and complete the file with it. The schema covers the
 shape (keys, types, limits, enumerations, patterns); the validator adds what a schema
 cannot say well: the image reference grammar, numbers that should have been quoted,
-duplicate targets, and the rules of each build line.
+duplicate targets, two sources sharing a target repository, and the rules of each build line.
 
 ``python -m hubmirror.allowlist.schema`` prints it; a test keeps the published file in step.
 """
@@ -22,6 +22,8 @@ from hubmirror.domain.selectors import MAX_TAGS_LIMIT
 
 #: A name without tag or digest (the validator applies the full reference grammar).
 SOURCE_PATTERN = r"^[^:@\s]+(?::[0-9]+)?(?:/[^:@\s]+)*$"
+#: A Docker Hub web page's address, which is not an image name (``hub.docker.com/r/bitnami/redis``).
+DOCKER_HUB_WEB_PATTERN = r"^(?:www\.)?hub\.docker\.com/"
 
 
 def _any_case(word: str) -> str:
@@ -78,7 +80,13 @@ def allowlist_schema() -> dict[str, Any]:
     entry_properties = {
         "source": _described(
             "source",
-            {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^:@\s]+(?::[0-9]+)?(?:/[^:@\s]+)*$"},
+            {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 255,
+                "pattern": r"^[^:@\s]+(?::[0-9]+)?(?:/[^:@\s]+)*$",
+                "not": {"pattern": DOCKER_HUB_WEB_PATTERN},
+            },
         ),
         "tags": _string_list("tags", tag, rules.MAX_TAGS_PER_ENTRY),
         "select": select,

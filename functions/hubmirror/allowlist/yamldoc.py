@@ -67,8 +67,7 @@ def load(text: str, *, max_nodes: int = MAX_NODES) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        reason = exc.problem or exc.context or "invalid YAML"
-        return Document(value=None, problems=[YamlProblem((), line, f"not valid YAML: {reason}")])
+        return Document(value=None, problems=[YamlProblem((), line, syntax_message(text, exc))])
     except yaml.YAMLError as exc:
         return Document(value=None, problems=[YamlProblem((), None, f"not valid YAML: {exc}")])
     document = Document(value=None)
@@ -87,6 +86,59 @@ def load(text: str, *, max_nodes: int = MAX_NODES) -> Document:
         mark = exc.problem_mark
         document.problems.append(YamlProblem((), mark.line + 1 if mark else None, f"not valid YAML: {exc.problem}"))
     return document
+
+
+def syntax_message(text: str, exc: yaml.MarkedYAMLError) -> str:
+    """A YAML syntax error as people can act on it: column, rule, a hint, the line and a caret under the column.
+
+    >>> try:
+    ...     yaml.compose("a:\\n\\t- b\\n", Loader=yaml.SafeLoader)
+    ... except yaml.MarkedYAMLError as exc:
+    ...     print(syntax_message("a:\\n\\t- b\\n", exc))
+    not valid YAML at column 1: found character '\\t' that cannot start any token; indent with spaces, not tabs
+        \\t- b
+        ^
+    """
+    mark = exc.problem_mark or exc.context_mark
+    reason = exc.problem or exc.context or "invalid YAML"
+    if mark is None:
+        return f"not valid YAML: {reason}"
+    lines = text.splitlines()
+    source = lines[mark.line] if mark.line < len(lines) else ""
+    hint = _syntax_hint(reason, source, exc)
+    shown = source.replace("\t", "\\t")
+    caret = len(source[: mark.column].replace("\t", "\\t"))
+    message = f"not valid YAML at column {mark.column + 1}: {reason}" + (f"; {hint}" if hint else "")
+    if not source.strip():
+        return message
+    return f"{message}\n{SNIPPET_INDENT}{shown.rstrip()}\n{SNIPPET_INDENT}{' ' * caret}^"
+
+
+#: How far the offending line and its caret are indented under a syntax error's message.
+SNIPPET_INDENT = "    "
+
+
+def _syntax_hint(reason: str, line: str, exc: yaml.MarkedYAMLError) -> str | None:
+    """What to do about a YAML syntax error, for the mistakes people make most."""
+    if "\t" in line[: len(line) - len(line.lstrip())]:
+        return "indent with spaces, not tabs"
+    if "'\\t'" in reason:
+        return "write a space instead of the tab"
+    if "expected <block end>" in reason:
+        start = f" (this block starts at line {exc.context_mark.line + 1})" if exc.context_mark else ""
+        return (
+            f"check the indentation: the keys of one mapping and the items of one list start in the same column{start}"
+        )
+    if "mapping values are not allowed here" in reason:
+        return "check the indentation of this line, or quote a value that holds ': '"
+    if "could not find expected ':'" in reason or "did not find expected key" in reason:
+        return "check the indentation, and that every key is followed by ': '"
+    if "expected ',' or ']'" in reason or "expected ',' or '}'" in reason:
+        opened = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
+        return f"close the list or mapping opened{opened}, or quote a value that holds ',', '[' or '{{'"
+    if "found unexpected end of stream" in reason or "found unknown escape" in reason:
+        return "check the quotes: a quoted value is closed on the same line"
+    return None
 
 
 def _build(node: yaml.Node, path: Path, doc: Document, constructor: yaml.SafeLoader, budget: list[int]) -> Any:

@@ -50,6 +50,11 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 image``, ``2 images``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _parse(path: Path, data: bytes) -> Allowlist | None:
     """The validated allowlist, or None after printing every problem (file, line, path, rule)."""
     try:
@@ -57,7 +62,7 @@ def _parse(path: Path, data: bytes) -> Allowlist | None:
     except AllowlistError as exc:
         for line in exc.lines():
             print(line)
-        print(f"{path}: {len(exc.problems)} problem(s); nothing was changed", file=sys.stderr)
+        print(f"{path}: {_count(len(exc.problems), 'problem')}; nothing was changed", file=sys.stderr)
         return None
 
 
@@ -90,11 +95,11 @@ def validate(paths: Sequence[Path]) -> int:
         if allowlist is None:
             worst = max(worst, FAILED)
             continue
-        n = len(allowlist.entries)
         tags = sum(len(e.tags) for e in allowlist.entries)
         pins = sum(len(e.pinned) for e in allowlist.entries)
         selectors = sum(1 for e in allowlist.entries if e.selector is not None)
-        print(f"{path}: OK ({n} image{'s' if n != 1 else ''}: {tags} tags, {pins} pinned, {selectors} selectors)")
+        images = _count(len(allowlist.entries), "image")
+        print(f"{path}: OK ({images}: {_count(tags, 'tag')}, {pins} pinned, {_count(selectors, 'selector')})")
     return worst
 
 

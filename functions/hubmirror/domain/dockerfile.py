@@ -82,6 +82,66 @@ def build_command_problem(text: str) -> str | None:
         return f"{instruction} needs arguments"
     if "<<" in arguments and re.search(r"<<-?\s*['\"]?[A-Za-z_]", arguments):
         return "heredocs ('<<EOF') span several lines and are not allowed in a one-line build command"
+    if instruction in _NAME_VALUE_INSTRUCTIONS:
+        return _name_value_problem(instruction, arguments.strip())
+    return None
+
+
+#: Instructions whose arguments are ``KEY=VALUE`` pairs, or the legacy ``KEY VALUE``.
+_NAME_VALUE_INSTRUCTIONS = ("ENV", "LABEL")
+
+
+def _words(text: str) -> list[str] | None:
+    """``text`` split on blanks outside quotes, as the Dockerfile parser splits it; None if a quote is open.
+
+    >>> _words('A="hello world" B=2')
+    ['A="hello world"', 'B=2']
+    """
+    words: list[str] = []
+    word, quote, escaped, started = "", "", False, False
+    for char in text:
+        if escaped:
+            word, escaped = word + char, False
+        elif char == "\\" and quote != "'":
+            word, escaped, started = word + char, True, True
+        elif quote:
+            word += char
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            word, quote, started = word + char, char, True
+        elif char.isspace():
+            if started:
+                words.append(word)
+            word, started = "", False
+        else:
+            word, started = word + char, True
+    if quote:
+        return None
+    if started:
+        words.append(word)
+    return words
+
+
+def _name_value_problem(instruction: str, arguments: str) -> str | None:
+    """Why ENV or LABEL arguments would not parse (``docker build`` refuses them), or None.
+
+    >>> _name_value_problem("ENV", "FOO")
+    'ENV needs a value: write ENV FOO=value'
+    >>> _name_value_problem("ENV", "FOO bar baz") is None
+    True
+    """
+    words = _words(arguments)
+    if words is None:
+        return f"{instruction} {arguments} has an unclosed quote"
+    if "=" not in words[0]:
+        if len(words) < 2:
+            return f"{instruction} needs a value: write {instruction} {words[0]}=value"
+        return None
+    for word in words:
+        if "=" not in word:
+            return f"{instruction} takes KEY=VALUE pairs; {word!r} has no '='"
+        if word.startswith("="):
+            return f"{instruction} needs a name before '=' (in {word!r})"
     return None
 
 

@@ -44,6 +44,46 @@ KNOWN_PLATFORMS = frozenset(
     }
 )
 
+#: How people often write an architecture, and what image indexes call it.
+ARCHITECTURE_SPELLINGS = {
+    "x86_64": "amd64",
+    "x86-64": "amd64",
+    "x64": "amd64",
+    "aarch64": "arm64",
+    "armv8": "arm64",
+    "arm64v8": "arm64",
+    "armhf": "arm/v7",
+    "armv7": "arm/v7",
+    "armv7l": "arm/v7",
+    "arm32v7": "arm/v7",
+    "armv6": "arm/v6",
+    "armv6l": "arm/v6",
+    "arm32v6": "arm/v6",
+    "i386": "386",
+    "i686": "386",
+    "x86": "386",
+    "ppc64el": "ppc64le",
+}
+_OPERATING_SYSTEMS = ("linux", "windows")
+
+
+def platform_suggestion(text: str) -> str | None:
+    """The known platform a common spelling means (``linux/x86_64`` is ``linux/amd64``), or None.
+
+    >>> platform_suggestion("linux/x86_64"), platform_suggestion("aarch64"), platform_suggestion("arm64/v8")
+    ('linux/amd64', 'linux/arm64', 'linux/arm64')
+    >>> platform_suggestion("plan9/386") is None
+    True
+    """
+    parts = text.strip().lower().split("/")
+    if parts[0] not in _OPERATING_SYSTEMS:
+        parts.insert(0, "linux")
+    if len(parts) < 2:
+        return None
+    arch = ARCHITECTURE_SPELLINGS.get(parts[1], parts[1])
+    candidate = "/".join([parts[0], arch, *parts[2:]])
+    return normalise_platform(candidate) if candidate in KNOWN_PLATFORMS else None
+
 
 #: cosign's tag schema: a signature, attestations and an SBOM about an image live in its
 #: repository under tags named after its digest, ``sha256-<hex>.sig`` and so on

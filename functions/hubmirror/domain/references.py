@@ -160,6 +160,35 @@ def split_domain(name: str) -> tuple[str, str]:
     return registry, repository
 
 
+#: Docker Hub's web site: a page's address is not an image name.
+DOCKER_HUB_WEB_HOSTS = frozenset({"hub.docker.com", "www.hub.docker.com"})
+_DOCKER_HUB_PAGE_RE = re.compile(
+    r"^(?:https?://)?(?:www\.)?hub\.docker\.com/(?:(?P<official>_)|r)/(?P<name>[^/?#\s]+(?:/[^/?#\s]+)?)",
+    re.IGNORECASE,
+)
+
+
+def docker_hub_page_source(text: str) -> str | None:
+    """The image a Docker Hub web page address names (what to write instead), or None.
+
+    >>> docker_hub_page_source("hub.docker.com/r/bitnami/redis")
+    'bitnami/redis'
+    >>> docker_hub_page_source("https://hub.docker.com/_/nginx/tags")
+    'nginx'
+    >>> docker_hub_page_source("ghcr.io/org/app") is None
+    True
+    """
+    match = _DOCKER_HUB_PAGE_RE.match(text.strip())
+    if match is None:
+        return None
+    name = match.group("name")
+    if match.group("official"):
+        name = name.split("/", 1)[0]
+    elif "/" not in name:
+        return None
+    return name.lower()
+
+
 def is_loopback(host: str) -> bool:
     """Whether a registry host is on the loopback interface (spoken to over plain HTTP)."""
     hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]", maxsplit=1)[0] + "]"
