@@ -14,14 +14,17 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from devstack import cosign
+from devstack.deploy import ACCOUNT
 from devstack.images import platform_image, seed
 from devstack.procs import stop_on_sigterm
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
@@ -36,6 +39,28 @@ IMAGES = (
     ("library/busybox", "1.36", ["linux/amd64"]),
     ("hashicorp/vault", "1.14", ["linux/amd64", "linux/arm64"]),
 )
+
+
+#: The team's CI role: the writer the demo's stack names, under which the commands run.
+WRITER = "team-ci"
+_writer: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def _credentials(credentials: dict[str, str]) -> Iterator[None]:
+    """The environment's AWS credentials replaced for a while (boto3's default session too)."""
+    saved = {name: os.environ.get(name) for name in credentials}
+    os.environ.update(credentials)
+    boto3.DEFAULT_SESSION = None
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        boto3.DEFAULT_SESSION = None
 
 
 #: The Secrets Manager secret (in the local stack's moto) holding the demo's cosign public key.
@@ -103,7 +128,8 @@ def main() -> int:
     stop_on_sigterm()
     print("hubmirror demo: starting the local stack (hub, ECR, moto with real Lambdas and CodeBuild)")
     runs: list[dict[str, Any]] = []
-    with Stack(DEMO / "stack", parameters={"RunOnAllowlistChange": "true"}) as stack:
+    parameters = {"RunOnAllowlistChange": "true", "AllowlistWriterRoles": f"arn:aws:iam::{ACCOUNT}:role/{WRITER}"}
+    with Stack(DEMO / "stack", parameters=parameters) as stack:
         assert stack.front is not None
         assert stack.ecr is not None
         pusher = stack.hub_pusher()
@@ -126,6 +152,9 @@ def main() -> int:
         stack.front.set_budget(100)
         stack.front.reset_counts()
         commands: dict[str, int] = {}
+        # the team's CI role, the one writer the stack names; it may do anything else its IAM allows
+        _writer.update(stack.add_principal(WRITER, [{"Effect": "Allow", "Action": "*", "Resource": "*"}]))
+        print(f"  the stack lets only {WRITER} change the allowlist (AllowlistWriterRoles); the commands run as it")
         with contextlib.chdir(DEMO):  # a team's allowlist repository: allowlist.yaml at its root
             commands["plan"] = command("plan", "allowlist.yaml")
             result = stack.observe(lambda: commands.setdefault("push", command("push", "allowlist.yaml")))
@@ -159,11 +188,11 @@ def main() -> int:
 
 
 def command(*args: str) -> int:
-    """Run ``hubmirror ARGS --stack hubmirror`` as a user would, printing what it prints."""
+    """Run ``hubmirror ARGS --stack hubmirror`` as the team's CI role would, printing what it prints."""
     line = ["hubmirror", *args, "--stack", "hubmirror"]
     print(f"\n$ {' '.join(line)}")
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), _credentials(_writer):
         code = hubmirror(line[1:])
     print(out.getvalue().rstrip())
     print(f"(exit {code})")

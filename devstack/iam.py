@@ -15,16 +15,25 @@ does it here, in front of moto's server:
 * S3 answers ``HeadObject``/``GetObject`` of a missing key with ``403``, not ``404``, to a
   principal without ``s3:ListBucket`` on the bucket
   (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, "Permissions");
-* every call is recorded (:attr:`Enforcer.calls`): principal, action, resource, verdict.
+* every call is recorded (:attr:`Enforcer.calls`): principal, action, resource, verdict;
+* each caller carries the global condition keys AWS gives a role session (``aws:PrincipalArn``,
+  ``aws:userid``, ``aws:PrincipalTag/...``), a PutObject its ``s3:RequestObjectTag/...``, and
+  condition values may name them as policy variables (``${aws:userid}``)
+  (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html);
+  principals other than the stack's roles (a team's CI role, a stranger of the account) are
+  added with :meth:`Enforcer.add_principal`, and ``sts:GetCallerIdentity`` answers for each.
 
 The test harness's own key (``testing``) is not a role: its calls pass unevaluated.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import hashlib
 import io
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +53,15 @@ def principals_of(deployment: Deployment) -> dict[str, str]:
     state_machine = deployment.state_machine_arn.rsplit(":", 1)[1]
     principals[STATE_MACHINE_KEY] = deployment.roles_of[state_machine]
     return principals
+
+
+def role_arn(role: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{role}"
+
+
+def user_id(role: str) -> str:
+    """``aws:userid`` of a session of ``role``: the role's unique id, a colon, the session's name."""
+    return f"AROA{hashlib.sha256(role.encode()).hexdigest()[:17].upper()}:local"
 
 
 @dataclass(frozen=True)
@@ -71,19 +89,26 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _variables(value: str, context: Mapping[str, str]) -> str:
+    """Policy variables (``${aws:userid}``) filled in from the request's context."""
+    return re.sub(r"\$\{([^}]+)\}", lambda m: context.get(m.group(1), m.group(0)), value)
+
+
 def _condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
     for operator, tests in condition.items():
         for key, wanted in tests.items():
             have = context.get(key)
-            values = [str(v) for v in _listed(wanted)]
+            values = [_variables(str(v), context) for v in _listed(wanted)]
             if operator in ("StringEquals", "ArnEquals"):
                 ok = have is not None and have in values
             elif operator in ("StringLike", "ArnLike"):
                 ok = have is not None and any(fnmatch.fnmatchcase(have, v) for v in values)
             elif operator == "Bool":
                 ok = have is not None and have.lower() in [v.lower() for v in values]
-            elif operator == "StringNotEquals":
+            elif operator == "StringNotEquals":  # a key the request lacks matches (AWS's negated operators)
                 ok = have is None or have not in values
+            elif operator in ("StringNotLike", "ArnNotLike"):
+                ok = have is None or not any(fnmatch.fnmatchcase(have, v) for v in values)
             else:
                 raise ValueError(f"condition operator {operator} is not modelled by devstack.iam")
             if not ok:
@@ -107,9 +132,20 @@ class Policies:
     def __init__(self, roles: Mapping[str, list[dict[str, Any]]], resource_policies: Iterable[dict[str, Any]]) -> None:
         self.roles = {name: list(statements) for name, statements in roles.items()}
         self.resource_policies = list(resource_policies)
+        #: each principal's tags (aws:PrincipalTag/...)
+        self.tags: dict[str, dict[str, str]] = {}
+
+    def principal_context(self, role: str) -> dict[str, str]:
+        """The global condition keys of a session of ``role`` (its ARN, user id and tags)."""
+        return {
+            "aws:PrincipalArn": role_arn(role),
+            "aws:userid": user_id(role),
+            **{f"aws:PrincipalTag/{k}": v for k, v in self.tags.get(role, {}).items()},
+        }
 
     def evaluate(self, role: str, request: Request) -> tuple[bool, str]:
         """Explicit deny wins, then an allow, else the implicit deny (AWS's order)."""
+        request = dataclasses.replace(request, context={**request.context, **self.principal_context(role)})
         identity = self.roles.get(role, [])
         for statement in [*identity, *self.resource_policies]:
             if statement.get("Effect") == "Deny" and _matches(statement, request):
@@ -164,13 +200,20 @@ def describe(service: str, method: str, *, path: str, query: str, headers: Mappi
         bucket, _, key = unquote(path).lstrip("/").partition("/")
         if key:
             resource = f"arn:aws:s3:::{bucket}/{key}"
+            version = "Version" if "versionId" in params else ""
+            if "tagging" in params:
+                verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete"}.get(method, "Get")
+                return Request(service, f"s3:{verb}Object{version}Tagging", resource)
             if method in ("GET", "HEAD"):
                 action = "s3:GetObjectVersion" if "versionId" in params else "s3:GetObject"
                 return Request(service, action, resource, s3_object=(bucket, key))
             if method == "PUT":
-                return Request(service, "s3:PutObject", resource)
+                tagging = {k: v[0] for k, v in parse_qs(headers.get("X-Amz-Tagging", "")).items()}
+                return Request(
+                    service, "s3:PutObject", resource, {f"s3:RequestObjectTag/{k}": v for k, v in tagging.items()}
+                )
             if method == "DELETE":
-                return Request(service, "s3:DeleteObject", resource)
+                return Request(service, f"s3:DeleteObject{version}", resource)
         else:
             resource = f"arn:aws:s3:::{bucket}"
             if "acl" in params:
@@ -292,6 +335,8 @@ class Enforcer:
         environ["wsgi.input"] = io.BytesIO(body)
         method = str(environ["REQUEST_METHOD"])
         headers = {k[5:].replace("_", "-").title(): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
+        if service == "sts" and b"Action=GetCallerIdentity" in body:  # needs no permission, answers the session
+            return self._caller_identity(role, start_response)
         try:
             request = describe(
                 service,
@@ -341,6 +386,17 @@ class Enforcer:
             )
         return self.app(environ, start_response)
 
+    def _caller_identity(self, role: str, start_response: Callable[..., Any]) -> list[bytes]:
+        body = (
+            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
+            f"<Arn>arn:aws:sts::{ACCOUNT}:assumed-role/{role}/local</Arn><UserId>{user_id(role)}</UserId>"
+            f"<Account>{ACCOUNT}</Account></GetCallerIdentityResult>"
+            "<ResponseMetadata><RequestId>devstack</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+        ).encode()
+        start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        self._record(Call(role, "sts:GetCallerIdentity", "*", True))
+        return [body]
+
     def _refuse(
         self,
         start_response: Callable[..., Any],
@@ -362,6 +418,14 @@ class Enforcer:
 
     def inject(self, fault: ServiceFault) -> None:
         self.faults.add(fault)
+
+    def add_principal(self, role: str, statements: list[dict[str, Any]], tags: Mapping[str, str] | None = None) -> str:
+        """A role of the account that is not the stack's (a team's CI role, a stranger), with its
+        identity statements and tags; returns the access key its callers sign with."""
+        self.policies.roles[role] = list(statements)
+        self.policies.tags[role] = dict(tags or {})
+        self.principals[access_key(role)] = role
+        return access_key(role)
 
     def enforce(self, deployment: Deployment) -> None:
         """From now on, evaluate the calls of the deployment's roles."""

@@ -324,6 +324,15 @@ class Stack:
         )
         return str(answer["VersionId"])
 
+    def add_principal(
+        self, role: str, statements: list[dict[str, Any]], tags: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """A role of the account besides the stack's (a team's CI role, a stranger), its calls
+        evaluated like the stack's; returns the environment its callers sign with."""
+        assert self._moto is not None
+        key = self._moto.enforcer.add_principal(role, statements, tags)
+        return {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
     def inject_aws(self, fault: iam.ServiceFault) -> None:
         """Make AWS answer the calls the fault matches with its error (S3 refusing a write, say)."""
         assert self._moto is not None

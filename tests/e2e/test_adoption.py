@@ -59,7 +59,8 @@ class World:
     def versions(self) -> list[str]:
         assert self.stack.deployment is not None
         listed = boto3.client("s3").list_object_versions(Bucket=self.stack.deployment.bucket, Prefix=keys.ALLOWLIST)
-        return [v["VersionId"] for v in listed.get("Versions", [])]
+        found = [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]  # a delete leaves a marker
+        return [v["VersionId"] for v in sorted(found, key=lambda v: v["LastModified"], reverse=True)]
 
 
 FIRST = """images:
@@ -86,7 +87,13 @@ SECOND = """images:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    stack = Stack(Path(tmp_path_factory.mktemp("stack")), parameters={"RunOnAllowlistChange": "true"})
+    stack = Stack(
+        Path(tmp_path_factory.mktemp("stack")),
+        parameters={
+            "RunOnAllowlistChange": "true",
+            "AllowlistWriterRoles": "arn:aws:iam::123456789012:role/team-ci,arn:aws:iam::123456789012:role/ops/*",
+        },
+    )
     with stack:
         assert stack.front is not None
         assert stack.ecr is not None
@@ -362,3 +369,60 @@ def test_history_lists_the_versions_and_restore_brings_one_back(world: World, wa
     assert world.versions()[0] != first  # a new version, with the first one's content
     assert restored.report is not None
     assert set(restored.outcomes()) == {"mirror/alpine:3.20", "mirror/busybox:1.36"}
+
+
+#: What a broad role of the account may do: everything, as far as its own IAM goes.
+EVERYTHING = [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+
+
+def as_principal(monkeypatch: pytest.MonkeyPatch, credentials: dict[str, str]) -> None:
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+
+
+def test_only_the_named_writers_change_the_allowlist_and_the_report_names_who_did(
+    world: World, monkeypatch: pytest.MonkeyPatch, waited: object
+) -> None:
+    """The bucket policy decides (the IAM stand-in evaluates it), not a check in hubmirror's code."""
+    from devstack.iam import user_id
+
+    path = world.allowlist("allowlist.yaml", FIRST)
+    before = world.versions()
+    stranger = world.stack.add_principal("platform-admin", EVERYTHING)
+    team_ci = world.stack.add_principal("team-ci", EVERYTHING)
+    bot = world.stack.add_principal("release-bot", EVERYTHING, tags={"hubmirror-allowlist-writer": "true"})
+
+    as_principal(monkeypatch, stranger)
+    refused = hubmirror("push", str(path))
+    assert refused.code == 2
+    assert refused.err.startswith(
+        "hubmirror: arn:aws:sts::123456789012:assumed-role/platform-admin/local may not change the allowlist"
+    )
+    assert "AllowlistWriterRoles" in refused.err
+    assert world.stack.deployment is not None
+    with pytest.raises(boto3.client("s3").exceptions.ClientError, match="AccessDenied"):
+        boto3.client("s3").delete_object(Bucket=world.stack.deployment.bucket, Key=keys.ALLOWLIST)  # "no allowlist"
+    assert world.versions() == before  # the allowlist in force is untouched
+
+    as_principal(monkeypatch, team_ci)
+    forged = boto3.client("s3")
+    with pytest.raises(forged.exceptions.ClientError, match="AccessDenied"):
+        forged.put_object(  # a named writer naming another writer
+            Bucket=world.stack.deployment.bucket,
+            Key=keys.ALLOWLIST,
+            Body=path.read_bytes(),
+            Tagging=f"hubmirror-writer={user_id('release-bot')}",
+        )
+    holder: dict[str, Cli] = {}
+    run = world.stack.observe(lambda: holder.setdefault("cli", hubmirror("push", str(path))))
+    assert holder["cli"].code == 0, holder["cli"].err
+    assert run.report is not None
+    assert run.report["allowlist"]["writer"] == user_id("team-ci")
+    assert "pushed by arn:aws:sts::123456789012:assumed-role/team-ci/local (user id AROA" in (run.text or "")
+
+    as_principal(monkeypatch, bot)  # a principal carrying the tag, named nowhere in the stack
+    run = world.stack.observe(lambda: holder.__setitem__("cli", hubmirror("push", str(path))))
+    assert holder["cli"].code == 0, holder["cli"].err
+    assert run.report is not None
+    assert run.report["allowlist"]["writer"] == user_id("release-bot")

@@ -54,14 +54,22 @@ def _principals(principal: Any) -> list[str]:
     return [render(p) for kind in sorted(principal) for p in _listed(principal[kind])]
 
 
+def _tests(condition: dict[str, Any]) -> str:
+    resolved = {
+        op: {k: [render(x) for x in v] if isinstance(v, list) else render(v) for k, v in tests.items()}
+        for op, tests in condition.items()
+    }
+    return json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+
+
 def _condition(statement: dict[str, Any]) -> str:
     if "Condition" not in statement:
         return ""
-    resolved = {
-        op: {k: [render(x) for x in v] if isinstance(v, list) else render(v) for k, v in tests.items()}
-        for op, tests in statement["Condition"].items()
-    }
-    return " when " + json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    condition = statement["Condition"]
+    if set(condition) == {"Fn::If"}:  # a condition that depends on a template condition
+        name, yes, no = condition["Fn::If"]
+        return f" when (if {name}: {_tests(yes)} else {_tests(no)})"
+    return " when " + _tests(condition)
 
 
 def statement_lines(document: dict[str, Any], *, with_principal: bool, with_resource: bool = True) -> list[str]:

@@ -77,3 +77,52 @@ def test_requests_are_read_as_iam_reads_them() -> None:
         "lambda", "POST", path="/2015-03-31/functions/hubmirror-Check/invocations", query="", headers={}, body=b"{}"
     )
     assert invoke.resource == "arn:aws:lambda:us-east-1:123456789012:function:hubmirror-Check"
+
+
+WRITERS_ONLY = {
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:PutObject",
+    "Resource": f"{BUCKET}/allowlist/*",
+    "Condition": {
+        "ArnNotLike": {"aws:PrincipalArn": ["arn:aws:iam::123456789012:role/team-ci"]},
+        "StringNotEquals": {"aws:PrincipalTag/hubmirror-allowlist-writer": "true"},
+    },
+}
+NAMES_ITS_WRITER = {
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:PutObject",
+    "Resource": f"{BUCKET}/allowlist/allowlist.yaml",
+    "Condition": {"StringNotEquals": {"s3:RequestObjectTag/hubmirror-writer": "${aws:userid}"}},
+}
+ANYTHING = [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+
+
+def test_a_bucket_policy_names_its_writers_by_arn_or_tag_and_holds_the_writer_tag_to_the_caller() -> None:
+    from devstack.iam import user_id
+
+    policies = Policies({"team-ci": ANYTHING, "admin": ANYTHING, "bot": ANYTHING}, [WRITERS_ONLY, NAMES_ITS_WRITER])
+    policies.tags["bot"] = {"hubmirror-allowlist-writer": "true"}
+
+    def put(role: str, writer: str | None) -> bool:
+        header = {"X-Amz-Tagging": f"hubmirror-writer={writer}"} if writer else {}
+        request = describe("s3", "PUT", path="/b/allowlist/allowlist.yaml", query="", headers=header, body=b"")
+        return policies.evaluate(role, request)[0]
+
+    assert put("team-ci", user_id("team-ci"))  # named by ARN, tagged with itself
+    assert put("bot", user_id("bot"))  # carries the writer tag
+    assert not put("admin", user_id("admin"))  # may do anything by its own IAM, but is not a writer
+    assert not put("team-ci", user_id("bot"))  # a writer naming another
+    assert not put("team-ci", None)  # or none
+
+
+def test_tagging_and_version_requests_are_read_as_iam_reads_them() -> None:
+    tags = describe(
+        "s3", "GET", path="/b/allowlist/allowlist.yaml", query="tagging=&versionId=v1", headers={}, body=b""
+    )
+    assert tags.action == "s3:GetObjectVersionTagging"
+    retag = describe("s3", "PUT", path="/b/allowlist/allowlist.yaml", query="tagging=", headers={}, body=b"")
+    assert retag.action == "s3:PutObjectTagging"
+    gone = describe("s3", "DELETE", path="/b/allowlist/allowlist.yaml", query="versionId=v1", headers={}, body=b"")
+    assert gone.action == "s3:DeleteObjectVersion"

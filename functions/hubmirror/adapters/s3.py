@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
@@ -78,10 +80,24 @@ class Store:
     def get_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
-    def put_version(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
-        """Write ``key`` and return the version S3 gave it (``"null"`` in a bucket without versioning)."""
-        answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+    def put_version(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Write ``key`` (with ``tags``) and return the version S3 gave it (``"null"`` in a bucket
+        without versioning)."""
+        extra = {"Tagging": urlencode(dict(tags))} if tags else {}
+        answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **extra)  # type: ignore[arg-type]
         return str(answer.get("VersionId") or "null")
+
+    def tags(self, key: str, version: str | None = None) -> dict[str, str]:
+        """The tags of ``key`` (its current version, or ``version``)."""
+        extra = {"VersionId": version} if version else {}
+        answer = self.client.get_object_tagging(Bucket=self.bucket, Key=key, **extra)  # type: ignore[arg-type]
+        return {str(t["Key"]): str(t["Value"]) for t in answer.get("TagSet", [])}
 
     def find_version(self, key: str, version: str | None = None) -> tuple[bytes, str] | None:
         """The bytes at ``key`` (its current version, or ``version``) and their version id; None

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hubmirror import __version__
+from hubmirror.adapters import aws
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.publickeys import KeyReader
 from hubmirror.adapters.registry.client import RegistryClient
@@ -30,6 +31,7 @@ from hubmirror.cli.stack import AccessError, StackInfo, aws_problem, find_stack
 from hubmirror.domain import keys
 from hubmirror.domain.items import InputError, RunOptions
 from hubmirror.steps import report as reporting
+from hubmirror.steps.plan import WRITER_ARN_TAG, WRITER_TAG
 from hubmirror.steps.preview import Preview, preview
 
 OK, FAILED, ERROR, NO_VERDICT = 0, 1, 2, 3
@@ -109,6 +111,26 @@ def schema() -> int:
 
 
 # -- push, history, restore ------------------------------------------------------------------
+def _store_allowlist(stack: StackInfo, data: bytes) -> str:
+    """Store a new allowlist version, tagged with its writer as the bucket policy requires."""
+    identity = _aws(
+        "asking AWS who is pushing (sts:GetCallerIdentity)", lambda: aws.client("sts").get_caller_identity()
+    )
+    tags = {WRITER_TAG: str(identity["UserId"]), WRITER_ARN_TAG: str(identity["Arn"])}
+    try:
+        return Store(stack.bucket).put_version(keys.ALLOWLIST, data, "application/yaml", tags)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "AccessDenied":
+            raise aws_problem(exc, f"storing the allowlist in s3://{stack.bucket}/{keys.ALLOWLIST}") from None
+        raise AccessError(
+            f"{identity['Arn']} may not change the allowlist of stack {stack.name}: its bucket policy lets only the "
+            "roles named in the stack's AllowlistWriterRoles parameter, and principals tagged "
+            "hubmirror-allowlist-writer=true, store it (and the role needs s3:PutObject on it); nothing was changed"
+        ) from None
+    except BotoCoreError as exc:
+        raise aws_problem(exc, f"storing the allowlist in s3://{stack.bucket}/{keys.ALLOWLIST}") from None
+
+
 def push(path: Path, stack_name: str) -> int:
     data = _read(path)
     if data is None:
@@ -116,10 +138,7 @@ def push(path: Path, stack_name: str) -> int:
     if _parse(path, data) is None:
         return FAILED
     stack = _stack(stack_name)
-    version = _aws(
-        f"storing the allowlist in s3://{stack.bucket}/{keys.ALLOWLIST}",
-        lambda: Store(stack.bucket).put_version(keys.ALLOWLIST, data, "application/yaml"),
-    )
+    version = _store_allowlist(stack, data)
     print(f"pushed {path} as allowlist version {version} (s3://{stack.bucket}/{keys.ALLOWLIST})")
     if stack.runs_on_push:
         print(f"a run starts for it now: follow it with `hubmirror report --stack {stack_name}` when it ends")
@@ -150,7 +169,7 @@ def restore(version: str, stack_name: str) -> int:
         return ERROR
     if _parse(Path(f"allowlist.yaml (version {version})"), found[0]) is None:
         return FAILED  # the rules are stricter now than when it was stored
-    new = _aws("storing the allowlist", lambda: store.put_version(keys.ALLOWLIST, found[0], "application/yaml"))
+    new = _store_allowlist(stack, found[0])
     print(f"restored allowlist version {version} as version {new}")
     return OK
 

@@ -22,9 +22,13 @@ def handler(event: PlanEvent, context: LambdaContext) -> PlanResult:
     run = str(event["execution"])
     logger.append_keys(execution=run)
     found = store().find_version(keys.ALLOWLIST)
+    allowlist = None
+    if found is not None:
+        writer = store().tags(keys.ALLOWLIST, found[1])
+        allowlist = StoredAllowlist(found[0], found[1], f"s3://{config.bucket}/{keys.ALLOWLIST}", writer)
     plan = plan_run(
         run=run,
-        allowlist=StoredAllowlist(found[0], found[1], f"s3://{config.bucket}/{keys.ALLOWLIST}") if found else None,
+        allowlist=allowlist,
         execution_input=event.get("input"),
         prefix=config.target_prefix,
         batch_size=config.batch_size,

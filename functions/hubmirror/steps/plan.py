@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hubmirror.allowlist.expansion import EntryFailure, entry_selected, expand, select
@@ -18,6 +18,10 @@ from hubmirror.steps.runlock import LockStore, RunLockedError, release_run_lock,
 
 #: Lists an upstream repository's tags; raises to say it could not.
 TagLister = Callable[[ImageReference], list[str]]
+#: The tags every allowlist version carries: who stored it (the bucket policy refuses a
+#: ``hubmirror-writer`` that is not the writer's own ``aws:userid``), and the writer's ARN as said.
+WRITER_TAG = "hubmirror-writer"
+WRITER_ARN_TAG = "hubmirror-writer-arn"
 #: What the report says when the stack holds no allowlist yet.
 NO_ALLOWLIST = (
     "no allowlist yet: push one with `hubmirror push FILE` (see the README's quick start); nothing was synced"
@@ -33,6 +37,18 @@ class StoredAllowlist:
     version: str
     #: where it was read (``s3://bucket/key``), for messages
     location: str
+    #: who stored it: the ``hubmirror-writer`` tag (the writer's ``aws:userid``, which the bucket
+    #: policy holds to the principal S3 authenticated) and ``hubmirror-writer-arn`` (as the writer
+    #: said it); empty when the version was stored without them
+    writer: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "version": self.version,
+            "location": self.location,
+            "writer": self.writer.get(WRITER_TAG),
+            "writer_arn": self.writer.get(WRITER_ARN_TAG),
+        }
 
 
 class PlanStore(LockStore, Protocol):
@@ -143,7 +159,7 @@ def plan_run(
                     f"allowlist version {allowlist.version} already started {started}",
                 )
     try:
-        allowlist_info = {"version": allowlist.version, "location": allowlist.location} if allowlist else None
+        allowlist_info = allowlist.to_dict() if allowlist else None
         if parsed is None:
             parsed = Allowlist(entries=())
         chosen = [e for e in parsed.entries if entry_selected(e, options.only, prefix)]

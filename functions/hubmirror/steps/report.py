@@ -57,8 +57,9 @@ class Report:
     location: str | None = None
     #: what went wrong around the run rather than with an item (events not published, ...)
     notices: list[str] = field(default_factory=list)
-    #: the allowlist the run planned with: ``version`` (S3 version id) and ``location``
-    allowlist: dict[str, str] | None = None
+    #: the allowlist the run planned with: ``version`` (S3 version id), ``location``, ``writer``
+    #: and ``writer_arn`` (:meth:`hubmirror.steps.plan.StoredAllowlist.to_dict`)
+    allowlist: dict[str, Any] | None = None
 
     @property
     def allowlist_version(self) -> str | None:
@@ -281,7 +282,8 @@ def text(report: Report, cap: int = LIST_CAP) -> str:
         lines += [f"  {line}" for line in report.plan_error.splitlines()]
         return "\n".join(lines + _notices(report)) + "\n"
     if report.allowlist:
-        lines += [f"Allowlist: version {report.allowlist['version']} ({report.allowlist['location']})", ""]
+        lines += [f"Allowlist: version {report.allowlist['version']} ({report.allowlist['location']})"]
+        lines += [f"  {writer_text(report.allowlist)}", ""]
     width = max(len(name) for name in report.counts)
     lines += [f"  {name.ljust(width)}  {n}" for name, n in report.counts.items()]
     lines.append(f"  {'total'.ljust(width)}  {len(report.outcomes)}")
@@ -306,6 +308,23 @@ def text(report: Report, cap: int = LIST_CAP) -> str:
         lines += ["", f"Full report: {report.location}"]
     lines += ["", f"hubmirror {__version__}"]
     return "\n".join(lines) + "\n"
+
+
+def writer_text(allowlist: Mapping[str, Any]) -> str:
+    """Who stored an allowlist version, as the bucket policy holds it.
+
+    >>> writer_text({"writer": "AROAEXAMPLE:ci-42", "writer_arn": "arn:aws:sts::1:assumed-role/ci/ci-42"})
+    'pushed by arn:aws:sts::1:assumed-role/ci/ci-42 (user id AROAEXAMPLE:ci-42, checked by the bucket policy)'
+    >>> writer_text({})
+    'stored without a writer (not by hubmirror push)'
+    """
+    writer = allowlist.get("writer")
+    if not writer:
+        return "stored without a writer (not by hubmirror push)"
+    said = allowlist.get("writer_arn")
+    return (
+        f"pushed by {said} (user id {writer}, checked by the bucket policy)" if said else f"pushed by user id {writer}"
+    )
 
 
 def _notices(report: Report) -> list[str]:
