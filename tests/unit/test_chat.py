@@ -85,7 +85,8 @@ def test_the_title_has_the_counts_and_the_failed_images_come_first_with_their_re
 def test_the_next_steps_link_to_the_execution_and_the_report_in_the_console() -> None:
     steps = valid(chat.message(REPORTS["failed"], execution=EXECUTION))["content"]["nextSteps"]
     assert steps == [
-        "Read each failed image's reason; the next run retries it.",
+        "No signature over this digest verifies with the key verify: names: check with the publisher that the "
+        "tag was not replaced, or that the key is current; the mirror keeps the image it had.",
         "Execution: https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1"
         f"#/v2/executions/details/{EXECUTION}",
         "Full report: https://eu-west-1.console.aws.amazon.com/s3/object/hubmirror-artifacts"

@@ -203,3 +203,45 @@ def test_a_follow_up_that_cannot_start_is_a_notice_not_a_failed_report() -> None
     assert notice is not None
     assert "no run could be started for it (PermissionError: not authorized" in notice
     assert "start one with `hubmirror run`" in notice
+
+
+def test_each_failure_says_what_to_do_and_a_retry_is_promised_only_where_it_helps() -> None:
+    """Reasons as the check and the registry client word them (errors' own messages)."""
+    from hubmirror.adapters.registry.errors import AuthenticationError, NotFoundError, RegistryUnavailableError
+    from hubmirror.domain.advice import RETRIED, advice
+
+    def reason(exc: Exception, prefix: str = "") -> str:
+        return f"{prefix}{getattr(exc, 'reason', '')}: {exc}"
+
+    missing = reason(NotFoundError("upstream docker.io/library/nginx: manifest unknown (404)"), "not found upstream: ")
+    assert advice(missing).startswith("upstream has no such image or tag: fix the entry")
+    refused = AuthenticationError(
+        "upstream ghcr.io/acme/app: the registry requires credentials and none are configured"
+    )
+    assert "UpstreamCredentialsSecret" in advice(reason(refused))
+    assert advice(
+        reason(AuthenticationError("target 1.dkr.ecr.eu-west-1.amazonaws.com/mirror/app: denied"))
+    ).startswith("ECR refused")
+    assert advice("signature: no cosign signature over sha256:ab; the target tag is left as it is").startswith(
+        "no signature over this digest verifies"
+    )
+    assert advice("docker.io pull budget low (3 of 100 left, floor 10); deferred to a later run; new").startswith(
+        "nothing to do"
+    )
+    assert advice(reason(RegistryUnavailableError("upstream quay.io/x/y: server error 503"))) == RETRIED
+
+
+def test_the_report_text_says_what_to_do_under_each_failed_or_deferred_item() -> None:
+    failed = Outcome(
+        "docker.io/library/nginx:1.99", "failed", "not found upstream: not found: ...", "mirror/nginx:1.99"
+    )
+    waits = Outcome(
+        "docker.io/library/redis:7", "deferred", "rate limited: 429; deferred to a later run", "mirror/redis:7"
+    )
+    done = Outcome("docker.io/library/busybox:1", "copied", "copied sha256:ab", "mirror/busybox:1")
+    lines = reporting.text(reporting.Report(run="r", outcomes=[failed, waits, done])).splitlines()
+    at = lines.index("  docker.io/library/nginx:1.99 -> mirror/nginx:1.99")
+    assert lines[at + 2].startswith("      what to do: upstream has no such image or tag")
+    at = lines.index("  docker.io/library/redis:7 -> mirror/redis:7")
+    assert lines[at + 2].startswith("      what to do: nothing to do: a later run syncs it")
+    assert sum("what to do" in line for line in lines) == 2  # not under the copied image

@@ -19,8 +19,9 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from hubmirror.domain.advice import advice
 from hubmirror.domain.decisions import Outcome, OutcomeName, short
-from hubmirror.steps.report import Report, subject
+from hubmirror.steps.report import PLAN_REFUSED, Report, subject
 
 #: Images listed in the message; the rest are counted, and are in the full report.
 LISTED = 15
@@ -79,6 +80,11 @@ def description(report: Report) -> str:
     return text if len(text) <= DESCRIPTION_CHARS else text[: DESCRIPTION_CHARS - 1] + "…"
 
 
+#: Remedies listed as next steps, at most (each once, in the order the failed images come).
+MAX_REMEDIES = 3
+PLAN_REFUSED_STEP = f"{PLAN_REFUSED[0].upper()}{PLAN_REFUSED[1:]}."
+
+
 def _icon(report: Report) -> str:
     if report.failed or report.plan_error:
         return TITLE_ICON["failed"]
@@ -95,8 +101,13 @@ def notification(report: Report, *, execution: str | None = None) -> dict[str, A
     thread = execution.split(":")[6] if execution and execution.count(":") >= 7 else "hubmirror"
     links = console_links(report, execution)
     next_steps = []
-    if report.failed or report.plan_error:
-        next_steps.append("Read each failed image's reason; the next run retries it.")
+    if report.plan_error:
+        next_steps.append(PLAN_REFUSED_STEP)
+    failed = [o for o in report.outcomes if o.outcome == OutcomeName.FAILED]
+    remedies = list(dict.fromkeys(advice(o.reason) for o in failed))  # each remedy once, in order
+    next_steps += [f"{remedy[0].upper()}{remedy[1:]}." for remedy in remedies[:MAX_REMEDIES]]
+    if len(remedies) > MAX_REMEDIES:
+        next_steps.append("Other failed images: each one's reason is in the full report.")
     if links:
         next_steps.append(f"Execution: {links[0]}")
     if len(links) > 1:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from hubmirror import __version__
 from hubmirror.domain import keys
+from hubmirror.domain.advice import advice
 from hubmirror.domain.decisions import OUTCOMES, Outcome, OutcomeName, TargetState, decide, short
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.steps.payloads import ReportResult
@@ -35,6 +36,11 @@ MESSAGE_BUDGET = 160 * 1024
 #: Protocols that get the JSON document; every other one (e-mail, SMS, ...) gets the text.
 JSON_PROTOCOLS = ("sqs", "lambda", "http", "https")
 CHANGED = (OutcomeName.COPIED, OutcomeName.BUILT)
+#: What a person does about a refused plan.
+PLAN_REFUSED = (
+    "fix the allowlist (or the execution's input) where the error says, check it with `hubmirror validate`, "
+    "then `hubmirror push` it; nothing is synced until then"
+)
 
 
 class ReportStore(Protocol):
@@ -280,6 +286,7 @@ def text(report: Report, cap: int = LIST_CAP) -> str:
     if report.plan_error:
         lines += ["The plan step refused to start; nothing was contacted or synced:", ""]
         lines += [f"  {line}" for line in report.plan_error.splitlines()]
+        lines += ["", f"What to do: {PLAN_REFUSED}"]
         return "\n".join(lines + _notices(report)) + "\n"
     if report.allowlist:
         lines += [f"Allowlist: version {report.allowlist['version']} ({report.allowlist['location']})"]
@@ -299,6 +306,8 @@ def text(report: Report, cap: int = LIST_CAP) -> str:
         lines.append(f"  {outcome.key} -> {outcome.target}{digests}")
         if outcome.reason:
             lines.append(f"      {outcome.reason}")
+        if outcome.outcome in (OutcomeName.FAILED, OutcomeName.DEFERRED):
+            lines.append(f"      what to do: {advice(outcome.reason)}")
         if outcome.retry_after:
             lines.append(f"      retry: {outcome.retry_after}")
     if omitted:
