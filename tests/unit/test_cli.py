@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 HUBMIRROR = Path(sys.executable).parent / "hubmirror"
 
@@ -162,3 +164,20 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere() -> None:
     progress.end()
     assert terminal.getvalue().startswith("\r[#######.......................] 1/4 items  running")
     assert terminal.getvalue().endswith("\n")
+
+
+def test_a_stack_of_another_version_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hubmirror import __version__
+    from hubmirror.cli import commands
+    from hubmirror.cli.stack import StackInfo
+
+    monkeypatch.setattr(commands, "find_stack", lambda name: StackInfo(name, {"Version": "0.0.1"}))
+    commands._stack("team")
+    assert capsys.readouterr().err.startswith(
+        f"hubmirror: warning: this is hubmirror {__version__}; stack team runs 0.0.1"
+    )
+    monkeypatch.setattr(commands, "find_stack", lambda name: StackInfo(name, {"Version": __version__}))
+    commands._stack("team")
+    assert capsys.readouterr().err == ""
