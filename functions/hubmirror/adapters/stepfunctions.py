@@ -27,3 +27,8 @@ class Executions:
 
     def describe(self, execution: str) -> dict[str, Any]:
         return dict(self.client.describe_execution(executionArn=execution))
+
+    def recent(self, state_machine: str, count: int = 50) -> list[str]:
+        """The names of the state machine's latest executions, newest first."""
+        listed = self.client.list_executions(stateMachineArn=state_machine, maxResults=count)["executions"]
+        return [str(e["name"]) for e in sorted(listed, key=lambda e: e["startDate"], reverse=True)]

@@ -253,12 +253,8 @@ def report(stack_name: str, run_name: str | None, fmt: str) -> int:
     stack = _stack(stack_name)
     store = Store(stack.bucket)
     if run_name is None:
-        listed = _aws(
-            "listing executions",
-            lambda: Executions().client.list_executions(stateMachineArn=stack.state_machine, maxResults=50),
-        )
-        for execution in listed.get("executions", []):  # newest first
-            found = _report_of(store, str(execution["name"]))
+        for name in _aws("listing executions", lambda: Executions().recent(stack.state_machine)):
+            found = _report_of(store, name)
             if found is not None:
                 _print_report(found, fmt)
                 return _verdict(found)

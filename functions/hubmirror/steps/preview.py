@@ -19,8 +19,9 @@ from hubmirror.adapters.registry.model import Manifest, ManifestHead
 from hubmirror.allowlist.expansion import expand
 from hubmirror.allowlist.rules import Allowlist, ImageEntry
 from hubmirror.domain.decisions import Action, OutcomeName
+from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
-from hubmirror.steps.check import check_item, expected_pulls
+from hubmirror.steps.check import ItemCheck, Registry, check_item, expected_pulls
 from hubmirror.steps.plan import TagLister, list_selected_tags
 from hubmirror.steps.verify import KeyResolver, SignatureRegistry, inline_keys
 
@@ -139,7 +140,7 @@ def preview(
     prefix: str,
     list_tags: TagLister,
     upstream: Callable[[str], SignatureRegistry],
-    target: Any | None,
+    target: Registry | None,
     floor: int,
     default_platforms: tuple[str, ...] | None = None,
     public_keys: KeyResolver = inline_keys,
@@ -159,7 +160,7 @@ def preview(
             result.selected.setdefault(_label(entry), []).append(item.tag)
     budget = PullBudget(floor)
 
-    def one(item: Any) -> Any:
+    def one(item: WorkItem) -> ItemCheck:
         return check_item(
             item,
             upstream=upstream,
@@ -187,7 +188,9 @@ def preview(
             )
             continue
         assert outcome is not None  # check_item gives an outcome or a decision to act on
-        action = {OutcomeName.UNCHANGED: UNCHANGED, OutcomeName.DEFERRED: DEFERRED}.get(outcome.outcome, FAILS)
+        action = {str(OutcomeName.UNCHANGED): UNCHANGED, str(OutcomeName.DEFERRED): DEFERRED}.get(
+            outcome.outcome, FAILS
+        )
         result.items.append(ItemPreview(item.key, item.target, action, outcome.reason))
     for failure in expansion.failures:
         result.items.append(ItemPreview(f"{failure.source} (select)", failure.target, FAILS, failure.reason))
