@@ -16,7 +16,7 @@ PYTHON313 ?= $(shell (PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null) |
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup system venv asl-tools lint test test-unit test-functional test-e2e check demo bench build deploy clean
+.PHONY: help setup system venv asl-tools lint test test-unit test-functional test-e2e check demo bench mutate build deploy clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ demo: setup ## Run the real state machine twice on the local stack; writes .demo
 
 bench: setup ## Benchmark hubmirror against skopeo sync on the local stack (N=200; BENCH_ARGS="-n 1000")
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
+
+mutate: venv ## Mutation exercise: a list of one-line bugs, each must fail a test (MUTATE_ARGS="--only gate")
+	$(PY) tools/mutate.py $(MUTATE_ARGS)
 
 build: venv ## sam build (needs python3.13 on PATH)
 	PATH="$(dir $(PYTHON313)):$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build

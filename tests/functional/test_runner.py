@@ -154,3 +154,60 @@ def test_a_signed_image_arrives_with_its_signature_and_attestation_which_verify_
     _copy_job(registries, s3_store, [(WorkItem(f"{hub}/library/signed", "1", "mirror/signed", "1"), signed)])
     again = registries.front.snapshot()
     assert again.get("get_manifest", 0) - after.get("get_manifest", 0) == 3  # the index and its 2 platforms
+
+
+def test_selected_platforms_arrive_with_their_own_signatures_and_no_other(
+    registries: Registries, s3_store: Store
+) -> None:
+    """``cosign sign --recursive`` signs the index and each platform manifest. With platforms
+    selected the target's index is hubmirror's own (its digest is not the one signed): the
+    selected platform's signature is copied byte for byte and verifies in the mirror; the
+    index's signature and the unselected platform's are not copied."""
+    from hubmirror.domain.decisions import recipe_hash
+
+    hub, pusher, key = registries.front.host, registries.hub_pusher(), cosign.Key.generate()
+    index = seed(pusher, "library/selected", "1", ["linux/amd64", "linux/arm64"])
+    amd64 = platform_image("linux/amd64", "library/selected:1").manifest.digest
+    arm64 = platform_image("linux/arm64", "library/selected:1").manifest.digest
+    cosign.sign(pusher, "library/selected", index, key)
+    amd64_signature = cosign.sign(pusher, "library/selected", amd64, key)
+    cosign.sign(pusher, "library/selected", arm64, key)
+    item = WorkItem(f"{hub}/library/selected", "1", "mirror/selected", "1", platforms=("linux/amd64",))
+    s3_store.put_json(
+        "runs/r/jobs/00002-copy.json",
+        {
+            "run": "r",
+            "batch": "00002",
+            "kind": "copy",
+            "target_registry": registries.ecr.host,
+            "outcomes_key": "runs/r/outcomes/00002-copy.json",
+            "items": [
+                {
+                    **item.to_dict(),
+                    "upstream_digest": index,
+                    "upstream_media_type": OCI_INDEX,
+                    "recipe": recipe_hash(item, index),
+                }
+            ],
+        },
+    )
+    run_job("s3://runs/runs/r/jobs/00002-copy.json", store_factory=lambda _: s3_store, ecr=DenyingEcr(registries.ecr))
+    (outcome,) = s3_store.get_json("runs/r/outcomes/00002-copy.json")
+    assert outcome["outcome"] == "copied", outcome
+    assert outcome["reason"].endswith(
+        "; the index written for the selected platforms is hubmirror's own, unsigned; "
+        "signatures of 1 of 1 platform manifests copied"
+    )
+    target = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD), side="target")
+    written = target.get_manifest("mirror/selected", "1")
+    assert written.digest != index
+    assert [d["digest"] for d in written.document()["manifests"]] == [amd64]
+    copied = target.get_manifest("mirror/selected", amd64.replace(":", "-") + ".sig")
+    assert copied.digest == amd64_signature  # byte for byte
+    layers = {
+        str(d["digest"]): target.get_blob("mirror/selected", str(d["digest"])) for d in copied.document()["layers"]
+    }
+    assert cosign.verifies(copied.body, layers, amd64, key.public_pem())
+    for absent in (index, arm64):  # the index's own (not the index written) and the platform not mirrored
+        with pytest.raises(NotFoundError):
+            target.head_manifest("mirror/selected", absent.replace(":", "-") + ".sig")

@@ -157,3 +157,21 @@ def test_a_missing_or_wrong_key_is_said_in_words_and_asked_for_once(aws: dict[st
         reader(("kms", rsa))
     with pytest.raises(UnusableKeyError, match="ParameterNotFound"):
         reader(("parameter", "/hubmirror/cosign/gone"))
+
+
+def test_a_real_signature_under_another_digest_s_tag_is_refused_for_what_its_payload_signs(
+    registries: Registries, signed: str
+) -> None:
+    """The ``sha256-<hex>.sig`` tag only says where to look: cosign's own signature, copied under
+    the tag of another digest, reaches the payload's digest comparison and is refused there."""
+    cosign = load()
+    elsewhere = "sha256:" + "5" * 64
+    _payload, _config, manifest = cosign.artifact()  # its blobs are in the repository already (``signed``)
+    registries.hub_pusher().manifest(REPOSITORY, elsewhere.replace(":", "-") + ".sig", manifest)
+    client = RegistryClient(registries.front.host)
+    problem = unverified(client, item(("key", cosign.public_pem)), elsewhere, inline_keys)
+    assert problem == (
+        f"none of the 1 cosign signature(s) in docker.io/{REPOSITORY}:sha256-{'5' * 64}.sig verifies: "
+        f"it signs {signed}, not {elsewhere}"
+    )
+    assert unverified(client, item(("key", cosign.public_pem)), signed, inline_keys) is None  # the same key, its digest

@@ -151,3 +151,33 @@ def test_an_unreachable_target_is_named_without_python_objects() -> None:
     message = str(caught.value)
     assert message.startswith("target 127.0.0.1:9/mirror/x: cannot reach the registry: connection refused"), message
     assert "object at 0x" not in message
+
+
+@pytest.mark.usefixtures("cdn_faults")
+def test_one_broken_download_releases_every_other_claim_of_the_image_too(
+    registries: Registries, front: HubFront, target: RegistryClient, s3_store: Store
+) -> None:
+    """The blobs whose uploads went well are claimed too; the copy ends, so each of them is let go
+    at once: another copier fetches them without waiting for a heartbeat to stop."""
+    name = "broken-among-many"
+    image = platform_image("linux/amd64", name, extra_layers=3)
+    digest = registries.hub_pusher().image(f"library/{name}", "1", image)
+    for repository in (f"faults/{name}", f"faults/{name}-next"):
+        registries.ecr.create_repository(repository)
+    blobs = [b.digest for b in (*image.layers, image.config)]
+    broken = image.layers[1].digest  # one of the image's own layers
+    front.cdn.inject(DownloadFault("reset", digest=broken, times=UPLOAD_ATTEMPTS))
+    index = S3BlobIndex(s3_store)
+    transfer = Transfer(target, index, sleep=_no_wait)
+    with pytest.raises(BlobDownloadError, match=broken):
+        transfer.copy(RegistryClient(front.host), f"library/{name}", digest, f"faults/{name}", "1")
+    claimed = [b for b in blobs if s3_store.exists(f"blobs/{b.replace(':', '/')}.claim")]
+    assert claimed == blobs  # every blob was claimed: the copy got that far
+    held = [b for b in blobs if not index.released(b)]
+    assert held == [], f"claims still held after the copy failed: {held} (the broken one is {broken})"
+    # the next copier, into another repository (the blobs are not readable where no image references
+    # them), takes every claim at once: no wait for a copier that gave up
+    again = Transfer(target, S3BlobIndex(s3_store), sleep=_no_wait)
+    assert again.copy(RegistryClient(front.host), f"library/{name}", digest, f"faults/{name}-next", "1") == digest
+    transfer.close()
+    again.close()

@@ -108,3 +108,45 @@ def test_a_refused_plan_says_why_and_nothing_synced() -> None:
     content = valid(chat.message(REPORTS["plan refused"]))["content"]
     assert content["title"].startswith(":x: hubmirror FAILED: the plan was refused")
     assert "AllowlistError: allowlist.yaml:3" in content["description"]
+
+
+def _group(text: str, name: str) -> str:
+    """The lines of one group of the description, up to the next group."""
+    part = text.split(f"\n*{name}*\n", 1)[1]
+    return part.split("\n\n", 1)[0]
+
+
+def test_each_group_past_the_list_limit_counts_what_it_leaves_out() -> None:
+    """Failed and copied images both more than the message lists: each "…and N more" is that
+    group's own remainder, computed here from the sizes the report was made with."""
+    limit = chat.LISTED
+    failed, copied, deferred = limit + 5, limit + 3, 2
+    made = report(
+        *(outcome(n, "failed") for n in range(failed)),
+        *(outcome(1000 + n, "copied") for n in range(copied)),
+        *(outcome(2000 + n, "deferred") for n in range(deferred)),
+    )
+    text = valid(chat.message(made))["content"]["description"]
+    assert set(text.splitlines()[0].split(", ")) == {
+        f"*{failed}* failed",
+        f"*{copied}* copied",
+        f"*{deferred}* deferred",
+    }
+    shown = {name: _group(text, name).splitlines() for name in ("Failed", "Copied", "Deferred")}
+    assert sum(line.startswith("• ") for line in shown["Failed"]) == limit
+    assert shown["Failed"][-1] == "…and 5 more, in the full report"
+    assert sum(line.startswith("• ") for line in shown["Copied"]) == 0
+    assert shown["Copied"] == [f"…and {copied} more, in the full report"]
+    assert shown["Deferred"] == [f"…and {deferred} more, in the full report"]
+    assert text.count("\n• ") == limit
+
+
+def test_a_first_group_under_the_limit_leaves_the_rest_of_the_list_to_the_next() -> None:
+    limit = chat.LISTED
+    failed, copied = limit - 4, 10
+    made = report(*(outcome(n, "failed") for n in range(failed)), *(outcome(1000 + n, "copied") for n in range(copied)))
+    text = valid(chat.message(made))["content"]["description"]
+    shown = {name: _group(text, name).splitlines() for name in ("Failed", "Copied")}
+    assert len(shown["Failed"]) == failed  # all listed, nothing counted
+    assert [line.startswith("• ") for line in shown["Copied"]] == [True] * 4 + [False]
+    assert shown["Copied"][-1] == "…and 6 more, in the full report"
