@@ -228,6 +228,10 @@ class LocalCodeBuild:
             "CODEBUILD_BUILD_ARN": build["arn"],
             "CODEBUILD_SRC_DIR": src,
             "CODEBUILD_INITIATOR": build.get("initiator", "local"),
+            # Where CodeBuild's container credentials endpoint (169.254.170.2) serves the
+            # service role's credentials: the SDKs find them through this variable. Here the
+            # role's key comes in the environment as well; nothing answers at that address.
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": f"/v2/credentials/{build['id'].rpartition(':')[2]}",
             **self.aws_env,
             **self._role_credentials(build),
         }

@@ -65,6 +65,19 @@ class RegistryReader:
                     members[member.name.removeprefix("./").rstrip("/")] = member
         return members
 
+    def layer_file(self, repository: str, manifest: dict[str, Any], path: str) -> bytes | None:
+        """The content of ``path`` in the image's layers (the last layer holding it wins), or None."""
+        found: bytes | None = None
+        for layer in manifest["layers"]:
+            data = gzip.decompress(self.blob(repository, layer["digest"]))
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                for member in tar.getmembers():
+                    if member.isfile() and member.name.removeprefix("./") == path:
+                        extracted = tar.extractfile(member)
+                        assert extracted is not None
+                        found = extracted.read()
+        return found
+
     def delete_tag(self, repository: str, tag: str) -> None:
         """Delete what ``tag`` points at (the registry API deletes manifests by digest)."""
         fetched = self.manifest(repository, tag)

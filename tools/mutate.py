@@ -12,7 +12,8 @@ gate (``steps/check.py``, ``steps/verify.py``, ``domain/signing.py``), the blob 
 (``copying/transfer.py``, ``copying/blobindex.py``), the run lock (``steps/runlock.py``), the
 pull budget (``domain/ratelimit.py``, ``steps/check.py``), the redirect and download handling
 (``adapters/registry/client.py``, ``errors.py``, ``stream.py``), the job's own deadline and the
-signatures a copy carries (``runner/job.py``), and the counts of the chat message
+signatures a copy carries (``runner/job.py``), the fence around build lines (``runner/job.py``,
+``domain/dockerfile.py``), and the counts of the chat message
 (``steps/chat.py``).
 
 Where it edits: by default a scratch copy of the work tree (the files git tracks, and the
@@ -91,6 +92,25 @@ CLAIMS = U + "test_never_claim_a_live_blob.py::"
 FOLLOW = U + "test_never_follow_blindly.py::"
 
 MUTATIONS: tuple[Mutation, ...] = (
+    # -- the fence around build lines (issue 20) ----------------------------------------------
+    Mutation(
+        "tools-get-the-job-environment",
+        "fence",
+        f"{PACKAGE}/runner/job.py",
+        "env = {name: os.environ[name] for name in TOOL_ENVIRONMENT if name in os.environ}",
+        "env = dict(os.environ)",
+        (F + "test_runner.py::test_buildah_is_handed_none_of_the_job_s_credentials",),
+        "buildah, and whatever it passes on, gets the role's credentials",
+    ),
+    Mutation(
+        "build-lines-always-online",
+        "fence",
+        f"{PACKAGE}/domain/dockerfile.py",
+        '"network": "host" if item.build_network else "none",',
+        '"network": "host",',
+        (U + "test_dockerfile.py::test_context_is_deterministic_and_carries_annotations",),
+        "every RUN line gets the build's network, asked for or not",
+    ),
     # -- the six behaviours of issue 22 -------------------------------------------------------
     Mutation(
         "gate-fails-open",

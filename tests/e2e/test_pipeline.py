@@ -353,6 +353,85 @@ def test_a_failing_build_line_fails_its_task_and_its_item(world: World, with_mis
     assert world.target.manifest("mirror/vault", "1.14") is not None  # the good image is still there
 
 
+#: A build line that succeeds only if a server answers over the network: the hub's /v2/.
+def _reach(host: str) -> str:
+    address, _, port = host.rpartition(":")
+    return (
+        f"RUN printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 {address} {port} > /reach.log 2>&1; "
+        "busybox grep -q HTTP/1 /reach.log"
+    )
+
+
+#: A build line that looks for credentials everywhere a line could: its environment, every
+#: process's environment, the files registry clients and the AWS SDKs read. It writes what it
+#: saw into the image, for the test to read; it never fails.
+PROBE = (
+    "RUN busybox env > /probe-env; "
+    "for f in /proc/[0-9]*/environ; do busybox tr '\\0' '\\n' < $f; echo; done >> /probe-env 2>/dev/null; "
+    "busybox ls /proc | busybox grep -c '^[0-9]' > /probe-pids; "
+    "for f in /run/containers/0/auth.json /root/.docker/config.json /root/.config/containers/auth.json "
+    "/root/.aws/credentials /root/.aws/config /codebuild; do test -e $f && echo $f; done > /probe-files; "
+    "busybox find / -xdev -name auth.json >> /probe-files 2>/dev/null; true"
+)
+
+
+def test_build_lines_reach_no_network_and_no_credentials_unless_granted(
+    world: World, with_missing_tag: RunResult
+) -> None:
+    """RUN lines run without a network unless the entry sets build_network, and see no secret either way."""
+    fences = f"""  - source: {world.hub}/library/busybox
+    tags: ["1.36"]
+    target: fence-offline
+    platforms: [linux/amd64]
+    build_commands: [{json.dumps(_reach(world.hub))}]
+  - source: {world.hub}/library/busybox
+    tags: ["1.36"]
+    target: fence-online
+    platforms: [linux/amd64]
+    build_network: true
+    build_commands: [{json.dumps(_reach(world.hub))}, {json.dumps(PROBE)}]
+  - source: {world.hub}/library/busybox
+    tags: ["1.36"]
+    target: fence-quiet
+    platforms: [linux/amd64]
+    build_commands: [{json.dumps(PROBE)}]
+"""
+    world.stack.write_allowlist(world.allowlist() + fences)
+    try:
+        run = world.stack.run({"only": ["fence-offline", "fence-online", "fence-quiet"]})
+    finally:
+        world.stack.write_allowlist(world.allowlist())
+    assert run.outcomes() == {
+        "mirror/fence-offline:1.36": "failed",  # the same line, without the network
+        "mirror/fence-online:1.36": "built",
+        "mirror/fence-quiet:1.36": "built",
+    }
+    assert "buildah build failed" in run.item("mirror/fence-offline:1.36")["reason"]
+    assert world.target.manifest("mirror/fence-offline", "1.36") is None
+    codebuild = world.stack.local_codebuild
+    assert codebuild is not None
+    secrets = {value for value in codebuild.roles.values() if value} | {ECR_PASSWORD}
+    for target in ("fence-online", "fence-quiet"):
+        index = world.target.manifest(f"mirror/{target}", "1.36")
+        assert index is not None
+        image = world.target.manifest(f"mirror/{target}", index.document["manifests"][0]["digest"])
+        assert image is not None
+        seen = {
+            name: (world.target.layer_file(f"mirror/{target}", image.document, name) or b"").decode()
+            for name in ("probe-env", "probe-pids", "probe-files")
+        }
+        assert "PATH=" in seen["probe-env"]  # the probe ran and read its environment
+        assert int(seen["probe-pids"]) <= 3  # its own processes only, not the job's
+        configured = world.target.config(f"mirror/{target}", image.document)["config"].get("Env") or []
+        lines = [*seen["probe-env"].splitlines(), *configured]  # what the lines saw, and what the image carries
+        variables = {line.partition("=")[0] for line in lines if "=" in line}
+        assert not {v for v in variables if v.startswith(("AWS_", "CODEBUILD_", "ECS_", "HUBMIRROR_"))}, variables
+        assert "REGISTRY_AUTH_FILE" not in variables
+        assert seen["probe-files"] == "", seen["probe-files"]
+        for secret in secrets:
+            assert all(secret not in text for text in [*seen.values(), *configured]), target
+
+
 def test_a_job_that_dies_before_its_outcomes_fails_its_items_with_the_builds_status(
     world: World, with_missing_tag: RunResult
 ) -> None:

@@ -211,3 +211,18 @@ def test_selected_platforms_arrive_with_their_own_signatures_and_no_other(
     for absent in (index, arm64):  # the index's own (not the index written) and the platform not mirrored
         with pytest.raises(NotFoundError):
             target.head_manifest("mirror/selected", absent.replace(":", "-") + ".sig")
+
+
+def test_buildah_is_handed_none_of_the_job_s_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """The job's environment holds the role's keys; the tools it starts get a short list instead."""
+    from hubmirror.runner.job import Toolbox
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "job-secret")
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc")
+    monkeypatch.setenv("HUBMIRROR_JOB", "s3://bucket/runs/r/jobs/0-build.json")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    tools = Toolbox.create(tmp_path, {"ghcr.io": Credentials("user", "token")})
+    assert "job-secret" not in tools.env.values()
+    assert not [name for name in tools.env if name.startswith(("AWS_", "HUBMIRROR_", "CODEBUILD_"))]
+    assert tools.env["HTTPS_PROXY"] == "http://proxy.internal:3128"  # pulls behind a proxy still work
+    assert (tools.env["BUILDAH_ISOLATION"], tools.env["BUILDAH_RUNTIME"]) == ("oci", "/usr/bin/runc")

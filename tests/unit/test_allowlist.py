@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hubmirror.allowlist.expansion import expand
 from hubmirror.allowlist.rules import AllowlistError, build_command_problem, parse_allowlist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +54,8 @@ def test_every_problem_of_a_file_is_reported_in_one_pass() -> None:
         "a.yaml:3: images[0].tags: must not be empty; leave the key out instead",
         "a.yaml:6: images[1].platforms[0]: 'linux/amd46' is not a known platform (os/arch[/variant]); did you mean 'linux/amd64'?",
         "a.yaml:7: images[1].colour: unknown key 'colour'; "
-        "allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, max_tags, signatures, verify",
+        "allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, build_network, "
+        "max_tags, signatures, verify",
     ]
 
 
@@ -158,6 +160,53 @@ def test_entries_inherit_defaults_and_may_override_them() -> None:
         ("LABEL org.example.mirrored=true",),
     )
     assert (redis.target, redis.platforms, redis.build_commands) == ("cache/redis", ("linux/amd64",), ())
+
+
+def test_only_an_entry_with_build_lines_that_asks_gets_the_network() -> None:
+    allowlist = parse_allowlist(
+        "defaults:\n"
+        "  build_network: true\n"
+        "images:\n"
+        "  - {source: nginx, tags: ['1'], build_commands: ['RUN apk add curl']}\n"
+        "  - {source: redis, tags: ['7']}\n"
+        "  - {source: vault, tags: ['1.14'], build_commands: ['RUN mkdir /x'], build_network: false}\n"
+        "  - {source: alpine, tags: ['3.20'], build_commands: ['RUN apk add jq'], build_network: true}\n"
+    )
+    assert [(e.target, e.build_network) for e in allowlist.entries] == [
+        ("nginx", True),
+        ("redis", False),  # no lines: nothing would use the network
+        ("vault", False),
+        ("alpine", True),
+    ]
+    items = expand(allowlist, prefix="mirror").items
+    assert [(i.target_repository, i.build_network) for i in items] == [
+        ("mirror/nginx", True),
+        ("mirror/redis", False),
+        ("mirror/vault", False),
+        ("mirror/alpine", True),
+    ]
+    assert (
+        not parse_allowlist("images:\n  - {source: nginx, tags: ['1'], build_commands: ['RUN id']}\n")
+        .entries[0]
+        .build_network
+    )
+
+
+def test_lines_that_look_like_they_need_the_network_get_notes_where_it_is_off() -> None:
+    allowlist = parse_allowlist(
+        "defaults:\n"
+        "  build_commands: ['RUN pip install awscli']\n"
+        "images:\n"
+        "  - {source: nginx, tags: ['1']}\n"
+        "  - {source: redis, tags: ['7'], build_commands: ['RUN mkdir /data', 'RUN curl -fsSLo /x https://x.example']}\n"
+        "  - {source: vault, tags: ['1.14'], build_commands: ['RUN apk add jq'], build_network: true}\n"
+    )
+    assert [n.format("a.yaml") for n in allowlist.notes] == [
+        "a.yaml:2: defaults.build_commands[0]: note: 'pip install' usually needs the network, and build lines run "
+        "without one; if this line does, set build_network: true on the entry",
+        "a.yaml:5: images[1].build_commands[1]: note: 'curl' usually needs the network, and build lines run "
+        "without one; if this line does, set build_network: true on the entry",
+    ]
 
 
 def test_signatures_are_copied_unless_an_entry_or_the_defaults_skip_them() -> None:

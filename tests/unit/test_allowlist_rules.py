@@ -151,6 +151,11 @@ CASES: list[tuple[str, str, int | None, str, str, bool]] = [
     ("verify-kms-alias", "images:\n  - source: nginx\n    tags: ['1']\n    verify: {kms: 'arn:aws:kms:eu-west-1:123456789012:alias/cosign'}\n", 4, "images[0].verify.kms", "the ARN of a KMS key", True),
     ("verify-true", "images:\n  - source: nginx\n    tags: ['1']\n    verify: true\n", 4, "images[0].verify", "naming the cosign public key, such as {secret: hubmirror/cosign}, or false to turn a default off; not true", True),
     ("defaults-verify-number", "defaults:\n  verify: 1\nimages:\n  - {source: nginx, tags: ['1']}\n", 2, "defaults.verify", "must be a mapping", True),
+    # -- build_network ----------------------------------------------------------------
+    ("build-network-yes", "images:\n  - source: nginx\n    tags: ['1']\n    build_commands: ['RUN apk add curl']\n    build_network: 'yes'\n", 5, "images[0].build_network", "must be true or false, not 'yes'", True),
+    ("build-network-number", "images:\n  - source: nginx\n    tags: ['1']\n    build_commands: ['RUN id']\n    build_network: 1\n", 5, "images[0].build_network", "must be true or false, not 1", True),
+    ("build-network-no-lines", "images:\n  - source: nginx\n    tags: ['1']\n    build_network: true\n", 4, "images[0].build_network", "this entry has none: remove build_network", False),
+    ("defaults-build-network-null", "defaults:\n  build_network:\nimages:\n  - {source: nginx, tags: ['1']}\n", 2, "defaults.build_network", "must be true or false, not nothing", True),
 ]
 # fmt: on
 

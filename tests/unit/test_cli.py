@@ -31,9 +31,32 @@ def test_invalid_file_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         f"{path}:3: images[0].tags[0]: '1.1' came from the number 1.10; quote it: \"1.10\"",
-        f"{path}:4: images[0].extra: unknown key 'extra'; allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, max_tags, signatures, verify",
+        f"{path}:4: images[0].extra: unknown key 'extra'; allowed keys: source, tags, select, pinned, target, target_prefix, platforms, build_commands, build_network, max_tags, signatures, verify",
     ]
     assert "Traceback" not in result.stderr
+
+
+def test_a_line_that_looks_like_it_needs_the_network_gets_a_note_not_a_failure(tmp_path: Path) -> None:
+    path = tmp_path / "allowlist.yaml"
+    path.write_text(
+        "images:\n"
+        "  - source: nginx\n"
+        "    tags: ['1.27']\n"
+        "    build_commands:\n"
+        "      - RUN mkdir -p /cache\n"
+        "      - RUN apt-get update && apt-get install -y curl\n"
+        "  - source: redis\n"
+        "    tags: ['7.4']\n"
+        "    build_commands: ['RUN apk add --no-cache bash']\n"
+        "    build_network: true\n"
+    )
+    result = run("validate", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{path}: OK (2 images: 2 tags, 0 pinned, 0 selectors)\n"
+    assert result.stderr.splitlines() == [
+        f"{path}:6: images[0].build_commands[1]: note: 'apt-get update' usually needs the network, and build lines "
+        "run without one; if this line does, set build_network: true on the entry"
+    ]
 
 
 def test_unreadable_file_exits_2_with_a_message(tmp_path: Path) -> None:

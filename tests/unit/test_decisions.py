@@ -53,9 +53,17 @@ def test_platform_subset_copy_uses_the_recipe_but_accepts_a_verbatim_single_imag
         ),
         WorkItem("docker.io/hashicorp/vault", "1.14", "mirror/vault", "1.14", ("linux/amd64",), ("RUN mkdir /x",)),
         WorkItem("docker.io/hashicorp/vault2", "1.14", "mirror/vault", "1.14", build_commands=("RUN mkdir /x",)),
+        WorkItem(
+            "docker.io/hashicorp/vault",
+            "1.14",
+            "mirror/vault",
+            "1.14",
+            build_commands=("RUN mkdir /x",),
+            build_network=True,
+        ),
     ],
 )
-def test_recipe_changes_with_lines_platforms_and_source(changed: WorkItem) -> None:
+def test_recipe_changes_with_lines_platforms_source_and_network(changed: WorkItem) -> None:
     assert recipe_hash(changed, UP) != recipe_hash(BUILD, UP)
 
 
@@ -64,3 +72,21 @@ def test_recipe_ignores_whitespace_and_target_names() -> None:
         "docker.io/hashicorp/vault", "1.14", "elsewhere/vault", "latest", build_commands=("RUN  mkdir   /x",)
     )
     assert recipe_hash(spaced, UP) == recipe_hash(BUILD, UP)
+
+
+def test_a_recipe_without_network_is_the_one_earlier_releases_made() -> None:
+    """Adding build_network must not rebuild every built image of an existing mirror.
+
+    The hash was recorded from release 0.2.0, before the network was part of the recipe.
+    """
+    item = WorkItem(
+        "docker.io/hashicorp/vault",
+        "1.14",
+        "mirror/vault",
+        "1.14",
+        platforms=("linux/amd64", "linux/arm64"),
+        build_commands=("RUN mkdir /etc/vault",),
+    )
+    assert recipe_hash(item, "sha256:" + "0" * 64) == (
+        "sha256:e047256ca28d15c4bcd711b9b41c352889065f1b956bc93defbf38642d3dbf6c"
+    )

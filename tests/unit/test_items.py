@@ -107,6 +107,11 @@ def test_work_items_round_trip_through_json_dicts() -> None:
 
     for item in ITEMS:
         assert WorkItem.from_dict(item.to_dict()) == item
+    online = WorkItem(
+        "docker.io/library/nginx", "1", "m/nginx", "1", build_commands=("RUN apk add x",), build_network=True
+    )
+    assert WorkItem.from_dict(online.to_dict()) == online
+    assert WorkItem.from_dict({**online.to_dict(), "build_network": "true"}).build_network is False  # only true is true
 
 
 SELECTING = parse_allowlist(

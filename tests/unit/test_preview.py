@@ -48,3 +48,12 @@ def test_the_markdown_comment_escapes_table_cells_and_gives_the_verdict() -> Non
     lines = plan_markdown(preview, title="plan").splitlines()
     assert lines[2] == ":x: some items would fail: **1 fails; 0 upstream pull(s)**"
     assert "| fails | `docker.io/library/nginx:1.28` | `mirror/nginx:1.28` | 0 | not found upstream \\| 404 |" in lines
+
+
+def test_granting_the_network_to_build_lines_is_a_change_the_reviewer_sees() -> None:
+    granted = DEPLOYED.replace(
+        '    build_commands: ["RUN mkdir /etc/vault"]\n',
+        '    build_commands: ["RUN mkdir /etc/vault"]\n    build_network: true\n',
+    )
+    changes = entry_changes(parse_allowlist(granted), parse_allowlist(DEPLOYED))
+    assert EntryChange("hashicorp/vault -> hashicorp/vault", "changed", "build_network") in changes

@@ -75,6 +75,7 @@ def expand(
                 pinned=pinned,
                 signatures=entry.signatures,
                 verify=entry.verify,
+                build_network=entry.build_network,
             )
         )
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from hubmirror.allowlist import yamldoc
 from hubmirror.allowlist.yamldoc import Path, format_path
-from hubmirror.domain.dockerfile import build_command_problem
+from hubmirror.domain.dockerfile import build_command_problem, network_tool
 from hubmirror.domain.oci import KNOWN_PLATFORMS, normalise_platform, platform_suggestion
 from hubmirror.domain.references import (
     DIGEST_RE,
@@ -66,7 +66,7 @@ VERIFY_RULES = {
     "kms": "the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>) whose public key verifies",
 }
 TOP_KEYS = ("images", "defaults")
-DEFAULT_KEYS = ("platforms", "target_prefix", "build_commands", "max_tags", "signatures", "verify")
+DEFAULT_KEYS = ("platforms", "target_prefix", "build_commands", "build_network", "max_tags", "signatures", "verify")
 ENTRY_KEYS = (
     "source",
     "tags",
@@ -76,6 +76,7 @@ ENTRY_KEYS = (
     "target_prefix",
     "platforms",
     "build_commands",
+    "build_network",
     "max_tags",
     "signatures",
     "verify",
@@ -94,6 +95,8 @@ KEY_HELP = {
     "target_prefix": "a path put before the target name, such as 'dockerhub'",
     "platforms": "os/arch[/variant] platforms to mirror (default: every platform upstream has)",
     "build_commands": "Dockerfile lines added on top of FROM <source>@<digest>",
+    "build_network": "true lets the RUN lines of build_commands reach the network (package managers, downloads); "
+    "by default they run with none",
     "signatures": "copy (the default) or skip the image's cosign signatures, attestations and SBOM",
     "verify": "copy or build only when a cosign signature verifies with this key (one of "
     + ", ".join(KEY_SOURCES)
@@ -166,6 +169,8 @@ class ImageEntry:
     signatures: bool = True
     #: the key a cosign signature over the upstream digest must verify with
     verify: tuple[str, str] | None = None
+    #: the RUN lines of build_commands reach the network
+    build_network: bool = False
 
     @property
     def name(self) -> str:
@@ -180,9 +185,10 @@ class ImageEntry:
 
 @dataclass(frozen=True)
 class Allowlist:
-    """A validated allowlist."""
+    """A validated allowlist, and the notes a reviewer should read (advice, not errors)."""
 
     entries: tuple[ImageEntry, ...]
+    notes: tuple[Problem, ...] = ()
 
 
 def parse_allowlist(text: str | bytes, *, source: str = "allowlist.yaml") -> Allowlist:
@@ -225,7 +231,7 @@ def parse_allowlist(text: str | bytes, *, source: str = "allowlist.yaml") -> All
     entries = checker.check_document()
     if problems:
         raise AllowlistError(source, sorted(problems, key=lambda p: (p.line or 0, p.path)))
-    return Allowlist(entries=tuple(entries))
+    return Allowlist(entries=tuple(entries), notes=tuple(sorted(checker.notes, key=lambda p: (p.line or 0, p.path))))
 
 
 @dataclass
@@ -236,12 +242,14 @@ class _Defaults:
     max_tags: int | None = None
     signatures: bool | None = None
     verify: tuple[str, str] | None = None
+    build_network: bool | None = None
 
 
 class _Checker:
     def __init__(self, document: yamldoc.Document, problems: list[Problem]) -> None:
         self.doc = document
         self.problems = problems
+        self.notes: list[Problem] = []
 
     def fail(self, path: Path, message: str, *, see: tuple[int | None, ...] = ()) -> None:
         self.problems.append(Problem(format_path(path), self.doc.line(path), message, see))
@@ -283,14 +291,18 @@ class _Checker:
             self.fail(path, f"must be a mapping of {', '.join(DEFAULT_KEYS)}, not {_kind(raw)}")
             return _Defaults()
         self._unknown_keys(path, raw, DEFAULT_KEYS)
-        return _Defaults(
+        defaults = _Defaults(
             platforms=self._platforms(path, raw),
             target_prefix=self._target_prefix(path, raw),
             build_commands=self._build_commands(path, raw, allow_empty=False),
             max_tags=self._max_tags(path, raw),
             signatures=self._signatures(path, raw),
             verify=self._verify(path, raw),
+            build_network=self._build_network(path, raw),
         )
+        if not defaults.build_network:
+            self._network_notes(path, defaults.build_commands or ())
+        return defaults
 
     def _shown(self, path: Path, value: Any) -> str:
         """A value as a message quotes it: ``5000``, ``'three'``, ``true``, or its kind for lists and mappings."""
@@ -334,6 +346,14 @@ class _Checker:
             commands = defaults.build_commands
         signatures = self._signatures(path, raw)
         verify = self._verify(path, raw) if "verify" in raw else defaults.verify
+        network = self._build_network(path, raw) if "build_network" in raw else defaults.build_network
+        if raw.get("build_network") is True and not commands:
+            self.fail(
+                (*path, "build_network"),
+                "only build_commands use the network, and this entry has none: remove build_network",
+            )
+        if not network and "build_commands" in raw:
+            self._network_notes(path, commands or ())
         if len(self.problems) > before or source is None or target is None or tags is None:
             return None
         return ImageEntry(
@@ -348,6 +368,7 @@ class _Checker:
             pinned=pinned,
             signatures=signatures if signatures is not None else defaults.signatures is not False,
             verify=verify,
+            build_network=bool(network and commands),
         )
 
     def _string(self, path: Path, value: Any, what: str) -> str | None:
@@ -671,6 +692,31 @@ class _Checker:
             else:
                 commands.append(text.strip())
         return tuple(commands)
+
+    def _build_network(self, path: Path, raw: Mapping[str, Any]) -> bool | None:
+        if "build_network" not in raw:
+            return None
+        value = raw["build_network"]
+        if not isinstance(value, bool):
+            here = (*path, "build_network")
+            self.fail(here, f"must be true or false, not {self._shown(here, value)}")
+            return None
+        return value
+
+    def _network_notes(self, path: Path, commands: tuple[str, ...]) -> None:
+        """Note the lines that look as if they need the network, in a list that has none."""
+        for n, line in enumerate(commands):
+            tool = network_tool(line)
+            if tool:
+                item_path = (*path, "build_commands", n)
+                self.notes.append(
+                    Problem(
+                        format_path(item_path),
+                        self.doc.line(item_path),
+                        f"note: {tool!r} usually needs the network, and build lines run without one; "
+                        "if this line does, set build_network: true on the entry",
+                    )
+                )
 
     def _shared_repositories(self, entries: list[ImageEntry]) -> set[int]:
         """Refuse two different sources writing one target repository; the indexes of the refused entries.

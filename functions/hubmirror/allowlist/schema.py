@@ -103,6 +103,7 @@ def allowlist_schema() -> dict[str, Any]:
         "target_prefix": _described("target_prefix", repository),
         "platforms": platforms,
         "build_commands": build_commands,
+        "build_network": _described("build_network", {"type": "boolean"}),
         "max_tags": max_tags,
         "signatures": _described("signatures", {"enum": list(rules.SIGNATURE_MODES)}),
         "verify": _described(

@@ -60,12 +60,15 @@ def _count(n: int, noun: str) -> str:
 def _parse(path: Path, data: bytes) -> Allowlist | None:
     """The validated allowlist, or None after printing every problem (file, line, path, rule)."""
     try:
-        return parse_allowlist(data, source=str(path))
+        allowlist = parse_allowlist(data, source=str(path))
     except AllowlistError as exc:
         for line in exc.lines():
             print(line)
         print(f"{path}: {_count(len(exc.problems), 'problem')}; nothing was changed", file=sys.stderr)
         return None
+    for note in allowlist.notes:  # advice for the reviewer; stdout stays the command's output
+        print(note.format(str(path)), file=sys.stderr)
+    return allowlist
 
 
 def _stack(name: str) -> StackInfo:
@@ -314,6 +317,7 @@ def plan(path: Path, stack_name: str, fmt: str, floor: int) -> int:
         public_keys=KeyReader(),
     )
     result.notes.extend(notes)
+    result.notes.extend(note.format(str(path)) for note in proposed.notes)  # for the pull request's reviewer
     title = f"hubmirror plan: {path} against stack {stack_name}"
     render = {"text": lambda: plan_text(result, title=title), "markdown": lambda: plan_markdown(result, title=title)}
     sys.stdout.write(render.get(fmt, lambda: plan_json(result))())

@@ -70,14 +70,16 @@ class Decision:
 def recipe_hash(item: WorkItem, upstream_digest: str) -> str:
     """The hash of everything that shapes a derived image.
 
-    Upstream digest, build lines, platforms and the builder's version: a change of any of
-    them changes the hash, so exactly the affected items are rebuilt.
+    Upstream digest, build lines, platforms, the lines' network and the builder's version:
+    a change of any of them changes the hash, so exactly the affected items are rebuilt.
+    (The network enters the recipe only when it is granted, so recipes made before
+    ``build_network`` existed stay the same.)
 
     >>> item = WorkItem("docker.io/library/nginx", "1", "m/nginx", "1", build_commands=("RUN true",))
     >>> recipe_hash(item, "sha256:" + "0" * 64) != recipe_hash(item, "sha256:" + "1" * 64)
     True
     """
-    recipe = {
+    recipe: dict[str, object] = {
         "builder": BUILDER_VERSION,
         "kind": item.kind,
         "source": item.source,
@@ -85,6 +87,8 @@ def recipe_hash(item: WorkItem, upstream_digest: str) -> str:
         "platforms": sorted(item.platforms) if item.platforms is not None else None,
         "lines": [" ".join(line.split()) for line in item.build_commands],
     }
+    if item.build_network:
+        recipe["network"] = True
     return sha256_digest(canonical_json(recipe))
 
 

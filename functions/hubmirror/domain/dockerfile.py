@@ -87,6 +87,41 @@ def build_command_problem(text: str) -> str | None:
     return None
 
 
+#: Commands of a RUN line that usually reach the network: a download tool, or a package
+#: manager, language installer or VCS doing one of the things that fetch.
+_FETCHES = re.compile(
+    r"(?:^|[\s;&|(`'\"/])(?:"
+    r"(?P<download>curl|wget)"
+    r"|(?P<tool>apt-get|apt|aptitude|apk|yum|dnf|microdnf|zypper|pip3?|pipx|uv|npm|yarn|pnpm|gem|git|go|cargo|composer)"
+    r"\s+(?:-\S+\s+)*(?:install|add|update|upgrade|dist-upgrade|sync|clone|fetch|pull|get|ci)"
+    r")(?=$|[\s;&|)`'\"])"
+)
+
+
+def network_tool(line: str) -> str | None:
+    """The tool of a RUN line that usually needs the network (``apt-get install``), or None.
+
+    Advice for a reviewer, not a rule: the line may work offline, or fetch in a way this
+    does not see.
+
+    >>> network_tool("RUN apt-get update && apt-get install -y curl")
+    'apt-get update'
+    >>> network_tool("RUN curl -fsSL https://example.com/x -o /x")
+    'curl'
+    >>> network_tool("RUN mkdir -p /etc/vault") is None, network_tool("ENV CURL=1") is None
+    (True, True)
+    """
+    keyword, _, arguments = line.strip().partition(" ")
+    if keyword.upper() != "RUN":
+        return None
+    if arguments.lstrip().startswith("["):  # exec form: RUN ["apt-get", "install", "x"]
+        arguments = re.sub(r'[\[\]",]', " ", arguments)
+    found = _FETCHES.search(arguments)
+    if found is None:
+        return None
+    return found.group("download") or f"{found.group('tool')} {found.group(0).split()[-1]}"
+
+
 #: Instructions whose arguments are ``KEY=VALUE`` pairs, or the legacy ``KEY VALUE``.
 _NAME_VALUE_INSTRUCTIONS = ("ENV", "LABEL")
 
@@ -197,6 +232,8 @@ def render_context(item: WorkItem, upstream_digest: str, recipe: str) -> BuildCo
         "base": str(ImageReference.parse(item.source).with_digest(upstream_digest)),
         "platforms": list(item.platforms) if item.platforms is not None else None,
         "annotations": image_annotations(item, upstream_digest, recipe),
+        # what the RUN lines may reach: "none" unless the entry sets build_network: true
+        "network": "host" if item.build_network else "none",
     }
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:

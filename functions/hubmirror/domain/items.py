@@ -53,6 +53,8 @@ class WorkItem:
     #: ``(source, value)`` of the cosign public key a signature must verify with, such as
     #: ``("secret", "hubmirror/cosign/acme")``; None: no signature gate
     verify: tuple[str, str] | None = None
+    #: RUN lines reach the network (``build_network: true``); by default they have none
+    build_network: bool = False
 
     @property
     def key(self) -> str:
@@ -93,6 +95,7 @@ class WorkItem:
             pinned=data.get("pinned"),
             signatures=bool(data.get("signatures", True)),
             verify=(str(verify[0]), str(verify[1])) if (verify := data.get("verify")) else None,
+            build_network=data.get("build_network") is True,
         )
 
 

@@ -68,6 +68,12 @@ from hubmirror.domain.ratelimit import PullBudget, RateLimit, budget_text, reset
 from hubmirror.domain.references import is_loopback
 
 TOOL_TIMEOUT = 3600
+#: The job's variables buildah sees (locale, search path, proxies); nothing else passes.
+TOOL_ENVIRONMENT: tuple[str, ...] = ("PATH", "HOME", "LANG", "LC_ALL")
+TOOL_ENVIRONMENT += tuple(f"{name}_PROXY" for name in ("HTTP", "HTTPS", "NO"))
+TOOL_ENVIRONMENT += tuple(f"{name}_proxy" for name in ("http", "https", "no"))
+#: The OCI runtime of RUN lines (Debian's runc; install-tools.sh installs it).
+BUILD_RUNTIME = "/usr/bin/runc"
 #: How long one item may take, at most (its blob downloads and its waits are cut there). A
 #: large image (1 GB of layers) moves in a few minutes even at 10 MB/s; twenty minutes is
 #: several times that, and four of them still fit a build's two hours many times over.
@@ -120,12 +126,17 @@ class Toolbox:
         storage_conf.write_text(
             f'[storage]\ndriver = "vfs"\nrunroot = "{workdir}/run"\ngraphroot = "{workdir}/storage"\n'
         )
-        env = {
-            **os.environ,
+        # buildah gets only what it needs: the job's own environment holds the role's
+        # credentials (or the container credentials endpoint), which no tool is handed.
+        env = {name: os.environ[name] for name in TOOL_ENVIRONMENT if name in os.environ}
+        env |= {
             "REGISTRY_AUTH_FILE": str(authfile),
             "CONTAINERS_STORAGE_CONF": str(storage_conf),
             "STORAGE_DRIVER": "vfs",
-            "BUILDAH_ISOLATION": "chroot",
+            # RUN lines run in their own namespaces (network, PID, mount, IPC, UTS) under
+            # runc: chroot isolation shares the job's network and process table.
+            "BUILDAH_ISOLATION": "oci",
+            "BUILDAH_RUNTIME": BUILD_RUNTIME,
             "TMPDIR": str(workdir / "tmp"),
         }
         (workdir / "tmp").mkdir(exist_ok=True)
@@ -508,6 +519,8 @@ def build_item(
     wanted = metadata["annotations"]
     manifest_list = f"hubmirror-build-{number}"
     args = ["buildah", "build", "--layers=false", "--manifest", manifest_list, "--platform", ",".join(platforms)]
+    # No network for RUN lines unless the entry asks for it (build_network: true).
+    args.append(f"--network={'host' if metadata.get('network') == 'host' else 'none'}")
     args += ["--from", f"{target_registry}/{item.target_repository}@{staged}"]
     if is_loopback(target_registry):
         args.append("--tls-verify=false")

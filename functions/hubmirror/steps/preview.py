@@ -25,6 +25,8 @@ from hubmirror.steps.check import ItemCheck, Registry, check_item, expected_pull
 from hubmirror.steps.plan import TagLister, list_selected_tags
 from hubmirror.steps.verify import KeyResolver, SignatureRegistry, inline_keys
 
+#: How a build whose RUN lines get the network is marked, for the reviewer of the change.
+NETWORK_GRANTED = "its RUN lines get the network (build_network: true)"
 #: What the next run would do to an item.
 COPY, BUILD, UNCHANGED, DEFERRED, FAILS = "copy", "build", "unchanged", "deferred", "fails"
 ACTIONS = (COPY, BUILD, UNCHANGED, DEFERRED, FAILS)
@@ -58,7 +60,7 @@ class Preview:
     selected: dict[str, list[str]] = field(default_factory=dict)
     #: upstream registry -> the lowest ``ratelimit-remaining`` seen (this machine's budget)
     budgets: dict[str, RateLimit] = field(default_factory=dict)
-    #: what the preview could not see, in words
+    #: what the preview could not see, and what the reviewer should read (allowlist notes), in words
     notes: list[str] = field(default_factory=list)
     #: whether the target was read (False: copies are shown for tags the target may already hold)
     target_read: bool = True
@@ -183,9 +185,10 @@ def preview(
         outcome = check.outcome
         if outcome is None and check.decision is not None and head is not None:
             action = BUILD if check.decision.action == Action.BUILD else COPY
-            result.items.append(
-                ItemPreview(item.key, item.target, action, check.decision.reason, expected_pulls(item, head))
-            )
+            reason = check.decision.reason
+            if action == BUILD and item.build_network:
+                reason += f"; {NETWORK_GRANTED}"
+            result.items.append(ItemPreview(item.key, item.target, action, reason, expected_pulls(item, head)))
             continue
         assert outcome is not None  # check_item gives an outcome or a decision to act on
         action = {str(OutcomeName.UNCHANGED): UNCHANGED, str(OutcomeName.DEFERRED): DEFERRED}.get(
