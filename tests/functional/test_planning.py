@@ -8,6 +8,7 @@ from devstack.hubfront import HubFront
 from devstack.images import platform_image
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.s3 import Store
+from hubmirror.allowlist.rules import AllowlistError
 from hubmirror.domain.items import InputError
 from hubmirror.steps.plan import NO_ALLOWLIST, StoredAllowlist, plan_run
 from hubmirror.steps.runlock import take_run_lock
@@ -152,3 +153,34 @@ def test_a_new_version_finding_the_lock_held_is_skipped_not_refused(s3_store: St
     assert result["skipped"].endswith("that run starts one for this version")
     assert s3_store.find_json("locks/allowlist/v8.json") is None  # not marked: the follow-up runs it
     assert s3_store.find_json("locks/run.json")["execution"] == "e1"
+
+
+def test_an_entry_a_stricter_rule_refuses_is_left_out_and_the_rest_syncs(s3_store: Store, seeded: str) -> None:
+    """An allowlist stored before a release made a rule stricter keeps its mirror running.
+
+    ``ghcr.io/acme/nginx`` writing ``mirror/nginx`` beside ``nginx`` was accepted before 0.2.0;
+    the plan leaves the second entry out, says so with the rule and the remedy, and plans the rest.
+    """
+    text = (
+        f'images:\n  - source: {seeded}/library/nginx\n    tags: ["1.27"]\n    target: nginx\n'
+        '  - source: ghcr.io/acme/nginx\n    tags: ["2.0"]\n    target: nginx\n'
+    )
+    stored = StoredAllowlist(text.encode(), "v3", "s3://runs/allowlist/allowlist.yaml")
+    result = plan_result(s3_store, seeded, stored)
+    assert result["items"] == 1
+    written = s3_store.get_json("runs/r1/plan.json")
+    assert [i["source"] for i in written["items"]] == [f"{seeded}/library/nginx"]
+    (notice,) = written["notices"]
+    assert notice.startswith("images[1] was left out of this run: allowlist.yaml (version v3):7: images[1].target: ")
+    assert "give one of them another target:" in notice
+    assert "(a rule hubmirror 0.2.0 made stricter; see the CHANGELOG)" in notice
+
+
+def test_a_stored_allowlist_with_any_other_problem_is_still_refused_whole(s3_store: Store, seeded: str) -> None:
+    text = (
+        f'images:\n  - source: {seeded}/library/nginx\n    tags: ["1.27"]\n    build_commands: ["ENV FOO"]\n'
+        "  - source: redis\n    tags: [7]\n"
+    )
+    with pytest.raises(AllowlistError, match="came from the number 7"):
+        plan_result(s3_store, seeded, StoredAllowlist(text.encode(), "v4", "s3://runs/allowlist/allowlist.yaml"))
+    assert s3_store.keys("runs/") == []

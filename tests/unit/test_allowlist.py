@@ -385,3 +385,25 @@ def test_range_and_type_refusals_show_the_value_and_the_rule() -> None:
 )
 def test_a_yaml_syntax_error_shows_line_column_caret_and_hint(text: str, expected: list[str]) -> None:
     assert "\n".join(problems(text)).splitlines() == expected
+
+
+def test_a_stored_allowlist_leaves_out_only_entries_that_break_a_stricter_rule() -> None:
+    text = (
+        "images:\n"
+        "  - {source: hub.docker.com/r/bitnami/redis, tags: ['7']}\n"
+        "  - {source: nginx, tags: ['1'], build_commands: ['ENV FOO']}\n"
+        "  - {source: busybox, tags: ['1.36']}\n"
+    )
+    with pytest.raises(AllowlistError):  # validate and push stay strict
+        parse_allowlist(text)
+    stored = parse_allowlist(text, stored=True)
+    assert [e.target for e in stored.entries] == ["busybox"]
+    assert [(p.path, p.since) for p in stored.left_out] == [
+        ("images[0].source", "0.2.0"),
+        ("images[1].build_commands[0]", "0.2.0"),
+    ]
+
+
+def test_a_stored_allowlist_is_refused_whole_when_nothing_would_be_left() -> None:
+    with pytest.raises(AllowlistError, match="Docker Hub"):
+        parse_allowlist("images:\n  - {source: hub.docker.com/_/nginx, tags: ['1']}\n", stored=True)

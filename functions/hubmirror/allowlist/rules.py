@@ -22,7 +22,7 @@ from typing import Any
 
 from hubmirror.allowlist import yamldoc
 from hubmirror.allowlist.yamldoc import Path, format_path
-from hubmirror.domain.dockerfile import build_command_problem, network_tool
+from hubmirror.domain.dockerfile import build_command_problem, name_value_since, network_tool
 from hubmirror.domain.oci import KNOWN_PLATFORMS, normalise_platform, platform_suggestion
 from hubmirror.domain.references import (
     DIGEST_RE,
@@ -122,6 +122,9 @@ class Problem:
     message: str
     #: lines of the file the message names: ``{0}``, ``{1}``... in it become ``FILE:LINE``
     see: tuple[int | None, ...] = ()
+    #: the release that made this rule stricter (see the CHANGELOG), if it did: an allowlist
+    #: stored before it may break the rule, and a run leaves the entry out instead of stopping
+    since: str | None = None
 
     def format(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
@@ -189,9 +192,11 @@ class Allowlist:
 
     entries: tuple[ImageEntry, ...]
     notes: tuple[Problem, ...] = ()
+    #: entries left out because they break a rule a release made stricter (``stored=True`` only)
+    left_out: tuple[Problem, ...] = ()
 
 
-def parse_allowlist(text: str | bytes, *, source: str = "allowlist.yaml") -> Allowlist:
+def parse_allowlist(text: str | bytes, *, source: str = "allowlist.yaml", stored: bool = False) -> Allowlist:
     """Parse and validate allowlist YAML text.
 
     Parameters
@@ -200,6 +205,11 @@ def parse_allowlist(text: str | bytes, *, source: str = "allowlist.yaml") -> All
         The YAML document.
     source
         The file name used in messages.
+    stored
+        The allowlist a stack already runs with (the plan's reading). A rule made stricter
+        by a later release must not stop such a mirror: when every problem is one of those
+        and each belongs to an entry, those entries are left out (``left_out``) and the rest
+        runs. Without it (``validate``, ``push``), every problem refuses the file.
 
     Raises
     ------
@@ -229,8 +239,14 @@ def parse_allowlist(text: str | bytes, *, source: str = "allowlist.yaml") -> All
     problems = [Problem(format_path(p.path), p.line, p.message) for p in document.problems]
     checker = _Checker(document, problems)
     entries = checker.check_document()
+    problems.sort(key=lambda p: (p.line or 0, p.path))
+    if problems and stored and all(p.since for p in problems):
+        refused = {_entry_index(p.path) for p in problems}
+        kept = tuple(e for e in entries if e.index not in refused)
+        if None not in refused and kept:
+            return Allowlist(entries=kept, notes=tuple(checker.notes), left_out=tuple(problems))
     if problems:
-        raise AllowlistError(source, sorted(problems, key=lambda p: (p.line or 0, p.path)))
+        raise AllowlistError(source, problems)
     return Allowlist(entries=tuple(entries), notes=tuple(sorted(checker.notes, key=lambda p: (p.line or 0, p.path))))
 
 
@@ -251,8 +267,8 @@ class _Checker:
         self.problems = problems
         self.notes: list[Problem] = []
 
-    def fail(self, path: Path, message: str, *, see: tuple[int | None, ...] = ()) -> None:
-        self.problems.append(Problem(format_path(path), self.doc.line(path), message, see))
+    def fail(self, path: Path, message: str, *, see: tuple[int | None, ...] = (), since: str | None = None) -> None:
+        self.problems.append(Problem(format_path(path), self.doc.line(path), message, see, since))
 
     # -- the document ------------------------------------------------------------------
     def check_document(self) -> list[ImageEntry]:
@@ -395,6 +411,7 @@ class _Checker:
             self.fail(
                 (*path, "source"),
                 f"{text!r} is the address of a Docker Hub web page, not an image name; write source: {meant}",
+                since="0.2.0",
             )
             return None
         try:
@@ -407,6 +424,7 @@ class _Checker:
                 (*path, "source"),
                 f"{text!r} names Docker Hub's web site, not a registry; "
                 "write the image as 'docker pull' takes it, such as 'bitnami/redis' or 'nginx'",
+                since="0.2.0",
             )
             return None
         if ref.tag or ref.digest:
@@ -688,7 +706,7 @@ class _Checker:
                 continue
             problem = build_command_problem(text)
             if problem:
-                self.fail(item_path, problem)
+                self.fail(item_path, problem, since=name_value_since(text))
             else:
                 commands.append(text.strip())
         return tuple(commands)
@@ -741,6 +759,7 @@ class _Checker:
                 "two different sources must not share a repository, or each run overwrites the other's tags; "
                 "give one of them another target:",
                 see=(entry.line, owner.line),
+                since="0.2.0",
             )
         return refused
 
@@ -763,6 +782,12 @@ class _Checker:
 
 def _entry_path(entry: ImageEntry) -> Path:
     return ("images", entry.index)
+
+
+def _entry_index(path: str) -> int | None:
+    """The entry a problem's path is in: ``images[3].tags[0]`` -> 3; None outside ``images``."""
+    found = re.match(r"images\[(\d+)\]", path)
+    return int(found.group(1)) if found else None
 
 
 _ECR_RULE = "lower-case letters and digits, separated by '.', '_' or '-', in '/'-separated parts"

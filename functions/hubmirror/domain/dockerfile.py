@@ -124,6 +124,22 @@ def network_tool(line: str) -> str | None:
 
 #: Instructions whose arguments are ``KEY=VALUE`` pairs, or the legacy ``KEY VALUE``.
 _NAME_VALUE_INSTRUCTIONS = ("ENV", "LABEL")
+#: The release whose stricter rule refuses ``ENV``/``LABEL`` lines without a value.
+NAME_VALUE_RULE_SINCE = "0.2.0"
+
+
+def name_value_since(text: str) -> str | None:
+    """The release that made ``text`` a refused line, when only the ``KEY=VALUE`` rule refuses it.
+
+    >>> name_value_since("ENV FOO"), name_value_since("FROM evil")
+    ('0.2.0', None)
+    """
+    keyword, _, arguments = text.strip().partition(" ")
+    if keyword.upper() not in _NAME_VALUE_INSTRUCTIONS or not arguments.strip():
+        return None
+    problem = build_command_problem(text)
+    stricter = problem is not None and problem == _name_value_problem(keyword.upper(), arguments.strip())
+    return NAME_VALUE_RULE_SINCE if stricter else None
 
 
 def _words(text: str) -> list[str] | None:

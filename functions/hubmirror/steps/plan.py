@@ -28,6 +28,20 @@ NO_ALLOWLIST = (
 )
 
 
+def left_out_notices(parsed: Allowlist, source: str) -> list[str]:
+    """What the report says of each entry a stricter rule left out of this run: entry, rule, remedy.
+
+    ``images[0] was left out of this run: allowlist.yaml (version V):2: images[0].build_commands[0]:
+    ENV needs a value: write ENV FOO=value (a rule hubmirror 0.2.0 made stricter; ...)``
+    """
+    return [
+        f"{problem.path.partition('.')[0]} was left out of this run: {problem.format(source)} "
+        f"(a rule hubmirror {problem.since} made stricter; see the CHANGELOG). "
+        "Fix the entry and push the allowlist again; the other entries synced as usual"
+        for problem in parsed.left_out
+    ]
+
+
 @dataclass(frozen=True)
 class StoredAllowlist:
     """The allowlist in force, as the bucket holds it."""
@@ -129,11 +143,8 @@ def plan_run(
     version it reads already started a run (EventBridge delivers at least once).
     """
     options = RunOptions.parse(execution_input)
-    parsed = (
-        parse_allowlist(allowlist.text, source=f"allowlist.yaml (version {allowlist.version})")
-        if allowlist is not None
-        else None
-    )
+    source = f"allowlist.yaml (version {allowlist.version})" if allowlist is not None else ""
+    parsed = parse_allowlist(allowlist.text, source=source, stored=True) if allowlist is not None else None
     entries_all = parsed.entries if parsed is not None else []
     unknown = [o for o in options.only if not any(entry_selected(e, [o], prefix) for e in entries_all)]
     if unknown:  # refused before any registry is contacted
@@ -185,7 +196,7 @@ def plan_run(
                 "options": options.__dict__,
                 "batch_size": batch_size,
                 "allowlist": allowlist_info,
-                "notices": [] if allowlist is not None else [NO_ALLOWLIST],
+                "notices": left_out_notices(parsed, source) if allowlist is not None else [NO_ALLOWLIST],
             },
         )
         entries_list = []
