@@ -19,7 +19,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: help setup system venv asl-tools lint test test-unit test-functional test-e2e check demo bench mutate build deploy clean
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 system: ## Install the Debian packages the local stack needs (registries, buildah, qemu)
 	$(SUDO) bash scripts/setup-system.sh

@@ -5,7 +5,8 @@ template.yaml with no allowlist), seeds a few images (one of them a two-platform
 with cosign's scheme), then does what a platform engineer does, with the real ``hubmirror``
 command: ``plan`` an allowlist file, ``push`` it (which starts the first run by itself),
 ``run --wait`` (a warm run), ``report`` and ``history``. It prints each command's output and what
-a subscriber of the report topic receives, writes ``.demo/summary.json`` and stops every server
+a subscriber of the report and chat topics receives (saved as ``.demo/run-N-email.txt`` and
+``run-N-chat.json``), writes ``.demo/summary.json`` and stops every server
 it started.
 """
 
@@ -158,11 +159,10 @@ def main() -> int:
         with contextlib.chdir(DEMO):  # a team's allowlist repository: allowlist.yaml at its root
             commands["plan"] = command("plan", "allowlist.yaml")
             result = stack.observe(lambda: commands.setdefault("push", command("push", "allowlist.yaml")))
-            print("\n--- the first run, started by the push, as a report subscriber receives it ---")
-            print(f"Subject: {result.subject}\n")
-            print(result.text or "(no report published)")
+            show(result, "the first run, started by the push", 1)
             runs.append(summarise(result))
             result = stack.observe(lambda: commands.setdefault("run", command("run", "--wait")))
+            show(result, "the second run, started by `hubmirror run --wait`", 2)
             runs.append(summarise(result))
             commands["report"] = command("report")
             commands["history"] = command("history")
@@ -185,6 +185,23 @@ def main() -> int:
     print(f"wrote {DEMO / 'summary.json'} ({payload['seconds']}s)")
     good = verified and all(r["status"] == "SUCCEEDED" for r in runs) and not any(commands.values())
     return 0 if good else 1
+
+
+def show(result: RunResult, what: str, n: int) -> None:
+    """Print what a subscriber of each topic receives from a run, and save it under ``.demo/``."""
+    mail = f"Subject: {result.subject}\n\n{result.text or '(no report published)'}"
+    chat = json.dumps(result.chat, indent=2, ensure_ascii=False) if result.chat else "(no chat message published)"
+    print(f"\n--- {what}: the e-mail a report subscriber receives ---")
+    print(mail)
+    print(f"--- {what}: the chat message (Amazon Q Developer custom notification) ---")
+    if result.chat:
+        content = result.chat["content"]
+        print(f"{content['title']}\n\n{content['description']}\n")
+        print("\n".join(f"- {step}" for step in content.get("nextSteps", [])))
+    else:
+        print(chat)
+    (DEMO / f"run-{n}-email.txt").write_text(mail)
+    (DEMO / f"run-{n}-chat.json").write_text(chat + "\n")
 
 
 def command(*args: str) -> int:

@@ -1,3 +1,3 @@
 """hubmirror: keep a private Amazon ECR registry in sync with an allowlist of public images."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

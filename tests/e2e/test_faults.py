@@ -405,6 +405,62 @@ def test_the_faulty_run_reports_and_fails_without_a_trace(faulty: RunResult) -> 
     assert "stackTrace" not in faulty.text
 
 
+#: The cause each fault's report gives (README's troubleshooting table), and whether the next run retries it.
+CAUSES = {
+    "up-missing": ("allowlist", "the allowlist is wrong", False),
+    "up-403": ("upstream-credentials", "upstream credentials", True),
+    "up-429": ("rate-limit", "rate limit", True),
+    "up-head-503": ("upstream-unavailable", "upstream unavailable", True),
+    "up-blob-500": ("upstream-unavailable", "upstream unavailable", True),
+    "blob-reset": ("upstream-unavailable", "upstream unavailable", True),
+    "blob-corrupt": ("upstream-unavailable", "upstream unavailable", True),
+    "target-500": ("target", "target permissions or quota", True),
+    "target-401": ("target", "target permissions or quota", True),
+    "target-down": ("target", "target permissions or quota", True),
+    "check-slow": ("hubmirror", "hubmirror itself", True),
+}
+
+
+def test_each_failed_or_deferred_image_carries_its_cause_and_next_step_everywhere(faulty: RunResult) -> None:
+    """The report's JSON and text, the chat message and the image's event say the same cause and remedy."""
+    events = _image_events(faulty)
+    assert faulty.text is not None
+    assert faulty.chat is not None
+    chat = faulty.chat["content"]
+    checked = 0
+    targets = {case.name: case.target for case in CASES}
+    for name, (cause, title, retried) in CAUSES.items():
+        target = targets[name]
+        item = faulty.item(target)
+        assert (item["cause"], item["retried"]) == (cause, retried), (name, item)
+        assert item["next_step"]
+        detail = events[target]["detail"]
+        assert (detail["cause"], detail["next_step"], detail["retried"]) == (cause, item["next_step"], retried)
+        text_lines = faulty.text.splitlines()
+        at = next(n for n, line in enumerate(text_lines) if line.endswith(f" -> {target}") or f" -> {target} [" in line)
+        assert text_lines[at + 2] == f"      cause: {title}; retried by the next run: {'yes' if retried else 'no'}"
+        assert text_lines[at + 3] == f"      what to do: {item['next_step']}"
+        shown = [line for line in chat["description"].splitlines() if line.startswith(f"• `{target}`")]
+        assert all(f"_({title}; " in line for line in shown)  # the chat lists the first 15 images
+        checked += len(shown)
+    assert checked >= 8
+    for hostile in ("absurd-size", "nested-index"):  # no run can mirror them: a retry will not help
+        assert (faulty.item(f"mirror/{hostile}:1")["cause"], faulty.item(f"mirror/{hostile}:1")["retried"]) == (
+            "allowlist",
+            False,
+        )
+    steps = " ".join(chat["nextSteps"])
+    assert "fix the entry's source or tags in the allowlist" in steps  # the missing tag's remedy leads
+    region = "us-east-1"
+    console = f"https://{region}.console.aws.amazon.com/"
+    assert (
+        f"Execution: {console}states/home?region={region}#/v2/executions/details/{faulty.execution_arn}" in faulty.text
+    )
+    assert f"Full report: {console}s3/object/" in faulty.text
+    assert any(step.startswith(f"Execution: {console}states/") for step in chat["nextSteps"])
+    assert any(step.startswith(f"Full report: {console}s3/object/") for step in chat["nextSteps"])
+
+
 def _image_events(run: RunResult) -> dict[str, dict[str, Any]]:
     return {e["detail"]["target"]: e for e in run.published if e["detail-type"] != "Sync Completed"}
 

@@ -155,6 +155,23 @@ def test_build_applies_the_lines_for_every_platform_pinned_and_annotated(world: 
         assert members["etc/seed"].isfile()  # the upstream image's own content is there too
 
 
+def test_the_report_shows_each_mirrored_image_as_a_pull_reference_with_the_digest_pushed(
+    world: World, first: RunResult
+) -> None:
+    assert first.text is not None
+    assert world.stack.ecr is not None
+    for target in ("alpine:3.20", "vault:1.14"):
+        repository, _, tag = target.partition(":")
+        landed = world.target.manifest(f"mirror/{repository}", tag)
+        assert landed is not None
+        pull = f"{world.stack.ecr.host}/mirror/{target}@{landed.digest}"
+        assert f" -> {pull}" in first.text
+        assert first.item(f"mirror/{target}")["target_digest"] == landed.digest
+    built = world.target.manifest("mirror/vault", "1.14")
+    assert built is not None
+    assert built.digest != world.digests["vault"]  # the built image's digest, not its base's
+
+
 def test_build_context_pins_from_by_digest(world: World, first: RunResult) -> None:
     assert world.stack.deployment is not None
     s3 = boto3.client("s3")
@@ -407,6 +424,8 @@ def test_build_lines_reach_no_network_and_no_credentials_unless_granted(
         "mirror/fence-quiet:1.36": "built",
     }
     assert "buildah build failed" in run.item("mirror/fence-offline:1.36")["reason"]
+    assert run.item("mirror/fence-offline:1.36")["cause"] == "build-line"
+    assert "its RUN lines had the network (build_network: true)" in run.item("mirror/fence-online:1.36")["reason"]
     assert world.target.manifest("mirror/fence-offline", "1.36") is None
     codebuild = world.stack.local_codebuild
     assert codebuild is not None

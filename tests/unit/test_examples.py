@@ -205,7 +205,7 @@ def test_both_jobs_install_the_same_release() -> None:
     installs = {
         name: [s for s in runs(job) if s.startswith("pipx install")] for name, job in load_workflow()["jobs"].items()
     }
-    assert installs == {name: ['pipx install "git+https://github.com/OWNER/hubmirror@v0.2.0"'] for name in installs}
+    assert installs == {name: ['pipx install "git+https://github.com/OWNER/hubmirror@v0.3.0"'] for name in installs}
 
 
 # -- the starter allowlist ----------------------------------------------------------------

@@ -47,6 +47,9 @@ def test_each_image_that_changed_waits_or_failed_has_its_event_and_the_run_has_o
         "reason": "why",
         "upstream_digest": DIGEST,
         "report": "s3://bucket/runs/run-1/report.json",
+        "cause": "hubmirror",  # a reason no rule knows
+        "next_step": "the next run retries it; if it fails again, the reason and the execution's log say where",
+        "retried": True,
     }
     run = json.loads(found[-1]["Detail"])
     assert run["counts"] == {"failed": 1, "deferred": 1, "built": 1, "copied": 1, "unchanged": 1}

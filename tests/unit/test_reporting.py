@@ -208,7 +208,7 @@ def test_a_follow_up_that_cannot_start_is_a_notice_not_a_failed_report() -> None
 def test_each_failure_says_what_to_do_and_a_retry_is_promised_only_where_it_helps() -> None:
     """Reasons as the check and the registry client word them (errors' own messages)."""
     from hubmirror.adapters.registry.errors import AuthenticationError, NotFoundError, RegistryUnavailableError
-    from hubmirror.domain.advice import RETRIED, advice
+    from hubmirror.domain.advice import advice
 
     def reason(exc: Exception, prefix: str = "") -> str:
         return f"{prefix}{getattr(exc, 'reason', '')}: {exc}"
@@ -228,7 +228,9 @@ def test_each_failure_says_what_to_do_and_a_retry_is_promised_only_where_it_help
     assert advice("docker.io pull budget low (3 of 100 left, floor 10); deferred to a later run; new").startswith(
         "nothing to do"
     )
-    assert advice(reason(RegistryUnavailableError("upstream quay.io/x/y: server error 503"))) == RETRIED
+    assert advice(reason(RegistryUnavailableError("upstream quay.io/x/y: server error 503"))).startswith(
+        "nothing to do unless it repeats"
+    )
 
 
 def test_the_report_text_says_what_to_do_under_each_failed_or_deferred_item() -> None:
@@ -241,7 +243,9 @@ def test_the_report_text_says_what_to_do_under_each_failed_or_deferred_item() ->
     done = Outcome("docker.io/library/busybox:1", "copied", "copied sha256:ab", "mirror/busybox:1")
     lines = reporting.text(reporting.Report(run="r", outcomes=[failed, waits, done])).splitlines()
     at = lines.index("  docker.io/library/nginx:1.99 -> mirror/nginx:1.99")
-    assert lines[at + 2].startswith("      what to do: upstream has no such image or tag")
+    assert lines[at + 2] == "      cause: the allowlist is wrong; retried by the next run: no"
+    assert lines[at + 3].startswith("      what to do: upstream has no such image or tag")
     at = lines.index("  docker.io/library/redis:7 -> mirror/redis:7")
-    assert lines[at + 2].startswith("      what to do: nothing to do: a later run syncs it")
+    assert lines[at + 2] == "      cause: rate limit; retried by the next run: yes"
+    assert lines[at + 3].startswith("      what to do: nothing to do: a later run syncs it")
     assert sum("what to do" in line for line in lines) == 2  # not under the copied image

@@ -41,6 +41,8 @@ def handler(event: ReportEvent, context: LambdaContext) -> ReportResult:
             report = reporting.collect(store(), run, target=lambda item: target_state(client(), item))
     finally:
         release_run_lock(store(), run)  # the run is over, whatever its report
+    report.execution = event.get("execution")  # for console links
+    report.registry = settings().target_registry  # for pull references
     machine = event.get("state_machine")
     if settings().run_on_allowlist_change and machine and not report.plan_error and not report.dry_run:
         # a new allowlist version whose own execution found this run holding the lock starts now

@@ -526,7 +526,16 @@ def build_item(
         args.append("--tls-verify=false")
     for key, value in sorted(wanted.items()):
         args += ["--annotation", f"{key}={value}"]
-    tools.run([*args, "-f", str(context / "Dockerfile"), str(context)], deadline=deadline)
+    try:
+        tools.run([*args, "-f", str(context / "Dockerfile"), str(context)], deadline=deadline)
+    except JobError as exc:
+        fetching = [tool for line in item.build_commands if (tool := dockerfile.network_tool(line))]
+        if item.build_network or not fetching:
+            raise
+        raise JobError(
+            f"{exc}; build lines run without the network, and {fetching[0]!r} usually needs it: "
+            "if the line does, set build_network: true on the entry"
+        ) from None
     layout = tools.workdir / f"layout-{number}"
     tools.run(["buildah", "manifest", "push", "--all", manifest_list, f"oci:{layout}:built"], deadline=deadline)
     index_digest = annotate_layout_index(layout, "built", wanted)
@@ -624,6 +633,8 @@ def _attempt(
         reason = f"{job_kind} failed: internal error: {type(exc).__name__}: {exc}"
         return Outcome.for_item(item, OutcomeName.FAILED, reason, upstream_digest=digest)
     verb = "built from" if job_kind == Kind.BUILD else "copied"
+    if job_kind == Kind.BUILD and item.build_network:
+        notes = [*notes, "its RUN lines had the network (build_network: true)"]
     return Outcome.for_item(
         item,
         OutcomeName.BUILT if job_kind == Kind.BUILD else OutcomeName.COPIED,

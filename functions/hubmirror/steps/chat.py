@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
 
-from hubmirror.domain.advice import advice
+from hubmirror.domain.advice import remedy
 from hubmirror.domain.decisions import Outcome, OutcomeName, short
-from hubmirror.steps.report import PLAN_REFUSED, Report, subject
+from hubmirror.steps import report as reporting
+from hubmirror.steps.report import CHANGED, PLAN_REFUSED, Report, subject
 
 #: Images listed in the message; the rest are counted, and are in the full report.
 LISTED = 15
@@ -34,28 +34,25 @@ ORDER = (OutcomeName.FAILED, OutcomeName.COPIED, OutcomeName.BUILT, OutcomeName.
 
 
 def console_links(report: Report, execution: str | None) -> list[str]:
-    """Console addresses of the execution and of the full report.
+    """Console addresses of the execution and of the full report, in the execution's partition.
 
     >>> report = Report(run="r", location="s3://bucket/runs/r/report.json")
     >>> console_links(report, "arn:aws:states:eu-west-1:123456789012:execution:hubmirror-sync:r")[0]
     'https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/arn:aws:states:eu-west-1:123456789012:execution:hubmirror-sync:r'
     """
-    links = []
-    region = execution.split(":")[3] if execution and execution.count(":") >= 6 else None
-    if execution and region:
-        links.append(
-            f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}"
-        )
-    if report.location and report.location.startswith("s3://") and region:
-        bucket, _, key = report.location.removeprefix("s3://").partition("/")
-        links.append(f"https://{region}.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={quote(key)}")
-    return links
+    return list(reporting.console_links(report.location, execution or report.execution).values())
 
 
-def _line(outcome: Outcome) -> str:
+def _line(outcome: Outcome, report: Report) -> str:
     reason = outcome.reason if len(outcome.reason) <= REASON_CHARS else outcome.reason[: REASON_CHARS - 3] + "..."
+    if outcome.outcome in CHANGED and outcome.target_digest:
+        return f"• `{report.pull_reference(outcome)}`: {reason}"
     digest = f" `{short(outcome.upstream_digest)}`" if outcome.upstream_digest else ""
-    return f"• `{outcome.target}`{digest}: {reason}"
+    line = f"• `{outcome.target}`{digest}: {reason}"
+    if outcome.outcome in (OutcomeName.FAILED, OutcomeName.DEFERRED):
+        found = remedy(outcome.reason)
+        line += f" _({found.title}; {'retried by the next run' if found.retried else 'not retried until fixed'})_"
+    return line
 
 
 def description(report: Report) -> str:
@@ -70,7 +67,7 @@ def description(report: Report) -> str:
         if not group:
             continue
         room = max(0, LISTED - listed)
-        lines += ["", f"*{name.capitalize()}*", *(_line(o) for o in group[:room])]
+        lines += ["", f"*{name.capitalize()}*", *(_line(o, report) for o in group[:room])]
         listed += min(room, len(group))
         if len(group) > room:
             lines.append(f"…and {len(group) - room} more, in the full report")
@@ -104,7 +101,7 @@ def notification(report: Report, *, execution: str | None = None) -> dict[str, A
     if report.plan_error:
         next_steps.append(PLAN_REFUSED_STEP)
     failed = [o for o in report.outcomes if o.outcome == OutcomeName.FAILED]
-    remedies = list(dict.fromkeys(advice(o.reason) for o in failed))  # each remedy once, in order
+    remedies = list(dict.fromkeys(remedy(o.reason).next_step for o in failed))  # each remedy once, in order
     next_steps += [f"{remedy[0].upper()}{remedy[1:]}." for remedy in remedies[:MAX_REMEDIES]]
     if len(remedies) > MAX_REMEDIES:
         next_steps.append("Other failed images: each one's reason is in the full report.")

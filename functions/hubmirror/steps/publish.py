@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 from typing import Any, TypedDict
 
+from hubmirror.domain.advice import remedy
 from hubmirror.domain.decisions import Outcome, OutcomeName
-from hubmirror.steps.report import Report
+from hubmirror.steps.report import CHANGED, Report
 
 SOURCE = "hubmirror"
 #: One ``detail-type`` per outcome that is news; unchanged items and dry runs send none.
@@ -51,7 +52,7 @@ def _entry(detail_type: str, detail: dict[str, Any], bus: str) -> Entry:
 
 def _image(outcome: Outcome, report: Report) -> dict[str, Any]:
     reason = outcome.reason if len(outcome.reason) <= REASON_CHARS else outcome.reason[: REASON_CHARS - 1] + "…"
-    detail = {
+    detail: dict[str, Any] = {
         "run": report.run,
         "image": outcome.key,
         "target": outcome.target,
@@ -63,6 +64,11 @@ def _image(outcome: Outcome, report: Report) -> dict[str, Any]:
         "retry_after": outcome.retry_after,
         "report": report.location,
     }
+    if outcome.outcome in CHANGED:
+        detail["pull"] = report.pull_reference(outcome)
+    if outcome.outcome in (OutcomeName.FAILED, OutcomeName.DEFERRED):
+        found = remedy(outcome.reason)
+        detail |= {"cause": str(found.cause), "next_step": found.next_step, "retried": found.retried}
     return {k: v for k, v in detail.items() if v is not None}
 
 

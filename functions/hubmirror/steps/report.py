@@ -17,10 +17,11 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from hubmirror import __version__
 from hubmirror.domain import keys
-from hubmirror.domain.advice import advice
+from hubmirror.domain.advice import remedy
 from hubmirror.domain.decisions import OUTCOMES, Outcome, OutcomeName, TargetState, decide, short
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.steps.payloads import ReportResult
@@ -66,6 +67,19 @@ class Report:
     #: the allowlist the run planned with: ``version`` (S3 version id), ``location``, ``writer``
     #: and ``writer_arn`` (:meth:`hubmirror.steps.plan.StoredAllowlist.to_dict`)
     allowlist: dict[str, Any] | None = None
+    #: the execution's ARN, for console links (None: not known, as in ``hubmirror report``)
+    execution: str | None = None
+    #: the target registry's host (``ACCOUNT.dkr.ecr.REGION.amazonaws.com``), for pull references
+    registry: str | None = None
+
+    def pull_reference(self, outcome: Outcome) -> str:
+        """What a person pastes into ``docker pull``: registry, repository, tag and the digest pushed."""
+        where = f"{self.registry}/{outcome.target}" if self.registry else outcome.target
+        return f"{where}@{outcome.target_digest}" if outcome.target_digest else where
+
+    def links(self) -> dict[str, str]:
+        """Console addresses (https) of the execution and of the full report, in the execution's partition."""
+        return console_links(self.location, self.execution)
 
     @property
     def allowlist_version(self) -> str | None:
@@ -82,6 +96,8 @@ class Report:
             location=doc.get("full_report"),
             notices=list(doc.get("notices") or []),
             allowlist=doc.get("allowlist"),
+            execution=doc.get("execution"),
+            registry=doc.get("registry"),
         )
 
     @property
@@ -98,6 +114,47 @@ class Report:
     @property
     def status(self) -> str:
         return "failed" if self.failed else "succeeded"
+
+
+#: The console's host in each partition (``{region}`` is filled in).
+CONSOLE_HOSTS = {
+    "aws": "{region}.console.aws.amazon.com",
+    "aws-cn": "console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
+
+
+def console_links(location: str | None, execution: str | None) -> dict[str, str]:
+    """``execution`` and ``report`` console addresses, from the execution's ARN (partition and region).
+
+    >>> links = console_links("s3://b/runs/r/report.json", "arn:aws-cn:states:cn-north-1:1:execution:m:r")
+    >>> links["execution"]
+    'https://console.amazonaws.cn/states/home?region=cn-north-1#/v2/executions/details/arn:aws-cn:states:cn-north-1:1:execution:m:r'
+    >>> links["report"]
+    'https://console.amazonaws.cn/s3/object/b?region=cn-north-1&prefix=runs/r/report.json'
+    """
+    parts = (execution or "").split(":")
+    if len(parts) < 7 or parts[1] not in CONSOLE_HOSTS:
+        return {}
+    partition, region = parts[1], parts[3]
+    host = CONSOLE_HOSTS[partition].format(region=region)
+    links = {"execution": f"https://{host}/states/home?region={region}#/v2/executions/details/{execution}"}
+    if location and location.startswith("s3://"):
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        links["report"] = f"https://{host}/s3/object/{bucket}?region={region}&prefix={quote(key)}"
+    return links
+
+
+def item_document(outcome: Outcome, report: Report) -> dict[str, Any]:
+    """An item as programs read it: the outcome, its pull reference, and for a failure or a wait
+    its cause, next step and whether the next run retries it."""
+    data = outcome.to_dict()
+    if outcome.outcome in CHANGED or outcome.outcome == OutcomeName.UNCHANGED:
+        data["pull"] = report.pull_reference(outcome)
+    if outcome.outcome in (OutcomeName.FAILED, OutcomeName.DEFERRED):
+        found = remedy(outcome.reason)
+        data |= {"cause": str(found.cause), "next_step": found.next_step, "retried": found.retried}
+    return data
 
 
 def _error_reason(error: Mapping[str, Any], phase: str) -> str:
@@ -271,9 +328,12 @@ def document(report: Report, cap: int = LIST_CAP) -> dict[str, Any]:
         "counts": report.counts,
         "total": len(report.outcomes),
         "plan_error": report.plan_error,
-        "items": [o.to_dict() for o in listed],
+        "items": [item_document(o, report) for o in listed],
         "items_not_listed": omitted,
         "full_report": report.location,
+        "links": report.links(),
+        "execution": report.execution,
+        "registry": report.registry,
         "notices": report.notices,
         "allowlist": report.allowlist,
         "hubmirror_version": __version__,
@@ -300,21 +360,31 @@ def text(report: Report, cap: int = LIST_CAP) -> str:
         if outcome.outcome != current:
             current = outcome.outcome
             lines += ["", current.replace("_", " ").capitalize() + ":"]
-        digests = ""
-        if outcome.upstream_digest:
-            digests = f" [{short(outcome.upstream_digest)}]"
-        lines.append(f"  {outcome.key} -> {outcome.target}{digests}")
+        if outcome.outcome in CHANGED and outcome.target_digest:
+            lines.append(f"  {outcome.key} -> {report.pull_reference(outcome)}")
+        else:
+            digests = f" [{short(outcome.upstream_digest)}]" if outcome.upstream_digest else ""
+            lines.append(f"  {outcome.key} -> {outcome.target}{digests}")
         if outcome.reason:
             lines.append(f"      {outcome.reason}")
         if outcome.outcome in (OutcomeName.FAILED, OutcomeName.DEFERRED):
-            lines.append(f"      what to do: {advice(outcome.reason)}")
+            found = remedy(outcome.reason)
+            retried = "yes" if found.retried else "no"
+            lines.append(f"      cause: {found.title}; retried by the next run: {retried}")
+            lines.append(f"      what to do: {found.next_step}")
         if outcome.retry_after:
             lines.append(f"      retry: {outcome.retry_after}")
     if omitted:
         lines += ["", f"{omitted} more item(s) are in the full report, not listed here."]
     lines += _notices(report)
+    links = report.links()
+    if links:
+        lines += ["", f"Execution: {links['execution']}"]
+        if "report" in links:
+            lines.append(f"Full report: {links['report']}")
     if report.location:
-        lines += ["", f"Full report: {report.location}"]
+        lines += [] if links else [""]
+        lines.append(f"Report in S3: {report.location}")
     lines += ["", f"hubmirror {__version__}"]
     return "\n".join(lines) + "\n"
 
