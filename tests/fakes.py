@@ -6,6 +6,8 @@ machine uses the real ones on the local stack (``devstack``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +49,28 @@ class MemoryStore:
 
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
+
+    def read_json(self, key: str) -> tuple[Any, str] | None:
+        if key not in self.objects:
+            return None
+        return self.objects[key], self._etag(key)
+
+    def replace_json(self, key: str, value: Any, etag: str) -> bool:
+        if key not in self.objects or self._etag(key) != etag:
+            return False
+        self.objects[key] = value
+        return True
+
+    def delete_if(self, key: str, etag: str) -> bool:
+        if key not in self.objects or self._etag(key) != etag:
+            return False
+        del self.objects[key]
+        return True
+
+    def _etag(self, key: str) -> str:
+        """As S3's ETag of a single-part object: the MD5 of its bytes, in quotes."""
+        data = json.dumps(self.objects[key], sort_keys=True, separators=(",", ":")).encode()
+        return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
 
     def keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -21,12 +22,19 @@ if TYPE_CHECKING:
 
 
 _conditional = threading.local()
+#: S3 answers a conditional write that loses to a concurrent one with ``409
+#: ConditionalRequestConflict`` and asks for a retry; ``412 PreconditionFailed`` is the answer.
+#: (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-requests.html)
+CONFLICT_RETRIES = 4
+PRECONDITION_FAILED = ("PreconditionFailed", "412")
 
 
-def _if_none_match(request: Any, **_: Any) -> None:
-    """Adds ``If-None-Match: *`` to the PutObject of :meth:`Store.create_json` (any botocore version)."""
-    if getattr(_conditional, "on", False):
-        request.headers["If-None-Match"] = "*"
+def _precondition(request: Any, **_: Any) -> None:
+    """Adds the condition of the current conditional call (``If-None-Match: *`` or ``If-Match:
+    ETAG``) to its PutObject or DeleteObject, whatever the botocore version (Debian's, in the job,
+    predates the ``IfMatch`` parameters)."""
+    for name, value in getattr(_conditional, "headers", {}).items():
+        request.headers[name] = value
 
 
 def _missing(exc: ClientError) -> bool:
@@ -40,7 +48,8 @@ class Store:
     def __init__(self, bucket: str, client: S3Client | None = None) -> None:
         self.bucket = bucket
         self.client: S3Client = client or aws.client("s3")
-        self.client.meta.events.register("before-sign.s3.PutObject", _if_none_match)
+        self.client.meta.events.register("before-sign.s3.PutObject", _precondition)
+        self.client.meta.events.register("before-sign.s3.DeleteObject", _precondition)
 
     def put_json(self, key: str, value: Any) -> str:
         body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
@@ -50,16 +59,51 @@ class Store:
     def create_json(self, key: str, value: Any) -> bool:
         """Write ``key`` only if it does not exist yet (S3 conditional write); False if it did."""
         body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
-        _conditional.on = True
+        return self._conditionally(
+            {"If-None-Match": "*"},
+            lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"),
+        )
+
+    def read_json(self, key: str) -> tuple[Any, str] | None:
+        """The JSON at ``key`` and its ETag (for :meth:`replace_json`, :meth:`delete_if`), or None."""
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+            found = self.client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                return False
+            if _missing(exc):
+                return None
             raise
-        finally:
-            _conditional.on = False
-        return True
+        return json.loads(found["Body"].read()), str(found["ETag"])
+
+    def replace_json(self, key: str, value: Any, etag: str) -> bool:
+        """Write ``key`` only if it still holds what was read (its ETag); False if it changed or went."""
+        body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+        return self._conditionally(
+            {"If-Match": etag},
+            lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"),
+        )
+
+    def delete_if(self, key: str, etag: str) -> bool:
+        """Delete ``key`` only if it still holds what was read (its ETag); False if it changed or went."""
+        return self._conditionally({"If-Match": etag}, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def _conditionally(self, headers: dict[str, str], call: Callable[[], object]) -> bool:
+        """Make a conditional call: True if its condition held, False if not (412, or the key is
+        gone); a 409 (a concurrent conditional request won the race for a moment) is retried."""
+        for attempt in range(CONFLICT_RETRIES + 1):
+            _conditional.headers = headers
+            try:
+                call()
+                return True
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code in PRECONDITION_FAILED or _missing(exc):
+                    return False
+                if code != "ConditionalRequestConflict" or attempt == CONFLICT_RETRIES:
+                    raise
+            finally:
+                _conditional.headers = {}
+            time.sleep(0.05 * 2**attempt)
+        return False  # not reached: the last attempt returns or raises
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))

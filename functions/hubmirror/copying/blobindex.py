@@ -24,6 +24,8 @@ class JsonStore(Protocol):
     def put_json(self, key: str, value: Any) -> str: ...
     def create_json(self, key: str, value: Any) -> bool: ...
     def find_json(self, key: str) -> Any | None: ...
+    def read_json(self, key: str) -> tuple[Any, str] | None: ...
+    def replace_json(self, key: str, value: Any, etag: str) -> bool: ...
 
 
 class BlobIndex(Protocol):
@@ -113,10 +115,18 @@ class S3BlobIndex:
         key = keys.blob(digest, ".claim")
         if self.store.create_json(key, {"at": self.clock()}):
             return True
-        if not self.released(digest):
+        try:
+            found = self.store.read_json(key)
+        except Exception:
+            return False  # cannot tell: let the others' claim stand; the wait gives up in time
+        if found is None:  # released and gone a moment ago: take it as new
+            return self.store.create_json(key, {"at": self.clock()})
+        held, etag = found
+        if not self._lapsed(held):
             return False
-        self.store.put_json(key, {"at": self.clock()})  # released, or its copier died: take it over
-        return True
+        # released, or its copier died: take it over only if it is still what was read, so of
+        # several copiers taking over one claim exactly one fetches
+        return self.store.replace_json(key, {"at": self.clock()}, etag)
 
     def heartbeat(self, digest: str) -> None:
         """Renew a claim this copier holds."""
@@ -130,7 +140,11 @@ class S3BlobIndex:
     def released(self, digest: str) -> bool:
         """Whether nobody holds the claim: released, or not renewed for :data:`CLAIM_STALE_SECONDS`."""
         try:
-            claimed_at = float((self.store.find_json(keys.blob(digest, ".claim")) or {}).get("at", 0))
+            held = self.store.find_json(keys.blob(digest, ".claim"))
         except Exception:
             return True
+        return self._lapsed(held)
+
+    def _lapsed(self, held: Any) -> bool:
+        claimed_at = float((held or {}).get("at", 0)) if isinstance(held, dict) else 0.0
         return bool(self.clock() - claimed_at > CLAIM_STALE_SECONDS)

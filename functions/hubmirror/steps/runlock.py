@@ -30,6 +30,13 @@ class LockStore(Protocol):
     def put_json(self, key: str, value: Any) -> str: ...
     def find_json(self, key: str) -> Any | None: ...
     def delete(self, key: str) -> None: ...
+    def read_json(self, key: str) -> tuple[Any, str] | None: ...
+    def replace_json(self, key: str, value: Any, etag: str) -> bool: ...
+    def delete_if(self, key: str, etag: str) -> bool: ...
+
+
+#: How often a plan looks again when the lock changed hands under it (taken, released, taken over).
+LOCK_ATTEMPTS = 5
 
 
 def take_run_lock(store: LockStore, run: str, *, now: float | None = None) -> None:
@@ -40,14 +47,24 @@ def take_run_lock(store: LockStore, run: str, *, now: float | None = None) -> No
     """
     now = time.time() if now is None else now
     lock = {"execution": run, "at": now, "expires": now + RUN_LOCK_SECONDS}
-    if store.create_json(RUN_LOCK_KEY, lock):
-        return
-    held = store.find_json(RUN_LOCK_KEY) or {}  # gone meanwhile: released a moment ago
-    if isinstance(held, dict) and held.get("execution") == run:
-        return  # the plan step retried: the lock is already this run's
-    if not isinstance(held, dict) or float(held.get("expires") or 0) < now:
-        store.put_json(RUN_LOCK_KEY, lock)
-        return
+    held: Any = {}
+    for _ in range(LOCK_ATTEMPTS):
+        if store.create_json(RUN_LOCK_KEY, lock):
+            return
+        found = store.read_json(RUN_LOCK_KEY)
+        if found is None:
+            continue  # released a moment ago: try to create it again
+        held, etag = found
+        if isinstance(held, dict) and held.get("execution") == run:
+            return  # the plan step retried: the lock is already this run's
+        if isinstance(held, dict) and float(held.get("expires") or 0) >= now:
+            break  # held, and live
+        # lapsed (or unreadable): take it over only if it is still what was read, so of two
+        # executions taking over one lapsed lock exactly one wins; the other looks again
+        if store.replace_json(RUN_LOCK_KEY, lock, etag):
+            return
+    if not isinstance(held, dict):
+        held = {}
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(held.get("at") or 0)))
     until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(held.get("expires") or 0)))
     raise RunLockedError(
@@ -58,9 +75,9 @@ def take_run_lock(store: LockStore, run: str, *, now: float | None = None) -> No
 
 def release_run_lock(store: LockStore, run: str) -> None:
     """Let the run lock go, if ``run`` holds it."""
-    held = store.find_json(RUN_LOCK_KEY)
-    if isinstance(held, dict) and held.get("execution") == run:
-        store.delete(RUN_LOCK_KEY)
+    found = store.read_json(RUN_LOCK_KEY)
+    if found is not None and isinstance(found[0], dict) and found[0].get("execution") == run:
+        store.delete_if(RUN_LOCK_KEY, found[1])  # not a lock another run took over meanwhile
 
 
 class VersionStore(Protocol):
