@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import yaml
@@ -197,6 +197,38 @@ def _outputs_stack(outputs: Mapping[str, str]) -> None:
         boto3.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(body))
 
 
+def bucket_lifecycle(
+    template: dict[str, Any], logical: str, parameters: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """A bucket's lifecycle rules with the parameters given (else their defaults), as S3's
+    ``GetBucketLifecycleConfiguration`` answers for the deployed bucket."""
+    return _lifecycle_rules(_Resolver(template, parameters or {}), template["Resources"][logical])
+
+
+def _lifecycle_rules(resolver: _Resolver, resource: Mapping[str, Any]) -> list[dict[str, Any]]:
+    lifecycle = resolver.resolve(resource.get("Properties", {}).get("LifecycleConfiguration")) or {}
+    return [_lifecycle_rule(rule) for rule in lifecycle.get("Rules", [])]
+
+
+def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved ``AWS::S3::Bucket`` lifecycle rule as S3's ``PutBucketLifecycleConfiguration``
+    takes it (CloudFormation flattens ``Expiration`` and names ``ID`` ``Id``)."""
+    api: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    expiration: dict[str, Any] = {}
+    if "ExpirationInDays" in rule:
+        expiration["Days"] = int(rule["ExpirationInDays"])
+    if "ExpiredObjectDeleteMarker" in rule:
+        expiration["ExpiredObjectDeleteMarker"] = bool(rule["ExpiredObjectDeleteMarker"])
+    if expiration:
+        api["Expiration"] = expiration
+    if "NoncurrentVersionExpiration" in rule:
+        api["NoncurrentVersionExpiration"] = {k: int(v) for k, v in rule["NoncurrentVersionExpiration"].items()}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    return api
+
+
 def deploy(
     *,
     target_registry: str,
@@ -230,6 +262,9 @@ def deploy(
             versioning = resource.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
             if versioning:  # overwrites keep their noncurrent versions, as in the deployed bucket
                 s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning})
+            rules = _lifecycle_rules(resolver, resource)
+            if rules:  # what the deployed bucket keeps and for how long, as S3 stores it
+                s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration=cast(Any, {"Rules": rules}))
             resolver.values[logical] = name
             resolver.attributes[f"{logical}.Arn"] = f"arn:aws:s3:::{name}"
         elif kind == "AWS::SNS::Topic":

@@ -15,8 +15,10 @@ from pathlib import Path
 import boto3
 import pytest
 
+from devstack.deploy import bucket_lifecycle, load_template
 from devstack.images import Pusher, platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
+from tests.infrastructure import retention
 from tests.support import RegistryReader, platforms_of
 
 pytestmark = pytest.mark.e2e
@@ -350,6 +352,24 @@ def test_a_clean_run_has_its_builds_succeed_and_no_step_error(first: RunResult, 
     for event in succeeded:
         output = json.loads(event["taskSucceededEventDetails"]["output"])
         assert output["Build"]["BuildStatus"] == "SUCCEEDED"
+
+
+def test_every_key_the_runs_wrote_is_covered_by_a_lifecycle_rule_meant_for_it(
+    world: World, with_missing_tag: RunResult
+) -> None:
+    """Every object version and delete marker five runs left in the bucket (copies, builds, a
+    moved tag, new allowlist versions), judged against the bucket's lifecycle rules. The rules
+    are read from the template: moto stores them (the same rules are deployed) but drops
+    ``NewerNoncurrentVersions`` from a ``NoncurrentVersionExpiration``."""
+    s3, bucket = boto3.client("s3"), world.stack.deployment.bucket
+    rules = bucket_lifecycle(load_template(), "ArtifactsBucket")
+    deployed = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert [(r["ID"], r["Filter"]) for r in deployed] == [(r["ID"], r["Filter"]) for r in rules]
+    written: set[str] = set()
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        written |= {v["Key"] for v in page.get("Versions", []) + page.get("DeleteMarkers", [])}
+    assert {key.split("/", 1)[0] for key in written} >= {"runs", "allowlist", "locks", "blobs", "contexts"}
+    assert [problem for key in sorted(written) for problem in retention.problems(rules, key)] == []
 
 
 def test_a_failing_build_line_fails_its_task_and_its_item(world: World, with_missing_tag: RunResult) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from devstack.deploy import load_template
+from devstack.deploy import bucket_lifecycle, load_template
+from hubmirror.domain import keys
+from tests.infrastructure import retention
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()
@@ -65,3 +68,43 @@ def test_one_version_everywhere() -> None:
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
     newest = next(line for line in (ROOT / "CHANGELOG.md").read_text().splitlines() if line.startswith("## ["))
     assert newest.startswith(f"## [{__version__}]")
+
+
+# Every kind of key domain/keys.py lays out, one example each; a key function without an
+# example here fails the test below, so a new kind of key comes with its retention.
+_DIGEST = "sha256:" + "ab" * 32
+KEY_EXAMPLES = {
+    "run_key": keys.run_key("r1", "x.json"),
+    "plan": keys.plan("r1"),
+    "batches": keys.batches("r1"),
+    "batch": keys.batch("r1", "00000"),
+    "job": keys.job("r1", "00000", "copy"),
+    "outcomes": keys.outcomes("r1", "00000", "copy"),
+    "errors": keys.errors("r1", "00000", "copy"),
+    "report": keys.report("r1"),
+    "folder": keys.folder("r1", "outcomes") + "00000-copy.json",
+    "ALLOWLIST": keys.ALLOWLIST,
+    "RUN_LOCK": keys.RUN_LOCK,
+    "allowlist_run": keys.allowlist_run("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"),
+    "blob": keys.blob(_DIGEST),
+    "blob claim": keys.blob(_DIGEST, ".claim"),
+    "context": keys.context(_DIGEST),
+    "runner_bundle": keys.runner_bundle(_DIGEST),
+}
+
+
+def test_every_kind_of_key_in_the_bucket_is_covered_by_a_lifecycle_rule_meant_for_it() -> None:
+    public = {name for name, value in vars(keys).items() if inspect.isfunction(value) and not name.startswith("_")}
+    assert public <= set(KEY_EXAMPLES), f"key functions without an example here: {public - set(KEY_EXAMPLES)}"
+    rules = bucket_lifecycle(TEMPLATE, "ArtifactsBucket")
+    assert [p for key in KEY_EXAMPLES.values() for p in retention.problems(rules, key)] == []
+
+
+def test_run_retention_and_allowlist_history_are_the_stack_s_parameters() -> None:
+    rules = bucket_lifecycle(TEMPLATE, "ArtifactsBucket", {"RunRetentionDays": "7", "AllowlistHistoryDays": "90"})
+    assert retention.problems(rules, keys.plan("r1")) == [
+        "runs/r1/plan.json (a run's documents): its current version expires after 7 days, not after 30-30 days"
+    ]
+    assert retention.problems(rules, keys.ALLOWLIST) == [
+        "allowlist/allowlist.yaml (the allowlist and its history): replaced versions expire after 90 days, not after 365"
+    ]
