@@ -58,6 +58,28 @@ def test_a_holder_that_keeps_beating_keeps_its_claim_against_a_second_copier() -
     assert gone.claim(DIGEST)
 
 
+def test_a_holder_whose_claim_was_taken_over_neither_renews_nor_releases_the_new_holder_s() -> None:
+    """A copier that stalled past the stale time (a long GC pause, a frozen container) lost its
+    claim to a second one; when it wakes, its beat and its release must leave the second's
+    claim alone, or a third copier would fetch the blob the second is fetching."""
+    store = MemoryStore({})
+    first = S3BlobIndex(store, clock=_at(1000.0))
+    assert first.claim(DIGEST)
+    woke = 1000.0 + CLAIM_STALE_SECONDS + 1
+    second = S3BlobIndex(store, clock=_at(woke))
+    assert second.claim(DIGEST)  # the first one's claim had lapsed
+    taken = store.objects[CLAIM_KEY]
+    first.clock = _at(woke)
+    first.heartbeat(DIGEST)
+    first.release(DIGEST)
+    assert store.objects[CLAIM_KEY] == taken
+    third = S3BlobIndex(store, clock=_at(woke + CLAIM_HEARTBEAT_SECONDS))
+    assert not third.released(DIGEST)
+    assert not third.claim(DIGEST)
+    second.release(DIGEST)  # its own: let go
+    assert third.claim(DIGEST)
+
+
 class _SlowTarget:
     """A target registry whose one upload lasts until ``done`` is set (a long copy); nothing is there yet."""
 

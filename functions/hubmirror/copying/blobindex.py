@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -83,12 +84,16 @@ class S3BlobIndex:
     mount that fails falls back to a transfer. A claim (``.claim``, written only if absent)
     lets one of several jobs running at once fetch a new blob while the others wait for it;
     its holder renews it while it works and releases it when done; a claim not renewed for
-    :data:`CLAIM_STALE_SECONDS` belongs to a copier that died.
+    :data:`CLAIM_STALE_SECONDS` belongs to a copier that died. A claim names its holder (``by``,
+    one per index), and every write to a claim is conditional on what was read: a holder whose
+    claim was taken over (it stalled past the stale time) neither renews nor releases the new
+    holder's claim.
     """
 
     def __init__(self, store: JsonStore, *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
+        self.holder = uuid.uuid4().hex
         self._known: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
@@ -113,29 +118,40 @@ class S3BlobIndex:
     def claim(self, digest: str) -> bool:
         """Take the claim on fetching ``digest``: True when this copier should fetch it."""
         key = keys.blob(digest, ".claim")
-        if self.store.create_json(key, {"at": self.clock()}):
+        if self.store.create_json(key, self._claim()):
             return True
         try:
             found = self.store.read_json(key)
         except Exception:
             return False  # cannot tell: let the others' claim stand; the wait gives up in time
         if found is None:  # released and gone a moment ago: take it as new
-            return self.store.create_json(key, {"at": self.clock()})
+            return self.store.create_json(key, self._claim())
         held, etag = found
         if not self._lapsed(held):
             return False
         # released, or its copier died: take it over only if it is still what was read, so of
         # several copiers taking over one claim exactly one fetches
-        return self.store.replace_json(key, {"at": self.clock()}, etag)
+        return self.store.replace_json(key, self._claim(), etag)
 
     def heartbeat(self, digest: str) -> None:
-        """Renew a claim this copier holds."""
-        self.store.put_json(keys.blob(digest, ".claim"), {"at": self.clock()})
+        """Renew a claim this copier holds; nothing is written if it is no longer its own."""
+        self._rewrite(digest, self._claim())
 
     def release(self, digest: str) -> None:
         """Give the claim up (the image is written, or its copy failed): a waiting copier
-        takes the blob from the target, or fetches it, at once."""
-        self.store.put_json(keys.blob(digest, ".claim"), {"at": 0, "released": True})
+        takes the blob from the target, or fetches it, at once. A claim another copier took
+        over meanwhile stays theirs."""
+        self._rewrite(digest, {"at": 0, "released": True})
+
+    def _claim(self) -> dict[str, Any]:
+        return {"at": self.clock(), "by": self.holder}
+
+    def _rewrite(self, digest: str, value: dict[str, Any]) -> bool:
+        key = keys.blob(digest, ".claim")
+        found = self.store.read_json(key)
+        if found is None or not isinstance(found[0], dict) or found[0].get("by") != self.holder:
+            return False
+        return self.store.replace_json(key, value, found[1])
 
     def released(self, digest: str) -> bool:
         """Whether nobody holds the claim: released, or not renewed for :data:`CLAIM_STALE_SECONDS`."""
