@@ -69,6 +69,11 @@ class Registry:
                 "cache": {"blobdescriptor": "inmemory"},
             },
             "http": {"addr": self.host, "secret": "devstack-not-a-secret"},
+            # Docker Hub serves, and ECR stores, images whose layers list ``urls`` (the foreign
+            # layers of every Windows image name mcr.microsoft.com). Distribution 2.7 and later
+            # refuse any layer URL unless a pattern allows it (distribution/distribution#2795;
+            # https://distribution.github.io/distribution/about/configuration/#validation).
+            "validation": {"manifests": {"urls": {"allow": ["^https?://"]}}},
         }
         if isinstance(self.auth, TokenAuth):
             config["auth"] = {

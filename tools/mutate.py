@@ -483,6 +483,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         (U + "test_never_over_budget.py::test_an_index_reserves_a_pull_per_platform_it_will_fetch",),
         "a multi-platform copy reserves one pull and spends one per platform",
     ),
+    # -- image shapes -------------------------------------------------------------------------
+    Mutation(
+        "urls-layer-skipped",
+        "shapes",
+        f"{PACKAGE}/copying/transfer.py",
+        'if "nondistributable" in media_type or "foreign" in media_type:',
+        'if "nondistributable" in media_type or "foreign" in media_type or layer.get("urls"):',
+        (F + "test_transfer.py::test_a_layer_that_lists_urls_is_copied_when_its_media_type_is_distributable",),
+        "a layer that lists urls is left out: the mirrored tag cannot be pulled",
+    ),
     # -- redirects and downloads --------------------------------------------------------------
     Mutation(
         "redirect-carries-credentials",

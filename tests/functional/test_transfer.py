@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from devstack.hubfront import HubFront
-from devstack.images import index_of, platform_image, seed
+from devstack.images import Blob, index_of, platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.errors import RegistryError
@@ -164,3 +165,30 @@ def test_a_failed_transfer_releases_its_claims(
     ]
     assert claimed  # the copy got as far as claiming
     assert all(index.released(d) for d in claimed)  # and let go of every claim when it failed
+
+
+def test_a_layer_that_lists_urls_is_copied_when_its_media_type_is_distributable(
+    registries: Registries, front: HubFront, target: RegistryClient, reader: RegistryReader
+) -> None:
+    """The image-spec: ``urls`` are other places to fetch a layer from, and only the
+    non-distributable media types say a blob may be absent from the registry
+    (https://github.com/opencontainers/image-spec/blob/main/descriptor.md#properties,
+    https://github.com/opencontainers/image-spec/blob/main/layer.md#non-distributable-layers).
+    A layer that lists urls and sits on the registry is copied, or the mirrored tag points at
+    an image that cannot be pulled without reaching those URLs."""
+    image = platform_image("linux/amd64", "urls-layer")
+    document = json.loads(image.manifest.data)
+    document["layers"][-1]["urls"] = ["https://downloads.example.com/layer.tar.gz"]
+    manifest = Blob(image.manifest.media_type, json.dumps(document, sort_keys=True).encode())
+    pusher = registries.hub_pusher()
+    for blob in (*image.layers, image.config):
+        pusher.blob("library/urlslayer", blob)
+    digest = pusher.manifest("library/urlslayer", "1", manifest)
+    registries.ecr.create_repository("t1/urlslayer")
+    transfer = Transfer(target, MemoryBlobIndex())
+    assert transfer.copy(RegistryClient(front.host), "library/urlslayer", digest, "t1/urlslayer", "1") == digest
+    fetched = reader.manifest("t1/urlslayer", "1")
+    assert fetched is not None
+    assert fetched.digest == digest
+    for layer in image.layers:
+        assert reader.blob("t1/urlslayer", layer.digest) == layer.data

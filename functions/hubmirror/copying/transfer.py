@@ -69,12 +69,15 @@ class TransferStats:
 def _blobs(document: Mapping[str, Any], where: str = "the image") -> list[Mapping[str, Any]]:
     """The config and layers of an image manifest, without non-distributable layers.
 
+    Only the media type makes a layer non-distributable (Docker's ``foreign``, OCI's
+    ``nondistributable``): a layer that merely lists ``urls`` is on the registry too, and is
+    copied (https://github.com/opencontainers/image-spec/blob/main/layer.md#non-distributable-layers).
     A blob whose declared size no target could take is refused before any byte moves.
     """
     blobs = [document["config"]] if isinstance(document.get("config"), Mapping) else []
     for layer in document.get("layers") or []:
         media_type = str(layer.get("mediaType", ""))
-        if "nondistributable" in media_type or "foreign" in media_type or layer.get("urls"):
+        if "nondistributable" in media_type or "foreign" in media_type:
             continue  # fetched by clients from their own URLs, never pushed
         blobs.append(layer)
     for blob in blobs:
