@@ -17,6 +17,11 @@ drives meet the same behaviour as in production:
   ``docker-ratelimit-source`` on manifest responses, a pull budget spent by manifest GETs of
   platform manifests (an index GET is free, as on Docker Hub), and ``429 TOOMANYREQUESTS``
   once the budget is spent;
+* old images kept as Docker schema 1 (:meth:`HubFront.keep_schema1`) served as Docker Hub
+  serves them: ``application/vnd.docker.distribution.manifest.v1+prettyjws``, whatever the
+  ``Accept``, signed anew on every request (so the bytes differ from one ``GET`` to the next),
+  the digest being that of the unsigned manifest
+  (https://distribution.github.io/distribution/spec/manifest-v2-1/#signed-manifests);
 * counters of every request by kind (HEAD manifest, GET manifest, GET blob, ...) and of the
   bytes of blobs served, and injectable faults for the tests.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import threading
 import uuid
@@ -38,7 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.x509.oid import NameOID
 
 from devstack.cdn import BlobCdn
@@ -128,6 +134,49 @@ def _paginate_tags(data: bytes, path: str) -> tuple[bytes, str | None]:
     return json.dumps({**document, "tags": page}).encode(), link
 
 
+SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _schema1_payload(manifest: dict[str, Any]) -> tuple[bytes, str]:
+    """The manifest as schema 1 formats it (three-space indent) and its digest, which is
+    that of these bytes without signatures."""
+    payload = json.dumps(manifest, indent=3).encode()
+    return payload, "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def _schema1_signed(manifest: dict[str, Any]) -> tuple[bytes, str]:
+    """The manifest with a fresh JWS signature (ES256, a new key and time each call), as
+    Docker Hub signs schema 1 on every request: the bytes change, the digest does not."""
+    payload, digest = _schema1_payload(manifest)
+    cut = payload.rindex(b"\n}")
+    protected = _b64url(
+        json.dumps(
+            {"formatLength": cut, "formatTail": _b64url(payload[cut:]), "time": dt.datetime.now(dt.UTC).isoformat()}
+        ).encode()
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.sign(f"{protected}.{_b64url(payload)}".encode(), ec.ECDSA(hashes.SHA256()))
+    r, s = utils.decode_dss_signature(der)
+    numbers = key.public_key().public_numbers()
+    jwk = {
+        "crv": "P-256",
+        "kty": "EC",
+        "x": _b64url(numbers.x.to_bytes(32, "big")),
+        "y": _b64url(numbers.y.to_bytes(32, "big")),
+    }
+    signature = {
+        "header": {"jwk": jwk, "alg": "ES256"},
+        "signature": _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+        "protected": protected,
+    }
+    signatures = json.dumps([signature], indent=3).replace("\n", "\n   ").encode()
+    return payload[:cut] + b',\n   "signatures": ' + signatures + payload[cut:], digest
+
+
 class HubFront:
     """Token server and counting, rate-limiting reverse proxy for a local "Docker Hub"."""
 
@@ -147,6 +196,8 @@ class HubFront:
         #: the OCI 1.1 referrers API, for an upstream that has it; None answers 404 as
         #: Distribution 2.8 does, and a client falls back to the referrers tag schema
         self.referrers: Referrers | None = None
+        #: (repository, tag) -> the unsigned schema 1 manifest kept there
+        self.schema1: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._issuer = _Issuer.create()
         handler = self._handler_class()
@@ -213,6 +264,19 @@ class HubFront:
 
     def inject(self, fault: Fault) -> None:
         self.faults.add(fault)
+
+    def keep_schema1(self, repository: str, tag: str) -> str:
+        """Keep ``repository:tag`` as an old schema 1 image (one layer); returns its digest."""
+        manifest = {
+            "schemaVersion": 1,
+            "name": repository,
+            "tag": tag,
+            "architecture": "amd64",
+            "fsLayers": [{"blobSum": "sha256:" + "a" * 64}],
+            "history": [{"v1Compatibility": json.dumps({"id": uuid.uuid4().hex * 2, "os": "linux"})}],
+        }
+        self.schema1[(repository, tag)] = manifest
+        return _schema1_payload(manifest)[1]
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -312,6 +376,16 @@ class HubFront:
                         return
                 request_body = read_body(self)
                 assert front.backend is not None
+                kept = front.schema1.get((repository or "", path.rsplit("/", 1)[-1]))
+                if kind in ("head_manifest", "get_manifest") and authorised and kept is not None:
+                    self._count(kind, repository, 200)
+                    if kind == "get_manifest" and front.limit is not None:
+                        with front._lock:
+                            front.remaining -= 1
+                    body, digest = _schema1_signed(kept)
+                    headers = {"Content-Type": SCHEMA1_SIGNED, "Docker-Content-Digest": digest, **extra}
+                    reply(self, 200, body, headers)  # a HEAD gets the headers alone
+                    return
                 if kind == "referrers" and front.referrers is not None and not authorised:
                     challenge(self, front.backend)
                     return

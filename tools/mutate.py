@@ -493,6 +493,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         (F + "test_transfer.py::test_a_layer_that_lists_urls_is_copied_when_its_media_type_is_distributable",),
         "a layer that lists urls is left out: the mirrored tag cannot be pulled",
     ),
+    Mutation(
+        "schema1-not-refused-at-the-check",
+        "shapes",
+        f"{PACKAGE}/steps/check.py",
+        "if head.media_type in SCHEMA1_MEDIA_TYPES:",
+        "if False:",
+        (F + "test_strict_handling.py::test_a_schema1_image_is_refused_at_the_check_for_one_head_and_no_pull",),
+        "an old schema 1 image spends a pull every run and fails with words that read like corruption",
+    ),
     # -- redirects and downloads --------------------------------------------------------------
     Mutation(
         "redirect-carries-credentials",

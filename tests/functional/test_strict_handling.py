@@ -26,9 +26,12 @@ from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.copying.blobindex import S3BlobIndex
 from hubmirror.copying.transfer import Transfer
+from hubmirror.domain.advice import Cause, remedy
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import OCI_INDEX
+from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.runner.job import run_job
+from hubmirror.steps.check import check_item
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader, platforms_of
 
@@ -224,3 +227,28 @@ def test_an_index_whose_platforms_would_cross_the_floor_is_deferred_before_any_i
     assert outcome["retry_after"].endswith("Z")
     assert front.remaining == 100  # the index is free; not one of its platforms was fetched
     assert front.snapshot().get("get_manifest", 0) == 1
+
+
+def test_a_schema1_image_is_refused_at_the_check_for_one_head_and_no_pull(
+    registries: Registries, front: HubFront
+) -> None:
+    """Docker Hub still serves old images as signed schema 1, signing them anew on every GET, so
+    their bytes never hash to their digest; hubmirror copies schema 2 and OCI only. The check
+    tells it from the HEAD's media type and says what it is and what to do, before any pull."""
+    digest = front.keep_schema1("library/ancient", "0.1")
+    reader = RegistryClient(front.host)
+    assert reader.head_manifest("library/ancient", "0.1").digest == digest
+    front.reset_counts()
+    front.set_budget(100, remaining=100)
+    item = WorkItem(f"{front.host}/library/ancient", "0.1", "mirror/ancient", "0.1")
+    target = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD), side="target")
+    result = check_item(
+        item, upstream=lambda _: reader, target=target, budget=PullBudget(0), force=False, dry_run=False
+    )
+    assert result.outcome is not None
+    assert result.outcome.outcome == "failed"
+    assert result.outcome.reason.startswith(f"upstream {front.host}/library/ancient:0.1 is a Docker schema 1 image")
+    assert result.outcome.upstream_digest == digest
+    assert remedy(result.outcome.reason).cause == Cause.ALLOWLIST
+    assert front.snapshot() == {"head_manifest": 1, "blob_bytes": 0}  # one HEAD, no pull
+    assert front.remaining == 100

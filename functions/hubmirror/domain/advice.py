@@ -135,6 +135,13 @@ RULES: tuple[tuple[str, str, Cause, str | None], ...] = (
         "the image is larger than a registry accepts: remove the entry; no run can mirror it",
     ),
     (
+        "is a Docker schema 1 image",
+        "in",
+        Cause.ALLOWLIST,
+        "upstream keeps this tag only in Docker's old schema 1 format: pick a newer tag the publisher "
+        "rebuilt (schema 2 or OCI), or remove the entry; a retry will not help",
+    ),
+    (
         "nested indexes are not supported",
         "in",
         Cause.ALLOWLIST,

@@ -17,6 +17,14 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 #: Sent on every manifest request, so a multi-platform image answers with its index digest.
 MANIFEST_MEDIA_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+#: Docker's deprecated image manifest v2 schema 1, signed and not, which registries still serve
+#: for old images (https://distribution.github.io/distribution/spec/deprecated-schema-v1/).
+SCHEMA1_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        "application/vnd.docker.distribution.manifest.v1+json",
+    }
+)
 
 ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
 ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"

@@ -20,7 +20,7 @@ from hubmirror.adapters.registry.model import MANIFEST_MAX_BYTES, Manifest, Mani
 from hubmirror.domain import keys
 from hubmirror.domain.decisions import Action, Decision, Outcome, OutcomeName, TargetState, decide, is_derived
 from hubmirror.domain.items import Kind, WorkItem
-from hubmirror.domain.oci import INDEX_MEDIA_TYPES
+from hubmirror.domain.oci import INDEX_MEDIA_TYPES, SCHEMA1_MEDIA_TYPES
 from hubmirror.domain.ratelimit import PullBudget, budget_text, reset_time
 from hubmirror.steps.payloads import CheckResult
 from hubmirror.steps.verify import KeyResolver, SignatureRegistry, inline_keys, unverified
@@ -133,6 +133,15 @@ def check_item(
         return result
     except RegistryError as exc:
         result.outcome = Outcome.for_item(item, OutcomeName.FAILED, f"{exc.reason}: {exc}")
+        return result
+    if head.media_type in SCHEMA1_MEDIA_TYPES:  # refused here, before a GET spends a pull on it
+        result.outcome = Outcome.for_item(
+            item,
+            OutcomeName.FAILED,
+            f"upstream {ref.registry}/{ref.repository}:{item.pinned or item.tag} is a Docker schema 1 image "
+            f"({head.media_type}), Docker's deprecated format, which hubmirror does not copy",
+            upstream_digest=head.digest,
+        )
         return result
     if head.size > MANIFEST_MAX_BYTES:  # refused here, before a GET spends a pull on it
         result.outcome = Outcome.for_item(
