@@ -17,7 +17,7 @@ from hubmirror.adapters.registry.model import Credentials, Manifest
 from hubmirror.adapters.s3 import Store
 from hubmirror.copying.blobindex import MemoryBlobIndex, S3BlobIndex
 from hubmirror.copying.transfer import Transfer
-from hubmirror.domain.oci import select_platforms
+from hubmirror.domain.oci import OCI_INDEX, select_platforms
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader, platforms_of
 
@@ -192,3 +192,31 @@ def test_a_layer_that_lists_urls_is_copied_when_its_media_type_is_distributable(
     assert fetched.digest == digest
     for layer in image.layers:
         assert reader.blob("t1/urlslayer", layer.digest) == layer.data
+
+
+def test_a_nested_index_is_refused_before_a_byte_moves(
+    registries: Registries, front: HubFront, target: RegistryClient, reader: RegistryReader
+) -> None:
+    """An index whose second entry is an index: refused once every manifest it lists is read,
+    before its first image's blobs and manifest are written (they would stay, untagged)."""
+    pusher = registries.hub_pusher()
+    first = platform_image("linux/amd64", "nested first")
+    pusher.image("library/nested", first.manifest.digest, first)
+    second = platform_image("linux/arm64", "nested second")
+    pusher.image("library/nested", second.manifest.digest, second)
+    inner = Blob(
+        OCI_INDEX,
+        json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [second.manifest.descriptor()]}).encode(),
+    )
+    pusher.manifest("library/nested", inner.digest, inner)
+    listed = [first.manifest.descriptor(platform={"os": "linux", "architecture": "amd64"}), inner.descriptor()]
+    outer = Blob(OCI_INDEX, json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}).encode())
+    digest = pusher.manifest("library/nested", "1", outer)
+    registries.ecr.create_repository("t1/nested")
+    front.reset_counts()
+    with pytest.raises(RegistryError, match="nested indexes are not supported"):
+        Transfer(target, MemoryBlobIndex()).copy(RegistryClient(front.host), "library/nested", digest, "t1/nested", "1")
+    assert front.snapshot().get("get_blob", 0) == 0
+    assert reader.manifest("t1/nested", first.manifest.digest) is None
+    for blob in (*first.layers, first.config):
+        assert not target.has_blob("t1/nested", blob.digest)

@@ -422,6 +422,7 @@ class Transfer:
             ensure = partial(self.ensure_blobs, repository, fetch=fetch, held=held, deadline=deadline)
             if top.media_type in INDEX_MEDIA_TYPES:
                 listed = (rewritten or top.document())["manifests"]
+                children = []  # every listed manifest read and judged before a byte moves
                 for child_digest in dict.fromkeys(str(child["digest"]) for child in listed):  # each fetched once
                     manifest = self._manifest(source, child_digest)
                     if manifest.media_type in INDEX_MEDIA_TYPES:
@@ -429,7 +430,9 @@ class Transfer:
                             f"{source.where}: {manifest.digest} is an index inside an index; "
                             "nested indexes are not supported"
                         )
-                    ensure(_blobs(manifest.document(), source.where))
+                    children.append((manifest, _blobs(manifest.document(), source.where)))
+                for manifest, blobs in children:
+                    ensure(blobs)
                     self.target.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
                 if rewritten is not None:
                     body = json.dumps(rewritten, separators=(",", ":")).encode()
