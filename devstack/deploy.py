@@ -101,6 +101,8 @@ class Deployment:
     roles_of: dict[str, str] = field(default_factory=dict)
     #: the template's outputs, as ``aws cloudformation describe-stacks`` gives them
     outputs: dict[str, str] = field(default_factory=dict)
+    #: the repository creation templates, resolved (the ECR stand-in applies them on push)
+    repository_templates: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Resolver:
@@ -151,6 +153,13 @@ class _Resolver:
             return self.condition(tag.value)
         if tag.tag == "Not":
             return not self.resolve(tag.value[0])
+        if tag.tag == "Or":
+            return any(self.resolve(v) for v in tag.value)
+        if tag.tag == "And":
+            return all(self.resolve(v) for v in tag.value)
+        if tag.tag == "Join":
+            separator, parts = tag.value
+            return str(separator).join(str(part) for part in self.resolve(parts))
         if tag.tag == "Equals":
             left, right = self.resolve(tag.value)
             return left == right
@@ -421,4 +430,23 @@ def deploy(
             deployment.resource_statements.extend(
                 resolver.resolve(resource["Properties"]["PolicyDocument"]["Statement"])
             )
+        elif resource["Type"] == "AWS::ECR::RepositoryCreationTemplate" and resolver.deployed(resource):
+            deployment.repository_templates.append(repository_template(resolver, resource))
     return deployment
+
+
+def repository_template(resolver: _Resolver, resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A creation template's properties, resolved (a role's ARN is named as AWS would)."""
+    properties = dict(resource["Properties"])
+    role = properties.pop("CustomRoleArn", None)
+    resolved: dict[str, Any] = resolver.resolve(properties)
+    if isinstance(role, _Tag):  # !GetAtt ROLE.Arn: the role is created after the template resource
+        resolved["CustomRoleArn"] = f"arn:aws:iam::{ACCOUNT}:role/{STACK}-{str(role.value).split('.')[0]}"
+    return resolved
+
+
+def creation_template(
+    template: dict[str, Any], logical: str, parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A creation template's properties with the parameters given (else their defaults)."""
+    return repository_template(_Resolver(template, parameters or {}), template["Resources"][logical])

@@ -17,8 +17,14 @@ does what ECR documents, each rule with the page it follows:
   define (``annotations`` on a Docker manifest list, ``platform.features``) is refused with
   ``400 MANIFEST_INVALID``: https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-manifest-formats.html
   and https://github.com/distribution/distribution/blob/main/docs/content/spec/manifest-v2-2.md.
-* **Repositories exist before a push**: a request on a repository that does not exist answers
-  ``404 NAME_UNKNOWN`` (https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-create.html);
+* **Repositories exist before a push, or a creation template makes them**: "The Amazon ECR
+  repository must exist before you push the image, or you must have a repository creation
+  template defined" (https://docs.aws.amazon.com/AmazonECR/latest/userguide/docker-push-ecr-image.html).
+  A push (an upload, a manifest ``PUT``) to a missing repository under the prefix of a template
+  applied for ``CREATE_ON_PUSH`` (the longest prefix; ``ROOT`` matches every name:
+  https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepositoryCreationTemplate.html)
+  creates it with the template's settings (:func:`template_for`, ``create``); any other request
+  on a repository that does not exist answers ``404 NAME_UNKNOWN``;
   a tag of an ``IMMUTABLE`` repository that points at another digest is not moved (``400
   TAG_INVALID``, the API's ``ImageTagAlreadyExistsException``):
   https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html.
@@ -29,6 +35,13 @@ does what ECR documents, each rule with the page it follows:
   (:mod:`devstack.referrers`; https://docs.aws.amazon.com/AmazonECR/latest/userguide/images.html).
   With ``refuse_subject`` set, such a manifest is refused with ``405 UNSUPPORTED``, as ECR has
   refused ``oras copy -r``: https://github.com/aws/containers-roadmap/issues/2783.
+
+* **Pulls from other accounts** are allowed by the repository's policy alone, evaluated for
+  the caller (:class:`Principal`, its account and organisation path) by a judge injected from
+  the IAM stand-in (``allows``); a caller of another account that no statement allows gets
+  ``403 DENIED`` naming the action, as ECR answers. (Its own account's IAM must allow the
+  call too: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html;
+  a :class:`Principal` stands for a caller whose own IAM does.)
 
 Which repositories exist, and their tag mutability, come from a callable: moto's ECR backend
 in the local stack, a dictionary in functional tests.
@@ -180,6 +193,46 @@ class Repository:
 
     name: str
     mutable: bool = True
+    #: its repository policy (JSON text), if any
+    policy: str | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A caller of another account: its ARN, account and ``aws:PrincipalOrgPaths``."""
+
+    arn: str
+    account: str
+    org_paths: tuple[str, ...] = ()
+
+
+#: The API action a registry request is authorised as, by route and method.
+_ACTIONS = {
+    ("manifest", "GET"): "ecr:BatchGetImage",
+    ("manifest", "HEAD"): "ecr:BatchGetImage",
+    ("blob", "GET"): "ecr:GetDownloadUrlForLayer",
+    ("blob", "HEAD"): "ecr:BatchCheckLayerAvailability",
+    ("tags", "GET"): "ecr:ListImages",
+    ("referrers", "GET"): "ecr:BatchGetImage",
+}
+
+
+def template_for(
+    templates: list[dict[str, Any]], name: str, applied_for: str = "CREATE_ON_PUSH"
+) -> dict[str, Any] | None:
+    """The creation template that makes repository ``name``: the longest prefix, ``ROOT`` last.
+
+    >>> template_for([{"Prefix": "ROOT", "AppliedFor": ["CREATE_ON_PUSH"]},
+    ...               {"Prefix": "mirror", "AppliedFor": ["CREATE_ON_PUSH"]}], "mirror/nginx")["Prefix"]
+    'mirror'
+    """
+    fitting = [
+        t
+        for t in templates
+        if applied_for in t.get("AppliedFor", [])
+        and (t["Prefix"] == "ROOT" or name.startswith(str(t["Prefix"]).rstrip("/") + "/"))
+    ]
+    return max(fitting, key=lambda t: -1 if t["Prefix"] == "ROOT" else len(t["Prefix"]), default=None)
 
 
 @dataclass
@@ -211,13 +264,29 @@ class EcrFront:
         workdir: Path,
         *,
         repositories: Callable[[str], Repository | None] | None = None,
+        create: Callable[[str], Repository | None] | None = None,
+        allows: Callable[[Repository, Principal, str, str], bool] | None = None,
         blob_mounting: bool = False,
         rates: Mapping[str, float] | None = None,
+        account: str = "123456789012",
+        region: str = "us-east-1",
     ) -> None:
         self.workdir = workdir
+        #: the registry's account and region, in the ARNs it names
+        self.account, self.region = account, region
         self.backend: str | None = None
         self._created: dict[str, Repository] = {}
         self.repositories = repositories or self._created.get
+        #: the registry's creation templates (resolved), for a front without moto
+        self.templates: list[dict[str, Any]] = []
+        #: makes a missing repository on a push, or says it may not be made (None)
+        self.create = create or self._create_from_templates
+        #: whether a repository's policy lets a caller of another account do an action
+        self.allows = allows
+        #: the Authorization header of each caller of another account
+        self.principals: dict[str, Principal] = {}
+        #: what the front sends the backend registry for those callers
+        self.backend_authorization = ""
         self.blob_mounting = blob_mounting
         self.counts: Counter[str] = Counter()
         #: answers injected by the tests (a refused push, a server error), by request kind
@@ -255,6 +324,18 @@ class EcrFront:
     def create_repository(self, name: str, *, mutable: bool = True) -> None:
         """For a front without moto: make a repository exist (``CreateRepository``)."""
         self._created[name] = Repository(name, mutable)
+
+    def _create_from_templates(self, name: str) -> Repository | None:
+        template = template_for(self.templates, name)
+        if template is None:
+            return None
+        created = Repository(name, template.get("ImageTagMutability", "MUTABLE") != "IMMUTABLE")
+        self._created[name] = created
+        return created
+
+    def add_principal(self, principal: Principal, authorization: str) -> None:
+        """Let a caller of another account in with ``authorization`` (its own registry token)."""
+        self.principals[authorization] = principal
 
     def inject(self, fault: Fault) -> None:
         self.faults.add(fault)
@@ -323,10 +404,20 @@ class EcrFront:
                 if fault is not None and fault.status:
                     reply(self, fault.status, fault.body, fault.headers)
                     return
+                caller = front.principals.get(str(self.headers.get("Authorization")))
                 repository = front.repositories(name)
+                pushing = (kind == "upload" and self.command == "POST") or (
+                    kind == "manifest" and self.command == "PUT"
+                )
+                if repository is None and pushing and caller is None:
+                    repository = front.create(name)  # create on push, with the template's settings
+                    if repository is not None:
+                        front.counts["created_on_push"] += 1
                 if repository is None:
                     front.counts["name_unknown"] += 1
                     self._name_unknown(name)
+                    return
+                if caller is not None and not self._allowed(repository, caller, kind):
                     return
                 if kind == "manifest":
                     self._manifest(repository, match.group("ref"), body)
@@ -340,6 +431,23 @@ class EcrFront:
                     self._upload(repository, match.group("session"), parse_qs(parts.query), body)
                 else:
                     relay(self, self._forward(body=body))
+
+            def _allowed(self, repository: Repository, caller: Principal, kind: str) -> bool:
+                """A caller of another account: the repository's policy decides (pushes are not
+                modelled, so refused); allowed, the front reaches the backend with its own login."""
+                action = _ACTIONS.get((kind, self.command), "ecr:PutImage")
+                arn = f"arn:aws:ecr:{front.region}:{front.account}:repository/{repository.name}"
+                if front.allows is None or not front.allows(repository, caller, action, arn):
+                    front.counts["denied"] += 1
+                    message = (
+                        f"User: {caller.arn} is not authorized to perform: {action} on resource: {arn} "
+                        f"because no resource-based policy allows the {action} action"
+                    )
+                    registry_error(self, 403, "DENIED", message)
+                    return False
+                del self.headers["Authorization"]
+                self.headers["Authorization"] = front.backend_authorization
+                return True
 
             def _manifest(self, repository: Repository, reference: str, body: bytes | None) -> None:
                 if self.command == "PUT":

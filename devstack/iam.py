@@ -94,9 +94,17 @@ def _variables(value: str, context: Mapping[str, str]) -> str:
     return re.sub(r"\$\{([^}]+)\}", lambda m: context.get(m.group(1), m.group(0)), value)
 
 
-def _condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
-    for operator, tests in condition.items():
+def _condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, Any]) -> bool:
+    for qualified, tests in condition.items():
+        qualifier, _, operator = qualified.rpartition(":")
         for key, wanted in tests.items():
+            if qualifier == "ForAnyValue":  # a multivalued key: any of its values passes the test
+                many = _listed(context.get(key, []))
+                if not any(_condition_holds({operator: {key: wanted}}, {**context, key: one}) for one in many):
+                    return False
+                continue
+            if qualifier:
+                raise ValueError(f"condition qualifier {qualifier} is not modelled by devstack.iam")
             have = context.get(key)
             values = [_variables(str(v), context) for v in _listed(wanted)]
             if operator in ("StringEquals", "ArnEquals"):
@@ -124,6 +132,32 @@ def _matches(statement: Mapping[str, Any], request: Request) -> bool:
     if not any(fnmatch.fnmatchcase(request.resource, r) for r in resources):
         return False
     return _condition_holds(statement.get("Condition", {}), request.context)
+
+
+def repository_policy_allows(policy: str | None, caller: Mapping[str, Any], action: str) -> bool:
+    """Whether a repository policy lets a caller of another account do ``action``: a statement
+    allows it for that principal and none denies it. ``caller`` holds the caller's global
+    condition keys (``aws:PrincipalArn``, ``aws:PrincipalAccount``, ``aws:PrincipalOrgPaths``).
+    A statement names the caller as ``*``, its account (id or root ARN) or its own ARN.
+    """
+    if not policy:
+        return False
+    account = str(caller["aws:PrincipalAccount"])
+    names = {"*", account, f"arn:aws:iam::{account}:root", str(caller["aws:PrincipalArn"])}
+
+    def applies(statement: Mapping[str, Any]) -> bool:
+        principal = statement.get("Principal")
+        named = principal if isinstance(principal, str) else _listed((principal or {}).get("AWS", []))
+        if not names & set(_listed(named)):
+            return False
+        if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _listed(statement.get("Action", []))):
+            return False
+        return _condition_holds(statement.get("Condition", {}), caller)
+
+    statements = _listed(json.loads(policy).get("Statement", []))
+    if any(s.get("Effect") == "Deny" and applies(s) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and applies(s) for s in statements)
 
 
 class Policies:

@@ -197,6 +197,11 @@ class Faults(Generic[FaultT]):
         with self._lock:
             self._faults.clear()
 
+    def pending(self) -> list[FaultT]:
+        """The faults not met yet (each with the ``times`` it has left)."""
+        with self._lock:
+            return list(self._faults)
+
     def take(self, matches: Callable[[FaultT], bool]) -> FaultT | None:
         """The first fault that ``matches`` this request, one of its ``times`` spent; None if none."""
         with self._lock:

@@ -14,6 +14,7 @@ Every server is stopped by :meth:`Stack.stop` (registries by their PID).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -33,7 +34,7 @@ import boto3
 
 from devstack import codebuild, eventsize, iam, lambdas, mapruns, sfnerrors, sfntargets
 from devstack.deploy import ACCOUNT, REGION, Deployment, access_key, deploy
-from devstack.ecrfront import EcrFront, Repository
+from devstack.ecrfront import EcrFront, Principal, Repository, template_for
 from devstack.hubfront import HubFront
 from devstack.images import Pusher
 from devstack.procs import free_port
@@ -51,7 +52,42 @@ def moto_repository(name: str) -> Repository | None:
     found = ecr_backends[ACCOUNT][REGION].repositories.get(name)
     if found is None:
         return None
-    return Repository(name, mutable=found.image_tag_mutability != "IMMUTABLE")
+    return Repository(name, mutable=found.image_tag_mutability != "IMMUTABLE", policy=found.policy)
+
+
+def create_from_template(templates: list[dict[str, Any]], name: str) -> Repository | None:
+    """What ECR does on a push to a missing repository: create it in moto with the settings of
+    the creation template for its name (encryption, tag mutability, tags, lifecycle and
+    repository policies), or refuse (None) when no template applies."""
+    template = template_for(templates, name)
+    if template is None:
+        return None
+    ecr = boto3.client("ecr")
+    encryption = template.get("EncryptionConfiguration", {"EncryptionType": "AES256"})
+    configuration: Any = {"encryptionType": encryption["EncryptionType"]}
+    if "KmsKey" in encryption:
+        configuration["kmsKey"] = encryption["KmsKey"]
+    ecr.create_repository(
+        repositoryName=name,
+        imageTagMutability=template.get("ImageTagMutability", "MUTABLE"),
+        encryptionConfiguration=configuration,
+        tags=[{"Key": t["Key"], "Value": t["Value"]} for t in template.get("ResourceTags", [])],
+    )
+    if template.get("LifecyclePolicy"):
+        ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=template["LifecyclePolicy"])
+    if template.get("RepositoryPolicy"):
+        ecr.set_repository_policy(repositoryName=name, policyText=template["RepositoryPolicy"])
+    return moto_repository(name)
+
+
+def policy_judge(repository: Repository, caller: Principal, action: str, arn: str) -> bool:
+    """The IAM stand-in's reading of a repository policy, for a caller of another account."""
+    context = {
+        "aws:PrincipalArn": caller.arn,
+        "aws:PrincipalAccount": caller.account,
+        "aws:PrincipalOrgPaths": list(caller.org_paths),
+    }
+    return iam.repository_policy_allows(repository.policy, context, action)
 
 
 _NO_INPUT: Any = object()
@@ -202,9 +238,16 @@ class Stack:
         self.ecr = EcrFront(
             self.workdir / "ecr",
             repositories=moto_repository,
+            create=lambda name: create_from_template(
+                self.deployment.repository_templates if self.deployment else [], name
+            ),
+            allows=policy_judge,
             blob_mounting=self.ecr_blob_mounting,
             rates=self.ecr_rates,
+            account=ACCOUNT,
+            region=REGION,
         ).start(self.ecr_backend.host)
+        self.ecr.backend_authorization = "Basic " + base64.b64encode(f"{ECR_USER}:{ECR_PASSWORD}".encode()).decode()
 
     def _start_aws(self) -> None:
         from moto.core.config import default_user_config

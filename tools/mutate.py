@@ -89,6 +89,7 @@ class Mutation:
 U = "tests/unit/"
 F = "tests/functional/"
 CLAIMS = U + "test_never_claim_a_live_blob.py::"
+REPOSITORIES = F + "test_ecr_repositories.py::"
 FOLLOW = U + "test_never_follow_blindly.py::"
 
 MUTATIONS: tuple[Mutation, ...] = (
@@ -501,6 +502,34 @@ MUTATIONS: tuple[Mutation, ...] = (
         "if False:",
         (F + "test_strict_handling.py::test_a_schema1_image_is_refused_at_the_check_for_one_head_and_no_pull",),
         "an old schema 1 image spends a pull every run and fails with words that read like corruption",
+    ),
+    # -- the organisation ---------------------------------------------------------------------
+    Mutation(
+        "pull-policy-in-someone-else-s-repository",
+        "organisation",
+        f"{PACKAGE}/adapters/ecr.py",
+        "if not all(tag in tags for tag in TAGS):",
+        "if False:",
+        (REPOSITORIES + "test_a_repository_hubmirror_did_not_make_is_left_alone",),
+        "hubmirror writes its statements into a repository it did not make",
+    ),
+    Mutation(
+        "pull-policy-drops-the-owner-s-statements",
+        "organisation",
+        f"{PACKAGE}/domain/pullpolicy.py",
+        'return json.dumps({**policy, "Statement": [*theirs, *own]}, separators=(",", ":"))',
+        'return json.dumps({**policy, "Statement": [*own]}, separators=(",", ":"))',
+        (REPOSITORIES + "test_an_older_hubmirror_repository_gains_the_statements_and_keeps_its_owner_s",),
+        "the statements a repository's owner added are lost when hubmirror writes its own",
+    ),
+    Mutation(
+        "pull-policy-rewritten-every-run",
+        "organisation",
+        f"{PACKAGE}/domain/pullpolicy.py",
+        "if [_normal(s) for s in ours] == [_normal(s) for s in own]:",
+        "if False:",
+        (REPOSITORIES + "test_an_older_hubmirror_repository_gains_the_statements_and_keeps_its_owner_s",),
+        "every run rewrites every repository's policy",
     ),
     # -- redirects and downloads --------------------------------------------------------------
     Mutation(

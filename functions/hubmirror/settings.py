@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubmirror.domain.oci import KNOWN_PLATFORMS, normalise_platform
+from hubmirror.domain.pullpolicy import Pullers, PullersError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -41,6 +42,8 @@ class Settings:
     #: a new allowlist version starts a run (the report starts one for a version that arrived
     #: during its run)
     run_on_allowlist_change: bool = False
+    #: who may pull from the mirror's repositories, besides this account
+    pullers: Pullers = field(default_factory=Pullers)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +79,14 @@ class Settings:
                 raise SettingsError(f"environment variable {name} names unknown platforms: {', '.join(unknown)}")
             return tuple(normalise_platform(p) for p in raw) or None
 
+        try:
+            pullers = Pullers.parse(
+                env.get("HUBMIRROR_PULL_ORGANIZATION_ID", ""),
+                env.get("HUBMIRROR_PULL_ORGANIZATIONAL_UNIT_PATHS", ""),
+                env.get("HUBMIRROR_PULL_ACCOUNT_IDS", ""),
+            )
+        except PullersError as exc:
+            raise SettingsError(f"who may pull from the mirror (PullOrganizationId, ...): {exc}") from None
         return cls(
             bucket=required("HUBMIRROR_BUCKET"),
             target_registry=required("HUBMIRROR_TARGET_REGISTRY"),
@@ -90,4 +101,5 @@ class Settings:
             item_deadline_seconds=integer("HUBMIRROR_ITEM_DEADLINE_SECONDS", 0, 0) or None,
             event_bus=env.get("HUBMIRROR_EVENT_BUS", "").strip() or None,
             run_on_allowlist_change=env.get("HUBMIRROR_RUN_ON_ALLOWLIST_CHANGE", "").strip().lower() == "true",
+            pullers=pullers,
         )

@@ -203,10 +203,15 @@ def test_report_reaches_sqs_with_every_item_and_a_subject_with_counts(first: Run
     assert "mirror/vault:1.14" in first.text
 
 
-def test_target_repositories_are_created_with_scan_on_push(first: RunResult) -> None:
-    repositories = {r["repositoryName"]: r for r in boto3.client("ecr").describe_repositories()["repositories"]}
+def test_target_repositories_are_made_on_first_push_by_the_creation_template(world: World, first: RunResult) -> None:
+    ecr = boto3.client("ecr")
+    repositories = {r["repositoryName"]: r for r in ecr.describe_repositories()["repositories"]}
     assert {"mirror/alpine", "mirror/busybox", "mirror/vault"} <= set(repositories)
-    assert repositories["mirror/vault"]["imageScanningConfiguration"]["scanOnPush"] is True
+    assert world.stack.ecr is not None
+    assert world.stack.ecr.snapshot()["created_on_push"] >= 3  # by ECR, not by a CreateRepository of the job
+    assert not [c for c in world.stack.iam_calls if c.action == "ecr:CreateRepository"]
+    tags = ecr.list_tags_for_resource(resourceArn=repositories["mirror/vault"]["repositoryArn"])["tags"]
+    assert {"Key": "managed-by", "Value": "hubmirror"} in tags
 
 
 # -- the second run: nothing to do, and it costs nothing --------------------------------------

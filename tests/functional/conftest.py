@@ -43,6 +43,8 @@ def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]
     front.start(hub.host)
     ecr_backend = Registry(workdir / "ecr", auth=BasicAuth(ECR_USER, ECR_PASSWORD)).start()
     ecr = EcrFront(workdir / "ecr")
+    # the stack's creation template: a push under mirror/ creates its repository (create on push)
+    ecr.templates = [{"Prefix": "mirror", "AppliedFor": ["CREATE_ON_PUSH", "REPLICATION"]}]
     created = ecr.repositories
     ecr.repositories = lambda name: created(name) or moto_repository(name)  # CreateRepository under mock_aws
     ecr.start(ecr_backend.host)

@@ -1,4 +1,5 @@
-"""The repositories hubmirror creates: scan on push, encryption, untagged expiry (moto's ECR)."""
+"""The mirror's repositories: made on the first push by the stack's creation template (moto's ECR,
+through the ECR stand-in's create-on-push), and hubmirror's pull statements in their policies."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from hubmirror.adapters.ecr import Ecr, RepositorySettings, RepositorySettingsError
-from tests.cfn import source
+from devstack.deploy import creation_template, load_template
+from devstack.stack import create_from_template
+from hubmirror.adapters.ecr import Ecr
+from hubmirror.domain.pullpolicy import Pullers, statements
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+TEMPLATE = load_template()
+ORGANIZATION = "o-a1b2c3d4e5"
 
 
 @pytest.fixture
@@ -23,10 +28,14 @@ def client(aws_credentials: None) -> Iterator[Any]:
         yield boto3.client("ecr")
 
 
-def test_a_new_repository_scans_on_push_is_encrypted_and_expires_untagged_images(client: Any) -> None:
-    assert Ecr(client, RepositorySettings(untagged_expiry_days=14)).ensure_repository("mirror/nginx") is True
+def _made(parameters: dict[str, str], name: str) -> dict[str, Any] | None:
+    template = creation_template(TEMPLATE, "MirrorRepositoryTemplate", parameters)
+    return None if create_from_template([template], name) is None else template
+
+
+def test_a_first_push_makes_the_repository_with_the_template_s_settings(client: Any) -> None:
+    assert _made({"UntaggedImageExpiryDays": "14", "PullOrganizationId": ORGANIZATION}, "mirror/nginx")
     (repo,) = client.describe_repositories(repositoryNames=["mirror/nginx"])["repositories"]
-    assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repo["encryptionConfiguration"]["encryptionType"] == "AES256"
     assert repo["imageTagMutability"] == "MUTABLE"
     tags = client.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]
@@ -39,41 +48,68 @@ def test_a_new_repository_scans_on_push_is_encrypted_and_expires_untagged_images
         "countNumber": 14,
     }
     assert rule["action"] == {"type": "expire"}
+    policy = json.loads(client.get_repository_policy(repositoryName="mirror/nginx")["policyText"])
+    assert policy["Statement"] == statements(Pullers(ORGANIZATION))
 
 
-def test_a_kms_key_encrypts_new_repositories(client: Any) -> None:
-    Ecr(client, RepositorySettings(kms_key=KEY)).ensure_repository("mirror/vault")
+def test_a_kms_key_encrypts_new_repositories_and_no_expiry_sets_no_lifecycle_policy(client: Any) -> None:
+    assert _made({"EcrKmsKeyArn": KEY, "UntaggedImageExpiryDays": "0"}, "mirror/vault")
     (repo,) = client.describe_repositories(repositoryNames=["mirror/vault"])["repositories"]
     assert repo["encryptionConfiguration"] == {"encryptionType": "KMS", "kmsKey": KEY}
-
-
-def test_no_lifecycle_policy_when_expiry_is_zero(client: Any) -> None:
-    Ecr(client, RepositorySettings(untagged_expiry_days=0)).ensure_repository("mirror/alpine")
     with pytest.raises(ClientError, match="LifecyclePolicyNotFound"):
-        client.get_lifecycle_policy(repositoryName="mirror/alpine")
+        client.get_lifecycle_policy(repositoryName="mirror/vault")
+    with pytest.raises(ClientError, match="RepositoryPolicyNotFound"):  # nobody else named: no policy
+        client.get_repository_policy(repositoryName="mirror/vault")
 
 
-def test_an_existing_repository_is_left_as_its_owner_set_it(client: Any) -> None:
-    client.create_repository(repositoryName="mirror/busybox", imageTagMutability="IMMUTABLE")
-    assert Ecr(client, RepositorySettings()).ensure_repository("mirror/busybox") is False
-    (repo,) = client.describe_repositories(repositoryNames=["mirror/busybox"])["repositories"]
-    assert repo["imageTagMutability"] == "IMMUTABLE"
-    with pytest.raises(ClientError, match="LifecyclePolicyNotFound"):
-        client.get_lifecycle_policy(repositoryName="mirror/busybox")
+def test_a_push_outside_the_prefix_makes_nothing(client: Any) -> None:
+    assert _made({}, "team/app") is None
+    assert client.describe_repositories()["repositories"] == []
 
 
-def test_settings_come_from_the_variables_the_template_sets() -> None:
-    project = source()["Resources"]["CopyProject"]["Properties"]["Environment"]["EnvironmentVariables"]
-    parameters = source()["Parameters"]
-    defaults = {v["Name"]: str(parameters[v["Value"]["Ref"]]["Default"]) for v in project}
-    assert RepositorySettings.from_env(defaults) == RepositorySettings(kms_key="", untagged_expiry_days=30)
-    assert RepositorySettings.from_env({**defaults, "HUBMIRROR_ECR_KMS_KEY": KEY}).encryption() == {
-        "encryptionType": "KMS",
-        "kmsKey": KEY,
-    }
+class _Writes:
+    """Counts the policy writes a client sends."""
+
+    def __init__(self, client: Any) -> None:
+        self.count = 0
+        for action in ("SetRepositoryPolicy", "DeleteRepositoryPolicy"):
+            client.meta.events.register(f"before-call.ecr.{action}", self)
+
+    def __call__(self, **_: Any) -> None:
+        self.count += 1
 
 
-@pytest.mark.parametrize("raw", ["seven", "-1", "1.5"])
-def test_a_malformed_expiry_fails_the_job_before_it_starts(raw: str) -> None:
-    with pytest.raises(RepositorySettingsError, match="HUBMIRROR_ECR_UNTAGGED_EXPIRY_DAYS"):
-        RepositorySettings.from_env({"HUBMIRROR_ECR_UNTAGGED_EXPIRY_DAYS": raw})
+def test_an_older_hubmirror_repository_gains_the_statements_and_keeps_its_owner_s(client: Any) -> None:
+    client.create_repository(repositoryName="mirror/old", tags=[{"Key": "managed-by", "Value": "hubmirror"}])
+    owner = {"Sid": "TeamCI", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/ci"}}
+    owner["Action"] = ["ecr:BatchGetImage"]
+    client.set_repository_policy(repositoryName="mirror/old", policyText=json.dumps({"Statement": [owner]}))
+    writes = _Writes(client)
+    ecr = Ecr(client)
+    own = statements(Pullers(ORGANIZATION, account_ids=("111122223333",)))
+    assert ecr.sync_pull_policy("mirror/old", own) is True
+    policy = json.loads(client.get_repository_policy(repositoryName="mirror/old")["policyText"])
+    assert policy["Statement"] == [owner, *own]
+    assert ecr.sync_pull_policy("mirror/old", own) is False  # already so: read, not written
+    assert writes.count == 1
+    assert ecr.sync_pull_policy("mirror/old", []) is True  # nobody named any more: ours go, the owner's stay
+    assert json.loads(client.get_repository_policy(repositoryName="mirror/old")["policyText"])["Statement"] == [owner]
+
+
+def test_a_repository_hubmirror_did_not_make_is_left_alone(client: Any) -> None:
+    client.create_repository(repositoryName="mirror/theirs")
+    writes = _Writes(client)
+    assert Ecr(client).sync_pull_policy("mirror/theirs", statements(Pullers(ORGANIZATION))) is False
+    assert writes.count == 0
+    with pytest.raises(ClientError, match="RepositoryPolicyNotFound"):
+        client.get_repository_policy(repositoryName="mirror/theirs")
+
+
+def test_the_last_statement_going_deletes_the_policy_and_a_missing_repository_is_skipped(client: Any) -> None:
+    client.create_repository(repositoryName="mirror/solo", tags=[{"Key": "managed-by", "Value": "hubmirror"}])
+    ecr = Ecr(client)
+    assert ecr.sync_pull_policy("mirror/solo", statements(Pullers(account_ids=("111122223333",)))) is True
+    assert ecr.sync_pull_policy("mirror/solo", []) is True
+    with pytest.raises(ClientError, match="RepositoryPolicyNotFound"):
+        client.get_repository_policy(repositoryName="mirror/solo")
+    assert ecr.sync_pull_policy("mirror/not-pushed-yet", statements(Pullers(ORGANIZATION))) is False

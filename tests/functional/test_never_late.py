@@ -8,12 +8,11 @@ for them: each of them is deferred to a later run, never failed and never silent
 
 from __future__ import annotations
 
-import threading
-import time
-from typing import Any
+from typing import Any, cast
 
 from devstack.ecrfront import EcrFront
 from devstack.images import platform_image
+from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.registry.model import Credentials
@@ -28,30 +27,29 @@ JOB_KEY = "runs/r/jobs/00000-copy.json"
 OUTCOMES_KEY = "runs/r/outcomes/00000-copy.json"
 
 
-class SlowEcr(Ecr):
-    """ECR whose CreateRepository calls are recorded, and held until ``hold_until`` (``time.monotonic()``)."""
+class FixedEcr(Ecr):
+    """ECR's control plane as the job meets it: the registry login alone."""
 
-    def __init__(self, front: EcrFront, *, hold: float = 0.0) -> None:
-        self.front = front
-        self.hold = hold
-        self.started: list[str] = []
-        self.first: float | None = None
-        self._lock = threading.Lock()
+    def __init__(self) -> None:
+        self.client = cast(Any, None)  # the job makes no control-plane call but the login
 
     def credentials(self) -> Credentials:
         return Credentials(ECR_USER, ECR_PASSWORD)
 
-    def ensure_repository(self, name: str) -> bool:
-        with self._lock:
-            self.started.append(name)
-            self.first = self.first or time.monotonic()
-            until = self.first + self.hold
-        time.sleep(max(0.0, until - time.monotonic()))
-        self.front.create_repository(name)
-        return True
+
+def _hold_first_request(front: EcrFront, targets: list[str], seconds: float) -> None:
+    """Each target's first request from the job (a blob HEAD) waits ``seconds``: a slow ECR."""
+    for target in targets:
+        front.inject(Fault("head_blob", 0, repository=target, delay=seconds))
 
 
-def _run(registries: Registries, s3_store: Store, ecr: SlowEcr, targets: list[str], **job: Any) -> dict[str, Any]:
+def _started(front: EcrFront, targets: list[str]) -> list[str]:
+    """The targets the job sent a request to (their held request was met)."""
+    waiting = {f.repository for f in front.faults.pending()}
+    return [t for t in targets if t not in waiting]
+
+
+def _run(registries: Registries, s3_store: Store, targets: list[str], **job: Any) -> dict[str, Any]:
     hub = registries.front.host
     image = platform_image("linux/amd64", "late")
     digest = registries.hub_pusher().image("library/late", "1", image)
@@ -76,7 +74,7 @@ def _run(registries: Registries, s3_store: Store, ecr: SlowEcr, targets: list[st
             **job,
         },
     )
-    code = run_job(f"s3://runs/{JOB_KEY}", store_factory=lambda _: s3_store, ecr=ecr, environ={})
+    code = run_job(f"s3://runs/{JOB_KEY}", store_factory=lambda _: s3_store, ecr=FixedEcr(), environ={})
     outcomes = s3_store.get_json(OUTCOMES_KEY)
     assert sorted(o["target"] for o in outcomes) == sorted(f"{t}:1" for t in targets)  # one outcome each
     return {"code": code, "digest": digest, "image": image, **{o["target"]: o for o in outcomes}}
@@ -85,17 +83,18 @@ def _run(registries: Registries, s3_store: Store, ecr: SlowEcr, targets: list[st
 def test_items_not_started_by_the_job_s_deadline_end_deferred_and_cost_nothing(
     registries: Registries, s3_store: Store
 ) -> None:
-    ecr = SlowEcr(registries.ecr)
     targets = [f"mirror/late-{n}" for n in range(3)]
+    _hold_first_request(registries.ecr, targets, 0.0)
     before = registries.front.snapshot()
-    seen = _run(registries, s3_store, ecr, targets, job_deadline_seconds=1e-6)
+    seen = _run(registries, s3_store, targets, job_deadline_seconds=1e-6)
     assert seen["code"] == 0  # deferred is not failed: the build succeeds
     for target in targets:
         outcome = seen[f"{target}:1"]
         assert outcome["outcome"] == "deferred"
         assert outcome["reason"] == NOT_STARTED_IN_TIME
         assert outcome["upstream_digest"] == seen["digest"]
-    assert ecr.started == []  # no repository created, nothing asked of the target
+    assert _started(registries.ecr, targets) == []  # nothing asked of the target
+    registries.ecr.faults.clear()
     after = registries.front.snapshot()
     job_requests = {k: after.get(k, 0) - before.get(k, 0) for k in ("head_manifest", "get_manifest", "get_blob")}
     assert job_requests == {"head_manifest": 0, "get_manifest": 0, "get_blob": 0}  # no upstream request either
@@ -108,15 +107,16 @@ def test_items_started_in_time_are_finished_and_the_rest_wait_for_a_later_run(
     deadline. The two items queued behind them start after it: deferred. The four are copied (the
     target holds their blobs already, so the deadline cuts no download of theirs)."""
     deadline = 1.5
-    ecr = SlowEcr(registries.ecr, hold=deadline + 0.5)
     targets = [f"mirror/started-{n}" for n in range(6)]
     image = platform_image("linux/amd64", "late")
     for target in targets:
         registries.ecr.create_repository(target)
         registries.ecr_pusher().image(target, "before", image)
-    seen = _run(registries, s3_store, ecr, targets, job_deadline_seconds=deadline)
+    _hold_first_request(registries.ecr, targets, deadline + 0.5)
+    seen = _run(registries, s3_store, targets, job_deadline_seconds=deadline)
     assert seen["code"] == 0
-    started = set(ecr.started)
+    started = set(_started(registries.ecr, targets))
+    registries.ecr.faults.clear()
     deferred = [t for t in targets if t not in started]
     assert len(deferred) >= 2  # at most four items were started before the deadline
     reader = RegistryReader(registries.ecr.host, ECR_USER, ECR_PASSWORD)

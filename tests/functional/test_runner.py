@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from devstack import cosign
 from devstack.ecrfront import EcrFront
 from devstack.images import platform_image, seed
+from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.registry.client import RegistryClient
@@ -23,9 +24,9 @@ from hubmirror.runner.job import run_job
 from tests.functional.conftest import Registries
 
 
-class DenyingEcr(Ecr):
-    """ECR whose CreateRepository is refused for one repository (a key policy, say); the
-    others are created in the ECR front, as CreateRepository creates them in ECR."""
+class FixedEcr(Ecr):
+    """ECR's control plane as the job meets it: the registry login alone (ECR creates each
+    repository on its first push, with the stack's creation template)."""
 
     def __init__(self, front: EcrFront | None = None) -> None:
         self.front = front
@@ -33,17 +34,13 @@ class DenyingEcr(Ecr):
     def credentials(self) -> Credentials:
         return Credentials(ECR_USER, ECR_PASSWORD)
 
-    def ensure_repository(self, name: str) -> bool:
-        if name == "mirror/denied":
-            raise ClientError(
-                {"Error": {"Code": "AccessDeniedException", "Message": "kms:CreateGrant denied"}}, "CreateRepository"
-            )
-        if self.front is not None:
-            self.front.create_repository(name)
-        return True
 
-
-def test_an_aws_refusal_fails_its_item_and_the_job_goes_on(registries: Registries, s3_store: Store) -> None:
+def test_a_refused_push_fails_its_item_and_the_job_goes_on(registries: Registries, s3_store: Store) -> None:
+    """ECR refuses the first push to one repository (say its creation is denied the KMS key)."""
+    refusal = json.dumps({"errors": [{"code": "DENIED", "message": "kms:CreateGrant denied"}]}).encode()
+    registries.ecr.inject(
+        Fault("blob_upload", 403, {"Content-Type": "application/json"}, refusal, repository="mirror/denied", times=10)
+    )
     hub = registries.front.host
     digest = seed(registries.hub_pusher(), "library/runner", "1", ["linux/amd64"])
     items = []
@@ -69,20 +66,20 @@ def test_an_aws_refusal_fails_its_item_and_the_job_goes_on(registries: Registrie
     code = run_job(
         "s3://runs/runs/r/jobs/00000-copy.json",
         store_factory=lambda bucket: s3_store,
-        ecr=DenyingEcr(registries.ecr),
+        ecr=FixedEcr(registries.ecr),
         environ={},
     )
+    registries.ecr.faults.clear()
     assert code == 1
     outcomes = {o["target"]: o for o in s3_store.get_json("runs/r/outcomes/00000-copy.json")}
     assert outcomes["mirror/denied:1"]["outcome"] == "failed"
-    assert "AWS:" in outcomes["mirror/denied:1"]["reason"]
-    assert "AccessDeniedException" in outcomes["mirror/denied:1"]["reason"]
+    assert "kms:CreateGrant denied" in outcomes["mirror/denied:1"]["reason"], outcomes["mirror/denied:1"]
     assert outcomes["mirror/allowed:1"]["outcome"] == "copied"
     assert outcomes["mirror/allowed:1"]["target_digest"] == digest
 
 
 def test_a_job_that_is_not_an_s3_uri_is_refused(s3_store: Store) -> None:
-    assert run_job("runs/r/jobs/x.json", store_factory=lambda bucket: s3_store, ecr=DenyingEcr(), environ={}) == 2
+    assert run_job("runs/r/jobs/x.json", store_factory=lambda bucket: s3_store, ecr=FixedEcr(), environ={}) == 2
 
 
 def _copy_job(registries: Registries, s3_store: Store, items: list[tuple[WorkItem, str]]) -> dict[str, dict[str, Any]]:
@@ -98,7 +95,7 @@ def _copy_job(registries: Registries, s3_store: Store, items: list[tuple[WorkIte
         ],
     }
     s3_store.put_json("runs/r/jobs/00001-copy.json", job)
-    run_job("s3://runs/runs/r/jobs/00001-copy.json", store_factory=lambda _: s3_store, ecr=DenyingEcr(registries.ecr))
+    run_job("s3://runs/runs/r/jobs/00001-copy.json", store_factory=lambda _: s3_store, ecr=FixedEcr(registries.ecr))
     return {o["target"]: o for o in s3_store.get_json("runs/r/outcomes/00001-copy.json")}
 
 
@@ -191,7 +188,7 @@ def test_selected_platforms_arrive_with_their_own_signatures_and_no_other(
             ],
         },
     )
-    run_job("s3://runs/runs/r/jobs/00002-copy.json", store_factory=lambda _: s3_store, ecr=DenyingEcr(registries.ecr))
+    run_job("s3://runs/runs/r/jobs/00002-copy.json", store_factory=lambda _: s3_store, ecr=FixedEcr(registries.ecr))
     (outcome,) = s3_store.get_json("runs/r/outcomes/00002-copy.json")
     assert outcome["outcome"] == "copied", outcome
     assert outcome["reason"].endswith(

@@ -67,7 +67,7 @@ def set_for_project(project: str) -> set[str]:
 def test_the_runner_reads_what_its_variables_are_called() -> None:
     runner = package_closure(PACKAGE / "runner" / "__main__.py")
     assert PACKAGE / "adapters" / "ecr.py" in runner
-    assert {"HUBMIRROR_ECR_KMS_KEY", "HUBMIRROR_ECR_UNTAGGED_EXPIRY_DAYS"} <= variables_read(runner)
+    assert "HUBMIRROR_UPSTREAM_SECRET" in variables_read(runner)
     assert buildspec_variables() == {"HUBMIRROR_JOB"}
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from devstack.deploy import bucket_lifecycle, load_template
-from hubmirror.domain import keys
+import pytest
+
+from devstack.deploy import bucket_lifecycle, creation_template, load_template
+from hubmirror.domain import keys, pullpolicy
 from tests.infrastructure import retention
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +85,7 @@ KEY_EXAMPLES = {
     "outcomes": keys.outcomes("r1", "00000", "copy"),
     "errors": keys.errors("r1", "00000", "copy"),
     "report": keys.report("r1"),
+    "notices": keys.notices("r1", "00000"),
     "folder": keys.folder("r1", "outcomes") + "00000-copy.json",
     "ALLOWLIST": keys.ALLOWLIST,
     "RUN_LOCK": keys.RUN_LOCK,
@@ -108,3 +112,46 @@ def test_run_retention_and_allowlist_history_are_the_stack_s_parameters() -> Non
     assert retention.problems(rules, keys.ALLOWLIST) == [
         "allowlist/allowlist.yaml (the allowlist and its history): replaced versions expire after 90 days, not after 365"
     ]
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {},
+        {"PullOrganizationId": "o-a1b2c3d4e5"},
+        {
+            "PullOrganizationalUnitPaths": "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*,o-a1b2c3d4e5/r-ab12/ou-ab12-22222222/*"
+        },
+        {"PullAccountIds": "111122223333,444455556666"},
+        {
+            "PullOrganizationId": "o-a1b2c3d4e5",
+            "PullOrganizationalUnitPaths": "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*",
+            "PullAccountIds": "111122223333",
+        },
+    ],
+    ids=["nobody", "organisation", "units", "accounts", "all-three"],
+)
+def test_the_creation_template_s_policy_is_the_statements_the_check_writes(parameters: dict[str, str]) -> None:
+    """New repositories get their policy from the template (CloudFormation strings), older ones
+    from the check (domain/pullpolicy.py): the two must say the same."""
+    template = creation_template(TEMPLATE, "MirrorRepositoryTemplate", parameters)
+    env = {
+        "HUBMIRROR_PULL_ORGANIZATION_ID": parameters.get("PullOrganizationId", ""),
+        "HUBMIRROR_PULL_ORGANIZATIONAL_UNIT_PATHS": parameters.get("PullOrganizationalUnitPaths", ""),
+        "HUBMIRROR_PULL_ACCOUNT_IDS": parameters.get("PullAccountIds", ""),
+    }
+    expected = pullpolicy.statements(pullpolicy.Pullers.parse(*env.values()))
+    found = json.loads(template["RepositoryPolicy"])["Statement"] if "RepositoryPolicy" in template else []
+    assert found == expected
+    globals_env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(env) <= set(globals_env)  # the check reads what the template sets
+
+
+def test_the_creation_template_makes_every_repository_under_the_prefix_on_push_and_on_replication() -> None:
+    template = creation_template(TEMPLATE, "MirrorRepositoryTemplate", {"TargetPrefix": "team/mirror"})
+    assert template["Prefix"] == "team/mirror"
+    assert set(template["AppliedFor"]) == {"CREATE_ON_PUSH", "REPLICATION"}
+    assert {"Key": "managed-by", "Value": "hubmirror"} in template["ResourceTags"]
+    role = TEMPLATE["Resources"]["RepositoryCreationRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "ecr.amazonaws.com"}

@@ -4,87 +4,31 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from hubmirror.adapters import aws
 from hubmirror.adapters.registry.model import Credentials
+from hubmirror.domain import pullpolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
-    from mypy_boto3_ecr.type_defs import EncryptionConfigurationTypeDef, TagTypeDef
+    from mypy_boto3_ecr.type_defs import TagTypeDef
 
-#: The environment variables the template sets on the CodeBuild projects.
-KMS_KEY_VARIABLE = "HUBMIRROR_ECR_KMS_KEY"
-UNTAGGED_EXPIRY_VARIABLE = "HUBMIRROR_ECR_UNTAGGED_EXPIRY_DAYS"
-DEFAULT_UNTAGGED_EXPIRY_DAYS = 30
+#: What marks a repository as hubmirror's (the repository creation template's resource tag).
 TAGS: list[TagTypeDef] = [{"Key": "managed-by", "Value": "hubmirror"}]
 
 
-class RepositorySettingsError(ValueError):
-    """A repository setting in the environment is malformed."""
+class Ecr:
+    """The target registry's control plane.
 
-
-@dataclass(frozen=True)
-class RepositorySettings:
-    """How hubmirror creates a repository: scan on push, encryption, untagged expiry.
-
-    ``kms_key`` empty means AES256; ``untagged_expiry_days`` 0 means no lifecycle policy.
+    hubmirror creates no repository itself: ECR creates each one on its first push with the
+    settings of the stack's repository creation template (``MirrorRepositoryTemplate``).
     """
 
-    kms_key: str = ""
-    untagged_expiry_days: int = DEFAULT_UNTAGGED_EXPIRY_DAYS
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> RepositorySettings:
-        """Read the settings the template gives the CodeBuild projects.
-
-        >>> RepositorySettings.from_env({"HUBMIRROR_ECR_UNTAGGED_EXPIRY_DAYS": "7"}).untagged_expiry_days
-        7
-        """
-        raw = env.get(UNTAGGED_EXPIRY_VARIABLE, "").strip()
-        try:
-            days = int(raw) if raw else DEFAULT_UNTAGGED_EXPIRY_DAYS
-        except ValueError:
-            raise RepositorySettingsError(f"{UNTAGGED_EXPIRY_VARIABLE} must be a number of days, not {raw!r}") from None
-        if days < 0:
-            raise RepositorySettingsError(f"{UNTAGGED_EXPIRY_VARIABLE} must be 0 or more, not {days}")
-        return cls(kms_key=env.get(KMS_KEY_VARIABLE, "").strip(), untagged_expiry_days=days)
-
-    def encryption(self) -> EncryptionConfigurationTypeDef:
-        """The ``encryptionConfiguration`` of ``CreateRepository``."""
-        if self.kms_key:
-            return {"encryptionType": "KMS", "kmsKey": self.kms_key}
-        return {"encryptionType": "AES256"}
-
-    def lifecycle_policy(self) -> str | None:
-        """The lifecycle policy text: expire untagged images (what a moved tag leaves behind)."""
-        if not self.untagged_expiry_days:
-            return None
-        rule: dict[str, Any] = {
-            "rulePriority": 1,
-            "description": f"hubmirror: expire untagged images {self.untagged_expiry_days} days after their push",
-            "selection": {
-                "tagStatus": "untagged",
-                "countType": "sinceImagePushed",
-                "countUnit": "days",
-                "countNumber": self.untagged_expiry_days,
-            },
-            "action": {"type": "expire"},
-        }
-        return json.dumps({"rules": [rule]})
-
-
-class Ecr:
-    """The target registry's control plane."""
-
-    def __init__(self, client: ECRClient | None = None, repositories: RepositorySettings | None = None) -> None:
+    def __init__(self, client: ECRClient | None = None) -> None:
         self.client: ECRClient = client or aws.client("ecr")
-        self.repositories = repositories or RepositorySettings()
-        self._known: set[str] = set()
 
     def credentials(self) -> Credentials:
         """Basic-auth credentials for the registry API, from ``GetAuthorizationToken``."""
@@ -92,37 +36,32 @@ class Ecr:
         username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
         return Credentials(username=username, password=password)
 
-    def ensure_repository(self, name: str) -> bool:
-        """Create ``name`` with hubmirror's repository settings if it is missing.
+    def sync_pull_policy(self, name: str, own: list[dict[str, Any]]) -> bool:
+        """Make hubmirror's pull statements in ``name``'s policy ``own``, keeping every other one.
 
-        A new repository scans on push, is encrypted (AES256 or the KMS key), keeps tags
-        mutable (a sync moves them) and gets the untagged-image lifecycle policy. A
-        repository that exists is left exactly as it is. Returns True when this call
-        created it. Never deletes anything.
+        Only a repository hubmirror made (tagged ``managed-by=hubmirror``) is written, and only
+        when its policy says something else: one ``GetRepositoryPolicy`` when nothing changes.
+        ``SetRepositoryPolicy`` replaces the whole policy, so what is written is the policy
+        just read with hubmirror's statements replaced. True when it wrote.
         """
-        if name in self._known:  # this process has seen it: a job checks a repository once
-            return False
         try:
-            self.client.describe_repositories(repositoryNames=[name])
-            self._known.add(name)
-            return False
+            text: str | None = self.client.get_repository_policy(repositoryName=name)["policyText"]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "RepositoryNotFoundException":
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "RepositoryNotFoundException":
+                return False  # not pushed yet: the template gives it the statements
+            if code != "RepositoryPolicyNotFoundException":
                 raise
-        try:
-            self.client.create_repository(
-                repositoryName=name,
-                imageScanningConfiguration={"scanOnPush": True},
-                imageTagMutability="MUTABLE",
-                encryptionConfiguration=self.repositories.encryption(),
-                tags=TAGS,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "RepositoryAlreadyExistsException":
-                return False
-            raise
-        policy = self.repositories.lifecycle_policy()
-        if policy is not None:
-            self.client.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=policy)
-        self._known.add(name)
+            text = None
+        policy = pullpolicy.merged(text, own)
+        if policy is None:
+            return False
+        (repository,) = self.client.describe_repositories(repositoryNames=[name])["repositories"]
+        tags = self.client.list_tags_for_resource(resourceArn=repository["repositoryArn"]).get("tags", [])
+        if not all(tag in tags for tag in TAGS):
+            return False  # someone else's repository under the prefix: left as its owner set it
+        if json.loads(policy)["Statement"]:
+            self.client.set_repository_policy(repositoryName=name, policyText=policy)
+        else:
+            self.client.delete_repository_policy(repositoryName=name)
         return True

@@ -8,6 +8,7 @@ Layout (every key under the bucket)::
     runs/<run>/jobs/<batch>-<kind>.json        what one CodeBuild build copies or builds
     runs/<run>/outcomes/<batch>-<phase>.json   outcomes written by the check and by builds
     runs/<run>/errors/<batch>-<phase>.json     a step that failed as a whole (the state machine's Catch)
+    runs/<run>/notices/<batch>.json            what a check could not do besides its items (a pull policy)
     runs/<run>/report.json                     the report
     allowlist/allowlist.yaml                   the allowlist in force (versioned: its history)
     locks/run.json                             the run lock: which execution is syncing now
@@ -60,6 +61,10 @@ def outcomes(run: str, batch_id: str, phase: str) -> str:
 def errors(run: str, batch_id: str, phase: str) -> str:
     """``errors("r1", "00000", "copy")`` -> ``runs/r1/errors/00000-copy.json``."""
     return ERRORS_FORMAT.format(run, batch_id, phase)
+
+
+def notices(run: str, batch_id: str) -> str:
+    return run_key(run, "notices", f"{batch_id}.json")
 
 
 def report(run: str) -> str:

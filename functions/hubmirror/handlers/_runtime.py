@@ -37,9 +37,14 @@ def upstream_client(host: str) -> RegistryClient:
     return RegistryClient(host, for_host(upstream_credentials(), host))
 
 
+@cache
+def ecr() -> Ecr:
+    return Ecr()
+
+
 def target_client() -> RegistryClient:
     """The target registry with fresh ECR credentials (they last 12 hours)."""
-    return RegistryClient(settings().target_registry, Ecr().credentials(), side="target")
+    return RegistryClient(settings().target_registry, ecr().credentials(), side="target")
 
 
 @cache

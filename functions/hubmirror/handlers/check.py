@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hubmirror.adapters.publickeys import KeyReader
 from hubmirror.domain.items import WorkItem
-from hubmirror.handlers._runtime import settings, store, target_client, upstream_client
+from hubmirror.domain.pullpolicy import statements
+from hubmirror.handlers._runtime import ecr, settings, store, target_client, upstream_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps.check import CHECK_RESERVE_SECONDS, check_batch
 from hubmirror.steps.payloads import CheckEvent, CheckResult
@@ -39,6 +41,7 @@ def handler(event: CheckEvent, context: LambdaContext) -> CheckResult:
         public_keys=KeyReader(),  # keys are read again at each invocation: a rotated key counts at once
         item_deadline_seconds=config.item_deadline_seconds,
         deadline=time.monotonic() + context.get_remaining_time_in_millis() / 1000 - CHECK_RESERVE_SECONDS,
+        pull_policy=partial(ecr().sync_pull_policy, own=statements(config.pullers)),
     )
     metrics.add_metadata(key="execution", value=run)
     metrics.add_metric(name="ItemsChecked", unit=MetricUnit.Count, value=result.checked)

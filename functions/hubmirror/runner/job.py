@@ -41,7 +41,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hubmirror.adapters.ecr import Ecr, RepositorySettings
+from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.errors import NotFoundError, RegistryError
 from hubmirror.adapters.registry.model import Credentials, Manifest, ManifestHead
@@ -94,11 +94,10 @@ class JobSettings:
 
     #: the Secrets Manager secret with upstream credentials, if any
     upstream_secret: str | None
-    repositories: RepositorySettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobSettings:
-        return cls(upstream_secret=env.get(UPSTREAM_SECRET_VARIABLE), repositories=RepositorySettings.from_env(env))
+        return cls(upstream_secret=env.get(UPSTREAM_SECRET_VARIABLE))
 
 
 class JobError(RuntimeError):
@@ -687,7 +686,6 @@ class _Job:
         def work() -> str:
             if time.monotonic() > self.job_deadline:
                 raise DeferredError(NOT_STARTED_IN_TIME, retry_after=None)
-            self.ecr.ensure_repository(item.target_repository)
             if self.kind != Kind.BUILD:
                 return copy_item(
                     entry, transfer=self.transfer, upstream=upstream, budget=self.budget, deadline=deadline, notes=notes
@@ -738,7 +736,7 @@ def run_job(
     job = store.get_json(key)
     target_registry = str(job["target_registry"])
     settings = JobSettings.from_env(os.environ if environ is None else environ)
-    ecr = ecr or Ecr(repositories=settings.repositories)
+    ecr = ecr or Ecr()
     target_credentials = ecr.credentials()
     target = RegistryClient(target_registry, target_credentials, retry=TARGET_RETRY, side="target")
     try:

@@ -67,6 +67,8 @@ class BatchResult:
     copy_job: str | None = None
     build_job: str | None = None
     ratelimit_remaining: int | None = None
+    #: repositories whose pull statements this batch wrote
+    policies_updated: int = 0
 
     def to_dict(self) -> CheckResult:
         return cast(CheckResult, dict(self.__dict__))  # the same fields: a test holds them equal
@@ -244,13 +246,26 @@ def check_batch(
     public_keys: KeyResolver = inline_keys,
     deadline: float | None = None,
     item_deadline_seconds: int | None = None,
+    pull_policy: Callable[[str], bool] | None = None,
 ) -> BatchResult:
     """Check every item of a batch; write its outcomes and jobs; return the job keys.
 
     Items still unchecked at ``deadline`` (``time.monotonic()``) end ``deferred``: slow
     registries then cost those items a run, never the whole batch its outcomes.
+    ``pull_policy`` brings each target repository's pull statements up to date (not in a dry
+    run); a repository it could not update is named in a notice, and the next run tries again.
     """
     budget = PullBudget(floor)
+    result = BatchResult(batch=batch)
+    notices: list[str] = []
+    if pull_policy is not None and not dry_run:
+        for repository in dict.fromkeys(item.target_repository for item in items):
+            try:
+                if pull_policy(repository):
+                    result.policies_updated += 1
+            except Exception as exc:  # a policy never stops the sync of images
+                logger.warning("pull policy of %s not updated: %s", repository, exc)
+                notices.append(f"the pull policy of {repository} was not updated ({exc}); the next run tries again")
 
     def one(item: WorkItem) -> ItemCheck:
         try:
@@ -280,7 +295,7 @@ def check_batch(
         for item, f in zip(items, futures, strict=True)
     ]
 
-    result = BatchResult(batch=batch, checked=len(checks))
+    result.checked = len(checks)
     outcomes = [c.outcome.to_dict() for c in checks if c.outcome is not None]
     for check in checks:
         name = check.outcome.outcome if check.outcome else check.item.kind
@@ -288,6 +303,8 @@ def check_batch(
     remaining = [c.upstream.ratelimit.remaining for c in checks if c.upstream and c.upstream.ratelimit]
     result.ratelimit_remaining = min(remaining) if remaining else None
     store.put_json(keys.outcomes(run, batch, "check"), outcomes)
+    if notices:
+        store.put_json(keys.notices(run, batch), notices)
 
     for kind in (Kind.COPY, Kind.BUILD):
         work = [c for c in checks if c.outcome is None and c.decision is not None and c.decision.action == Action(kind)]

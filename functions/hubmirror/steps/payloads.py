@@ -56,6 +56,7 @@ class CheckResult(TypedDict):
     copy_job: str | None
     build_job: str | None
     ratelimit_remaining: int | None
+    policies_updated: int
 
 
 class RenderEvent(TypedDict):

@@ -253,6 +253,8 @@ def collect(store: ReportStore, run: str, *, target: TargetLookup | None = None)
         allowlist=plan.get("allowlist"),
         notices=list(plan.get("notices") or []),
     )
+    for key in store.keys(keys.folder(run, "notices")):  # what a check could not do besides its items
+        report.notices.extend(str(notice) for notice in store.get_json(key))
     for n, item in enumerate(items):
         found = recorded.get(item.target)
         if found is not None:
