@@ -357,6 +357,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a stalled copier releases the claim a second one took over: a third fetches the blob too",
     ),
     Mutation(
+        "blob-record-unconditional",
+        "claims",
+        f"{PACKAGE}/copying/blobindex.py",
+        "if self.store.create_json(key, value) if found is None else self.store.replace_json(key, value, found[1]):",
+        "if self.store.put_json(key, value):",
+        (F + "test_races.py::test_two_copiers_recording_one_blob_in_two_repositories_keep_both",),
+        "two copiers recording one blob at once: one repository is lost from the index",
+    ),
+    Mutation(
         "claim-takeover-unconditional",
         "claims",
         f"{PACKAGE}/copying/blobindex.py",

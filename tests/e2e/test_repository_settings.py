@@ -1,4 +1,4 @@
-"""Template parameters reach the repositories a run creates: parameter -> CodeBuild -> job -> ECR."""
+"""Template parameters reach the repositories a run makes: parameter -> creation template -> ECR's create on push."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def test_the_created_repository_has_the_settings_the_parameters_asked_for(run: R
     ecr = boto3.client("ecr")
     (repo,) = ecr.describe_repositories(repositoryNames=["mirror/busybox"])["repositories"]
     assert repo["encryptionConfiguration"] == {"encryptionType": "KMS", "kmsKey": KEY}
-    assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert {"Key": "managed-by", "Value": "hubmirror"} in ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])[
+        "tags"
+    ]
     (rule,) = json.loads(ecr.get_lifecycle_policy(repositoryName="mirror/busybox")["lifecyclePolicyText"])["rules"]
     assert (rule["selection"]["tagStatus"], rule["selection"]["countNumber"]) == ("untagged", 7)

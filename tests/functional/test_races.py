@@ -108,3 +108,15 @@ def test_a_conditional_write_s3_answers_409_is_retried_not_taken_for_a_refusal(s
 @pytest.fixture(autouse=True)
 def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("hubmirror.adapters.s3.time.sleep", lambda _: None)
+
+
+def test_two_copiers_recording_one_blob_in_two_repositories_keep_both(s3_store: Store) -> None:
+    """The blob index entry is read, extended and written back: two copiers recording the same
+    blob in different repositories at once must not lose one of them (a later copy of the lost
+    one would fetch the blob again instead of mounting it)."""
+    digest = "sha256:" + "cd" * 32
+    s3_store.put_json(keys.blob(digest), {"repositories": ["mirror/first"]})
+    racing = RacingStore(s3_store, keys.blob(digest))
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda repository: S3BlobIndex(racing).record(digest, repository), ["mirror/a", "mirror/b"]))
+    assert sorted(s3_store.get_json(keys.blob(digest))["repositories"]) == ["mirror/a", "mirror/b", "mirror/first"]

@@ -76,6 +76,11 @@ class MemoryBlobIndex:
                 places.append(repository)
 
 
+#: How often :meth:`S3BlobIndex.record` reads an entry again that changed under it (a hint: after
+#: that, the entry is left as another copier wrote it).
+RECORD_ATTEMPTS = 4
+
+
 class S3BlobIndex:
     """Where blobs live in the target registry, kept in the bucket (``blobs/<algo>/<hex>.json``).
 
@@ -107,13 +112,22 @@ class S3BlobIndex:
         return list(known)
 
     def record(self, digest: str, repository: str) -> None:
-        places = self.where(digest)
-        if repository in places:
+        """Add ``repository`` to where ``digest`` lives (newest first, at most 8). The entry is
+        read and written back only if nobody changed it meanwhile (its ETag): two copiers
+        recording one blob at once both stay in it."""
+        if repository in self.where(digest):
             return
+        key = keys.blob(digest)
+        places = [repository]
+        for _ in range(RECORD_ATTEMPTS):
+            found = self.store.read_json(key)
+            held = found[0] if found is not None and isinstance(found[0], dict) else {}
+            places = [repository, *[str(p) for p in held.get("repositories", []) if p != repository]][:8]
+            value = {"repositories": places}
+            if self.store.create_json(key, value) if found is None else self.store.replace_json(key, value, found[1]):
+                break
         with self._lock:
-            places = [repository, *[p for p in self._known.get(digest, places) if p != repository]][:8]
             self._known[digest] = places
-        self.store.put_json(keys.blob(digest), {"repositories": places})
 
     def claim(self, digest: str) -> bool:
         """Take the claim on fetching ``digest``: True when this copier should fetch it."""
