@@ -1,8 +1,8 @@
 """Races on the bucket's locks and claims: two takers of one lapsed lock or stale claim, one winner.
 
 Each test forces the race: both takers read the same record before either writes (a barrier
-after the read), as two executions or two copiers starting at the same moment do. S3 decides
-conditional writes one at a time, so the writes go to moto one at a time too.
+before the first write that changes it), as two executions or two copiers starting at the same
+moment do. S3 decides conditional writes one at a time, so the writes go to moto one at a time too.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from hubmirror.steps.runlock import RUN_LOCK_KEY, RunLockedError, take_run_lock
 
 
 class RacingStore(Store):
-    """The real adapter, holding each taker after its first read until the other has read too."""
+    """The real adapter, where each taker, about to write what it read, waits until the other
+    has read too: both have read the same record before either writes."""
 
     def __init__(self, store: Store, watched: str) -> None:
         super().__init__(store.bucket, client=store.client)
@@ -35,21 +36,13 @@ class RacingStore(Store):
             self.waited.done = True
             self.barrier.wait()
 
-    def read_json(self, key: str) -> tuple[Any, str] | None:
-        found = super().read_json(key)
-        self._hold(key)
-        return found
-
-    def find_json(self, key: str) -> Any | None:  # what a taker that does not compare ETags reads
-        found = super().find_json(key)
-        self._hold(key)
-        return found
-
     def put_json(self, key: str, value: Any) -> str:
+        self._hold(key)
         with self.writes:
             return super().put_json(key, value)
 
     def replace_json(self, key: str, value: Any, etag: str) -> bool:
+        self._hold(key)
         with self.writes:
             return super().replace_json(key, value, etag)
 
