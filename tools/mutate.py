@@ -540,6 +540,24 @@ MUTATIONS: tuple[Mutation, ...] = (
         (REPOSITORIES + "test_an_older_hubmirror_repository_gains_the_statements_and_keeps_its_owner_s",),
         "every run rewrites every repository's policy",
     ),
+    Mutation(
+        "refusal-not-remembered",
+        "shapes",
+        f"{PACKAGE}/runner/job.py",
+        "if outcome.outcome == OutcomeName.FAILED and remembered(outcome.reason):",
+        "if False:",
+        (F + "test_runner.py::test_a_refusal_no_run_can_change_is_remembered_and_costs_the_next_run_one_head",),
+        "an image no run can mirror spends its pulls again every run",
+    ),
+    Mutation(
+        "remembered-refusal-not-read",
+        "shapes",
+        f"{PACKAGE}/steps/check.py",
+        "elif not force and (refused := _refused(refusals, head.digest, decision.recipe, item)) is not None:",
+        "elif False:",
+        (F + "test_runner.py::test_a_refusal_no_run_can_change_is_remembered_and_costs_the_next_run_one_head",),
+        "a remembered refusal is ignored: the image is pulled again every run",
+    ),
     # -- redirects and downloads --------------------------------------------------------------
     Mutation(
         "redirect-carries-credentials",

@@ -493,6 +493,23 @@ def test_a_warm_run_puts_only_the_run_event(healed: RunResult, world: World) -> 
 # -- the run after ---------------------------------------------------------------------------
 
 
+def test_a_warm_run_spends_one_head_on_each_image_no_run_can_mirror(world: World, healed: RunResult) -> None:
+    """The hostile images were refused by the first runs' jobs, which remembered why: a later run
+    reports the same refusal for one HEAD each, no manifest GET and nothing written."""
+    front = world.stack.front
+    assert front is not None
+    front.reset_counts()
+    run = world.stack.run({})
+    assert run.iam_refused == []  # the job may write the refusal, the check may read it (and list: 404, not 403)
+    for name in ("absurd-size", "nested-index"):
+        asked = [kind for kind, repository, _ in front.log if repository == f"library/{name}"]
+        assert asked == ["head_manifest"], (name, asked)
+        item = run.item(f"mirror/{name}:1")
+        assert (item["outcome"], item["cause"]) == ("failed", "allowlist")
+        assert "remembered from run" in item["reason"]
+        assert world.target.manifest(f"mirror/{name}", "1") is None
+
+
 def test_the_run_after_the_faults_converges_in_its_normal_time(
     world: World, synced: tuple[RunResult, dict[str, str | None]], healed: RunResult
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from devstack import cosign
 from devstack.ecrfront import EcrFront
-from devstack.images import platform_image, seed
+from devstack.images import Blob, platform_image, seed
 from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
@@ -17,10 +17,13 @@ from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.errors import NotFoundError
 from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
+from hubmirror.domain.advice import Cause, remedy
 from hubmirror.domain.decisions import short
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import OCI_INDEX
+from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.runner.job import run_job
+from hubmirror.steps.check import check_item
 from tests.functional.conftest import Registries
 
 
@@ -223,3 +226,61 @@ def test_buildah_is_handed_none_of_the_job_s_credentials(monkeypatch: pytest.Mon
     assert not [name for name in tools.env if name.startswith(("AWS_", "HUBMIRROR_", "CODEBUILD_"))]
     assert tools.env["HTTPS_PROXY"] == "http://proxy.internal:3128"  # pulls behind a proxy still work
     assert (tools.env["BUILDAH_ISOLATION"], tools.env["BUILDAH_RUNTIME"]) == ("oci", "/usr/bin/runc")
+
+
+def _nested_index(registries: Registries, repository: str) -> str:
+    """An index whose only entry is an index: no run can mirror it as it is."""
+    pusher = registries.hub_pusher()
+    image = platform_image("linux/amd64", "nested remembered")
+    pusher.image(repository, image.manifest.digest, image)
+    inner = Blob(
+        OCI_INDEX,
+        json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [image.manifest.descriptor()]}).encode(),
+    )
+    pusher.manifest(repository, inner.digest, inner)
+    outer = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [inner.descriptor()]}
+    return pusher.manifest(repository, "1", Blob(OCI_INDEX, json.dumps(outer).encode()))
+
+
+def test_a_refusal_no_run_can_change_is_remembered_and_costs_the_next_run_one_head(
+    registries: Registries, s3_store: Store
+) -> None:
+    front = registries.front
+    digest = _nested_index(registries, "library/nested-again")
+    item = WorkItem(f"{front.host}/library/nested-again", "1", "mirror/nested-again", "1")
+    outcomes = _copy_job(registries, s3_store, [(item, digest)])
+    failed = outcomes["mirror/nested-again:1"]
+    assert failed["outcome"] == "failed"
+    assert "nested indexes are not supported" in failed["reason"]
+    target = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD), side="target")
+
+    def check(*, force: bool) -> Any:
+        return check_item(
+            item,
+            upstream=lambda _: RegistryClient(front.host),
+            target=target,
+            budget=PullBudget(0),
+            force=force,
+            dry_run=False,
+            refusals=s3_store.find_json,
+        )
+
+    front.reset_counts()
+    again = check(force=False)
+    assert again.outcome is not None
+    assert again.outcome.outcome == "failed"
+    assert again.outcome.reason.startswith(failed["reason"] + " (remembered from run r; not tried again")
+    assert again.outcome.upstream_digest == digest
+    assert remedy(again.outcome.reason).cause == Cause.ALLOWLIST
+    assert {k: v for k, v in front.snapshot().items() if v and k != "token"} == {"head_manifest": 1}  # no pull
+    assert check(force=True).outcome is None  # a force run tries it again
+
+
+def test_a_passing_failure_is_not_remembered(registries: Registries, s3_store: Store) -> None:
+    digest = seed(registries.hub_pusher(), "library/flaky", "1", ["linux/amd64"])
+    registries.front.inject(Fault("get_manifest", 503, times=10, repository="library/flaky"))
+    item = WorkItem(f"{registries.front.host}/library/flaky", "1", "mirror/flaky", "1")
+    outcomes = _copy_job(registries, s3_store, [(item, digest)])
+    registries.front.faults.clear()
+    assert outcomes["mirror/flaky:1"]["outcome"] == "failed"
+    assert s3_store.keys("refusals/") == []

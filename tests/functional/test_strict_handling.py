@@ -26,6 +26,7 @@ from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.copying.blobindex import S3BlobIndex
 from hubmirror.copying.transfer import Transfer
+from hubmirror.domain import keys
 from hubmirror.domain.advice import Cause, remedy
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import OCI_INDEX
@@ -154,6 +155,9 @@ def test_a_verbatim_copy_the_target_refuses_fails_with_the_targets_words(
     assert "MANIFEST_INVALID" in outcomes["mirror/features:1"]["reason"]
     assert "platform has fields the schema does not define: features" in outcomes["mirror/features:1"]["reason"]
     assert reader.manifest("mirror/features", "1") is None
+    remembered = s3_store.get_json(keys.refusal(digest, "sha256:0", "mirror/features"))  # next run: a HEAD, no pull
+    assert remembered["reason"] == outcomes["mirror/features:1"]["reason"]
+    assert remedy(remembered["reason"]).cause == Cause.ALLOWLIST
 
 
 def test_an_immutable_tag_that_points_elsewhere_fails_its_item_and_keeps_its_image(

@@ -43,6 +43,8 @@ RETENTIONS = (
     Retention("locks/", "the run lock", None, 1, delete_markers=True),
     Retention("blobs/", "the blob index and its claims", None, 1, delete_markers=True),
     Retention("contexts/", "rendered build contexts", (30, 3650), 1),
+    # a refusal is remembered a while, then the image is tried once more
+    Retention("refusals/", "refusals no run can change", (7, 90), 1),
     Retention("runner/", "the job's script bundle", None, 7),
 )
 

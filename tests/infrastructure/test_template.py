@@ -93,6 +93,7 @@ KEY_EXAMPLES = {
     "blob": keys.blob(_DIGEST),
     "blob claim": keys.blob(_DIGEST, ".claim"),
     "context": keys.context(_DIGEST),
+    "refusal": keys.refusal(_DIGEST, None, "mirror/app"),
     "runner_bundle": keys.runner_bundle(_DIGEST),
 }
 

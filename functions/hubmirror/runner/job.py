@@ -50,7 +50,8 @@ from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import CredentialsError, for_host, load_credentials
 from hubmirror.copying.blobindex import S3BlobIndex
 from hubmirror.copying.transfer import Transfer
-from hubmirror.domain import dockerfile
+from hubmirror.domain import dockerfile, keys
+from hubmirror.domain.advice import remembered
 from hubmirror.domain.decisions import Outcome, OutcomeName, short
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import (
@@ -705,10 +706,22 @@ class _Job:
         started = time.monotonic()
         outcome = _attempt(item, entry, job_kind=self.kind, refuse=self.credentials_problem, work=work, notes=notes)
         print(f"== {outcome.outcome} {item.target}: {outcome.reason} ({time.monotonic() - started:.1f}s)", flush=True)
+        if outcome.outcome == OutcomeName.FAILED and remembered(outcome.reason):
+            self.remember(entry, outcome.reason)
         with self._lock:
             self.failed += outcome.outcome == OutcomeName.FAILED
             self.outcomes.append(outcome.to_dict())
             self.store.put_json(self.job["outcomes_key"], self.outcomes)
+
+    def remember(self, entry: Mapping[str, Any], reason: str) -> None:
+        """Keep a refusal no run can change (the image as it is), so the next runs report it
+        for one HEAD instead of pulling again; a failure to keep it costs only that."""
+        item = WorkItem.from_dict(entry)
+        key = keys.refusal(str(entry["upstream_digest"]), entry.get("recipe"), item.target_repository)
+        try:
+            self.store.put_json(key, {"reason": reason, "run": self.job.get("run"), "image": item.key})
+        except Exception as exc:  # the outcome stands; the next run tries the image again
+            print(f"== could not remember the refusal of {item.key}: {exc}", flush=True)
 
     def run(self) -> None:
         entries = list(enumerate(self.job["items"]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -44,6 +44,14 @@ class Registry(Protocol):
 class CheckStore(Protocol):
     def get_json(self, key: str) -> Any: ...
     def put_json(self, key: str, value: Any) -> str: ...
+    def find_json(self, key: str) -> Any | None: ...
+
+
+#: How a remembered refusal is reported again (after the reason the job gave then).
+REMEMBERED_NOTE = (
+    "remembered from run {run}; not tried again (no pull spent) until the upstream digest or the "
+    "entry changes, or a force run"
+)
 
 
 @dataclass
@@ -111,11 +119,14 @@ def check_item(
     dry_run: bool,
     public_keys: KeyResolver = inline_keys,
     now: dt.datetime | None = None,
+    refusals: Callable[[str], Mapping[str, Any] | None] | None = None,
 ) -> ItemCheck:
     """Decide one item; every failure becomes a ``failed`` outcome naming its reason.
 
     An item with ``verify`` that is to be copied or built first passes the signature gate
-    (:mod:`hubmirror.steps.verify`); a dry run does not spend the pull it costs.
+    (:mod:`hubmirror.steps.verify`); a dry run does not spend the pull it costs. An item a
+    job found no run can mirror as it is (:func:`hubmirror.domain.advice.remembered`) is
+    failed again from ``refusals`` (by :func:`hubmirror.domain.keys.refusal`) unless ``force``.
     """
     result = ItemCheck(item)
     ref = item.upstream
@@ -166,6 +177,14 @@ def check_item(
     if not decision.needs_work:
         result.outcome = Outcome.for_item(
             item, OutcomeName.UNCHANGED, decision.reason, upstream_digest=head.digest, target_digest=target_digest
+        )
+    elif not force and (refused := _refused(refusals, head.digest, decision.recipe, item)) is not None:
+        result.outcome = Outcome.for_item(
+            item,
+            OutcomeName.FAILED,
+            f"{refused.get('reason')} ({REMEMBERED_NOTE.format(run=refused.get('run', 'an earlier run'))})",
+            upstream_digest=head.digest,
+            target_digest=target_digest,
         )
     elif dry_run:
         would = OutcomeName.WOULD_BUILD if decision.action == Action.BUILD else OutcomeName.WOULD_COPY
@@ -224,6 +243,15 @@ def signature_gate(
     )
 
 
+def _refused(
+    refusals: Callable[[str], Mapping[str, Any] | None] | None, digest: str, recipe: str | None, item: WorkItem
+) -> Mapping[str, Any] | None:
+    if refusals is None:
+        return None
+    found = refusals(keys.refusal(digest, recipe, item.target_repository))
+    return found if isinstance(found, Mapping) and found.get("reason") else None
+
+
 def _retry_time(exc: RateLimitedError, now: dt.datetime) -> str | None:
     if exc.retry_after is not None:
         return (now + dt.timedelta(seconds=exc.retry_after)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -277,6 +305,7 @@ def check_batch(
                 force=force,
                 dry_run=dry_run,
                 public_keys=public_keys,
+                refusals=store.find_json,
             )
         except Exception as exc:  # one bad item never stops the others; it is reported failed
             logger.exception("check of %s failed unexpectedly", item.key, extra={"image": item.key})
