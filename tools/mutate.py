@@ -558,6 +558,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         (F + "test_runner.py::test_a_refusal_no_run_can_change_is_remembered_and_costs_the_next_run_one_head",),
         "a remembered refusal is ignored: the image is pulled again every run",
     ),
+    Mutation(
+        "spool-unbounded",
+        "shapes",
+        f"{PACKAGE}/copying/transfer.py",
+        "while self.spool_limit is not None and self._spool_bytes > self.spool_limit and len(self._spooled) > 1:",
+        "while False:",
+        (F + "test_transfer.py::test_the_local_copies_of_fetched_blobs_stay_under_their_bound",),
+        "a batch of large images fills the job's disk with copies of every blob it fetched",
+    ),
     # -- redirects and downloads --------------------------------------------------------------
     Mutation(
         "redirect-carries-credentials",

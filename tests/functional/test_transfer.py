@@ -220,3 +220,32 @@ def test_a_nested_index_is_refused_before_a_byte_moves(
     assert reader.manifest("t1/nested", first.manifest.digest) is None
     for blob in (*first.layers, first.config):
         assert not target.has_blob("t1/nested", blob.digest)
+
+
+def test_the_local_copies_of_fetched_blobs_stay_under_their_bound(
+    registries: Registries, front: HubFront, target: RegistryClient, reader: RegistryReader
+) -> None:
+    """A job keeps each blob it fetched on disk, for the other repositories of the batch that need
+    it before the first one's image is complete. With a bound smaller than the batch's blobs,
+    the least recently used copies go; what needs one later takes the blob from the target (its
+    image is complete by then) or, failing that, fetches it again, and says so."""
+    pusher = registries.hub_pusher()
+    images = [platform_image("linux/amd64", f"spool {n}", extra_layers=2) for n in range(3)]
+    digests = [pusher.image(f"library/spool{n}", "1", image) for n, image in enumerate(images)]
+    largest = max(len(blob.data) for image in images for blob in (*image.layers, image.config))
+    bound = largest + 1000
+    transfer = Transfer(target, MemoryBlobIndex(), spool_limit=bound)
+    for n, digest in enumerate(digests):
+        for copy in ("a", "b"):  # every image into two repositories, as a batch of two entries does
+            repository = f"mirror/spool-{copy}{n}"
+            assert transfer.copy(RegistryClient(front.host), f"library/spool{n}", digest, repository, "1") == digest
+            fetched = reader.manifest(repository, "1")
+            assert fetched is not None
+            assert fetched.digest == digest
+            spool = transfer._spool
+            on_disk = sum(p.stat().st_size for p in spool.iterdir()) if spool else 0
+            assert on_disk <= bound, (repository, on_disk, bound)
+    stats = transfer.stats
+    assert stats.spool_evicted > 0
+    assert largest <= stats.spool_peak_bytes <= bound + largest  # over only by the copy just kept, for a moment
+    transfer.close()

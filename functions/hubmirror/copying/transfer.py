@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,6 +48,11 @@ class TransferStats:
     transferred: int = 0
     transferred_bytes: int = 0
     manifests_fetched: int = 0
+    #: local copies dropped to keep under the spool's bound, and blobs fetched from the source
+    #: again because their copy had been dropped
+    spool_evicted: int = 0
+    refetched: int = 0
+    spool_peak_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, kind: str, size: int = 0) -> None:
@@ -63,6 +69,9 @@ class TransferStats:
             "transferred": self.transferred,
             "transferred_bytes": self.transferred_bytes,
             "manifests_fetched": self.manifests_fetched,
+            "spool_evicted": self.spool_evicted,
+            "refetched": self.refetched,
+            "spool_peak_bytes": self.spool_peak_bytes,
         }
 
 
@@ -125,7 +134,13 @@ class Transfer:
     """Copies images from one registry to another through a shared blob index."""
 
     def __init__(
-        self, target: RegistryClient, index: BlobIndex, *, workers: int = 4, sleep: Callable[[float], None] = time.sleep
+        self,
+        target: RegistryClient,
+        index: BlobIndex,
+        *,
+        workers: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+        spool_limit: int | None = None,
     ) -> None:
         self.target = target
         self.index = index
@@ -135,8 +150,13 @@ class Transfer:
         self._lock = threading.Lock()
         self._blob_locks: dict[str, threading.Lock] = {}
         #: blobs fetched from a source by this process, kept on disk for other repositories
-        self._spooled: dict[str, Path] = {}
+        #: (a blob uploaded to one repository is readable from it only once an image there
+        #: references it), least recently used first; at most ``spool_limit`` bytes of them
+        self._spooled: OrderedDict[str, tuple[Path, int]] = OrderedDict()
         self._spool: Path | None = None
+        self.spool_limit = spool_limit
+        self._spool_bytes = 0
+        self._dropped: set[str] = set()
         #: uploads from the source under way in this process, by digest
         self._inflight: dict[str, Future[None]] = {}
         #: claims this process holds (renewed by a heartbeat thread until released)
@@ -286,13 +306,36 @@ class Transfer:
 
     def _from_spool(self, repository: str, descriptor: Mapping[str, Any]) -> bool:
         """Upload a blob this process fetched before, from its local copy."""
+        digest = str(descriptor["digest"])
         with self._lock:
-            path = self._spooled.get(str(descriptor["digest"]))
-        if path is None:
+            kept = self._spooled.get(digest)
+            if kept is not None:
+                self._spooled.move_to_end(digest)  # used: the last to be dropped
+        if kept is None:
             return False
-        self._upload(repository, descriptor, lambda _: path.open("rb"))
+        try:
+            self._upload(repository, descriptor, lambda _: kept[0].open("rb"))
+        except FileNotFoundError:
+            return False  # dropped meanwhile to keep under the bound: taken from elsewhere
         self.stats.add("relayed")
         return True
+
+    def _keep(self, digest: str, path: Path) -> None:
+        """Keep a fetched blob's local copy; drop the least recently used ones past the bound."""
+        size = path.stat().st_size
+        dropped: list[Path] = []
+        with self._lock:
+            self._spooled[digest] = (path, size)
+            self._spool_bytes += size
+            self.stats.spool_peak_bytes = max(self.stats.spool_peak_bytes, self._spool_bytes)
+            while self.spool_limit is not None and self._spool_bytes > self.spool_limit and len(self._spooled) > 1:
+                old, (old_path, old_size) = self._spooled.popitem(last=False)
+                self._spool_bytes -= old_size
+                self._dropped.add(old)
+                dropped.append(old_path)
+                self.stats.spool_evicted += 1
+        for old_path in dropped:
+            old_path.unlink(missing_ok=True)
 
     def _from_target(self, repository: str, descriptor: Mapping[str, Any], *, fresh: bool) -> bool:
         """Take the blob from a target repository that can serve it: mount it; where the
@@ -349,7 +392,10 @@ class Transfer:
                     copy.close()
         if copy is not None:
             with self._lock:
-                self._spooled[digest] = copy.keep()
+                again = digest in self._dropped
+            if again:
+                self.stats.add("refetched")
+            self._keep(digest, copy.keep())
         self.index.record(digest, repository)
 
     def _spool_dir(self) -> Path:
@@ -367,6 +413,7 @@ class Transfer:
         with self._lock:
             spool, self._spool = self._spool, None
             self._spooled.clear()
+            self._spool_bytes = 0
         if spool is not None:
             shutil.rmtree(spool, ignore_errors=True)
 

@@ -22,6 +22,7 @@ imports nothing from Powertools.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -87,6 +88,12 @@ NOT_STARTED_IN_TIME = "not started in time (the job ran out of its time); a late
 COPY_WORKERS = 4
 #: The environment the template sets on the CodeBuild projects (besides HUBMIRROR_JOB).
 UPSTREAM_SECRET_VARIABLE = "HUBMIRROR_UPSTREAM_SECRET"  # noqa: S105 - the variable holding the secret's name
+#: The disk the job's copies of fetched blobs may take: CodeBuild's small and medium on-demand
+#: Linux types have 64 and 128 GB of disk
+#: (https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-compute-types.html),
+#: shared with the build image, the tools and, in a build, buildah's storage.
+SPOOL_LIMIT_VARIABLE = "HUBMIRROR_SPOOL_LIMIT_GIB"
+DEFAULT_SPOOL_LIMIT_GIB = 16
 
 
 @dataclass(frozen=True)
@@ -95,10 +102,20 @@ class JobSettings:
 
     #: the Secrets Manager secret with upstream credentials, if any
     upstream_secret: str | None
+    #: bytes of fetched blobs the job keeps on disk for other repositories (least recently used
+    #: dropped first)
+    spool_limit: int = DEFAULT_SPOOL_LIMIT_GIB * 2**30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobSettings:
-        return cls(upstream_secret=env.get(UPSTREAM_SECRET_VARIABLE))
+        """The job's settings; a malformed spool size falls back to the default.
+
+        >>> JobSettings.from_env({"HUBMIRROR_SPOOL_LIMIT_GIB": "2"}).spool_limit
+        2147483648
+        """
+        raw = env.get(SPOOL_LIMIT_VARIABLE, "").strip()
+        gib = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_SPOOL_LIMIT_GIB
+        return cls(upstream_secret=env.get(UPSTREAM_SECRET_VARIABLE), spool_limit=gib * 2**30)
 
 
 class JobError(RuntimeError):
@@ -526,26 +543,29 @@ def build_item(
         args.append("--tls-verify=false")
     for key, value in sorted(wanted.items()):
         args += ["--annotation", f"{key}={value}"]
-    try:
-        tools.run([*args, "-f", str(context / "Dockerfile"), str(context)], deadline=deadline)
-    except JobError as exc:
-        fetching = [tool for line in item.build_commands if (tool := dockerfile.network_tool(line))]
-        if item.build_network or not fetching:
-            raise
-        raise JobError(
-            f"{exc}; build lines run without the network, and {fetching[0]!r} usually needs it: "
-            "if the line does, set build_network: true on the entry"
-        ) from None
     layout = tools.workdir / f"layout-{number}"
-    tools.run(["buildah", "manifest", "push", "--all", manifest_list, f"oci:{layout}:built"], deadline=deadline)
-    index_digest = annotate_layout_index(layout, "built", wanted)
-    landed = transfer.push_layout(layout, index_digest, item.target_repository, item.target_tag)
-    if landed != index_digest:
-        raise JobError(f"the target tag holds {landed} after the push, not the built {index_digest}")
-    tools.run(["buildah", "manifest", "rm", manifest_list])
-    tools.run(["buildah", "rmi", "--all", "--force"])
-    shutil.rmtree(layout, ignore_errors=True)
-    shutil.rmtree(context, ignore_errors=True)
+    try:
+        try:
+            tools.run([*args, "-f", str(context / "Dockerfile"), str(context)], deadline=deadline)
+        except JobError as exc:
+            fetching = [tool for line in item.build_commands if (tool := dockerfile.network_tool(line))]
+            if item.build_network or not fetching:
+                raise
+            raise JobError(
+                f"{exc}; build lines run without the network, and {fetching[0]!r} usually needs it: "
+                "if the line does, set build_network: true on the entry"
+            ) from None
+        tools.run(["buildah", "manifest", "push", "--all", manifest_list, f"oci:{layout}:built"], deadline=deadline)
+        index_digest = annotate_layout_index(layout, "built", wanted)
+        landed = transfer.push_layout(layout, index_digest, item.target_repository, item.target_tag)
+        if landed != index_digest:
+            raise JobError(f"the target tag holds {landed} after the push, not the built {index_digest}")
+    finally:  # buildah's storage (vfs: every layer unpacked) goes with each item, built or failed
+        for cleanup in (["buildah", "manifest", "rm", manifest_list], ["buildah", "rmi", "--all", "--force"]):
+            with contextlib.suppress(JobError):
+                tools.run(cleanup)
+        shutil.rmtree(layout, ignore_errors=True)
+        shutil.rmtree(context, ignore_errors=True)
     return landed
 
 
@@ -759,7 +779,7 @@ def run_job(
         credentials_problem: str | None = str(exc)
     else:
         credentials_problem = None
-    transfer = Transfer(target, S3BlobIndex(store))
+    transfer = Transfer(target, S3BlobIndex(store), spool_limit=settings.spool_limit)
     workdir = Path(tempfile.mkdtemp(prefix="hubmirror-job-"))
     try:
         work = _Job(
