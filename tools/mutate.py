@@ -90,6 +90,7 @@ U = "tests/unit/"
 F = "tests/functional/"
 CLAIMS = U + "test_never_claim_a_live_blob.py::"
 REPOSITORIES = F + "test_ecr_repositories.py::"
+STRICT = F + "test_strict_handling.py::"
 FOLLOW = U + "test_never_follow_blindly.py::"
 
 MUTATIONS: tuple[Mutation, ...] = (
@@ -566,6 +567,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         "while False:",
         (F + "test_transfer.py::test_the_local_copies_of_fetched_blobs_stay_under_their_bound",),
         "a batch of large images fills the job's disk with copies of every blob it fetched",
+    ),
+    Mutation(
+        "refused-list-copied-piecemeal",
+        "shapes",
+        f"{PACKAGE}/copying/transfer.py",
+        "if refused:  # its images would be written first and stay, untagged",
+        "if False:",
+        (STRICT + "test_a_verbatim_copy_the_target_would_refuse_fails_in_its_words_before_a_byte_moves",),
+        "a Docker list ECR refuses leaves its images in the target, untagged, every run",
     ),
     # -- redirects and downloads --------------------------------------------------------------
     Mutation(

@@ -144,17 +144,22 @@ def test_a_platform_subset_of_a_docker_manifest_list_is_written_as_an_oci_index(
     assert landed.document["manifests"][0]["digest"] == images[1].manifest.digest  # byte for byte
 
 
-def test_a_verbatim_copy_the_target_refuses_fails_with_the_targets_words(
+def test_a_verbatim_copy_the_target_would_refuse_fails_in_its_words_before_a_byte_moves(
     registries: Registries, front: HubFront, s3_store: Store, reader: RegistryReader
 ) -> None:
+    """ECR refuses a Docker manifest list with ``platform.features``; copied verbatim, its images
+    would be written first and stay, untagged. The copy sees it in the list and writes nothing."""
     images = [platform_image("linux/amd64", "features")]
     digest = _push_list(registries, "library/features", images, _docker_list(images, features=True))
     item = WorkItem(f"{front.host}/library/features", "1", "mirror/features", "1")
+    front.reset_counts()
     outcomes = _job(registries, s3_store, [(item, digest, DOCKER_LIST)])
     assert outcomes["mirror/features:1"]["outcome"] == "failed"
     assert "MANIFEST_INVALID" in outcomes["mirror/features:1"]["reason"]
     assert "platform has fields the schema does not define: features" in outcomes["mirror/features:1"]["reason"]
     assert reader.manifest("mirror/features", "1") is None
+    assert reader.manifest("mirror/features", images[0].manifest.digest) is None  # no image left behind
+    assert front.snapshot().get("get_blob", 0) == 0
     remembered = s3_store.get_json(keys.refusal(digest, "sha256:0", "mirror/features"))  # next run: a HEAD, no pull
     assert remembered["reason"] == outcomes["mirror/features:1"]["reason"]
     assert remedy(remembered["reason"]).cause == Cause.ALLOWLIST

@@ -33,7 +33,14 @@ from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.errors import BlobDownloadError, RegistryError
 from hubmirror.adapters.registry.model import LAYER_MAX_BYTES, Manifest
 from hubmirror.copying.blobindex import BlobIndex
-from hubmirror.domain.oci import INDEX_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST, sha256_digest
+from hubmirror.domain.oci import (
+    DOCKER_LIST,
+    INDEX_MEDIA_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    docker_list_refusal,
+    sha256_digest,
+)
 
 
 @dataclass
@@ -465,6 +472,12 @@ class Transfer:
         try:
             top = self._manifest(source, digest)
             rewritten = keep(top) if keep else None
+            refused = docker_list_refusal(top.document()) if top.media_type == DOCKER_LIST and not rewritten else None
+            if refused:  # its images would be written first and stay, untagged
+                raise RegistryError(
+                    f"{self.target.where(repository)}: ECR refuses this Docker manifest list as it is "
+                    f"(MANIFEST_INVALID: {refused}); nothing was written"
+                )
             fetch = partial(source.blob, deadline=deadline)
             ensure = partial(self.ensure_blobs, repository, fetch=fetch, held=held, deadline=deadline)
             if top.media_type in INDEX_MEDIA_TYPES:

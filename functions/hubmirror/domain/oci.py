@@ -26,6 +26,31 @@ SCHEMA1_MEDIA_TYPES = frozenset(
     }
 )
 
+#: What a Docker manifest list may hold as ECR validates it (the schema's fields, none of the
+#: extensions other registries let through): a list with more is refused ``MANIFEST_INVALID``,
+#: as ``platform.features`` has been (https://github.com/aws/containers-roadmap/issues/2439).
+_DOCKER_LIST_FIELDS = frozenset({"schemaVersion", "mediaType", "manifests"})
+_DOCKER_PLATFORM_FIELDS = frozenset({"architecture", "os", "os.version", "os.features", "variant"})
+
+
+def docker_list_refusal(document: Mapping[str, Any]) -> str | None:
+    """What ECR would refuse in a Docker manifest list copied as it is, in ECR's words; None if nothing.
+
+    >>> docker_list_refusal({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [
+    ...     {"platform": {"os": "linux", "architecture": "amd64", "features": ["sse4"]}}]})
+    'manifests[0].platform has fields the schema does not define: features'
+    """
+    extra = sorted(set(document) - _DOCKER_LIST_FIELDS)
+    if extra:
+        return f"the manifest has fields the schema does not define: {', '.join(extra)}"
+    for n, entry in enumerate(document.get("manifests") or []):
+        platform = entry.get("platform") if isinstance(entry, Mapping) else None
+        extra = sorted(set(platform) - _DOCKER_PLATFORM_FIELDS) if isinstance(platform, Mapping) else []
+        if extra:
+            return f"manifests[{n}].platform has fields the schema does not define: {', '.join(extra)}"
+    return None
+
+
 ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
 ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
 ANNOTATION_RECIPE = "io.hubmirror.recipe"
