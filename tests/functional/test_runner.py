@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from devstack import cosign
 from devstack.ecrfront import EcrFront
@@ -17,10 +18,11 @@ from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.errors import NotFoundError
 from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
+from hubmirror.domain import keys
 from hubmirror.domain.advice import Cause, remedy
 from hubmirror.domain.decisions import short
 from hubmirror.domain.items import WorkItem
-from hubmirror.domain.oci import OCI_INDEX
+from hubmirror.domain.oci import DOCKER_MANIFEST, OCI_INDEX
 from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.runner.job import run_job
 from hubmirror.steps.check import check_item
@@ -274,6 +276,58 @@ def test_a_refusal_no_run_can_change_is_remembered_and_costs_the_next_run_one_he
     assert remedy(again.outcome.reason).cause == Cause.ALLOWLIST
     assert {k: v for k, v in front.snapshot().items() if v and k != "token"} == {"head_manifest": 1}  # no pull
     assert check(force=True).outcome is None  # a force run tries it again
+
+    def unreadable(key: str) -> Any:
+        raise EndpointConnectionError(endpoint_url=f"https://s3.amazonaws.com/{key}")
+
+    tried = check_item(
+        item, upstream=lambda _: RegistryClient(front.host), target=target, budget=PullBudget(0),
+        force=False, dry_run=False, refusals=unreadable,
+    )  # fmt: skip
+    assert tried.outcome is None  # what cannot be read costs only the memory: the image is tried again
+
+
+def _docker_manifest_with_annotations(registries: Registries, repository: str, tag: str, what: str) -> str:
+    """A Docker image manifest carrying ``annotations``, a field its schema does not define: the
+    hub stores it, ECR refuses it ``MANIFEST_INVALID``."""
+    image = platform_image("linux/amd64", what)
+    pusher = registries.hub_pusher()
+    for blob in (image.config, *image.layers):
+        pusher.blob(repository, blob)
+    document = json.loads(image.manifest.data)
+    document["mediaType"] = DOCKER_MANIFEST
+    document["annotations"] = {"org.example": what}
+    return pusher.manifest(repository, tag, Blob(DOCKER_MANIFEST, json.dumps(document).encode()))
+
+
+def test_only_a_refusal_of_the_image_itself_is_remembered_not_one_of_its_signature(
+    registries: Registries, s3_store: Store
+) -> None:
+    """ECR refuses both manifests below as invalid; only the image's own refusal depends on its
+    digest alone. A signature copied beside an image can be replaced upstream without the image
+    changing, so its refusal must not keep the image failed for 30 days."""
+    hub = registries.front.host
+    refused = _docker_manifest_with_annotations(registries, "library/refused", "1", "refused itself")
+    signed = seed(registries.hub_pusher(), "library/badsig", "1", ["linux/amd64"])
+    _docker_manifest_with_annotations(
+        registries, "library/badsig", signed.replace(":", "-") + ".sig", "a bad signature"
+    )
+    outcomes = _copy_job(
+        registries,
+        s3_store,
+        [
+            (WorkItem(f"{hub}/library/refused", "1", "mirror/refused", "1"), refused),
+            (WorkItem(f"{hub}/library/badsig", "1", "mirror/badsig", "1"), signed),
+        ],
+    )
+    for target in ("mirror/refused:1", "mirror/badsig:1"):
+        assert outcomes[target]["outcome"] == "failed"
+        assert "MANIFEST_INVALID" in outcomes[target]["reason"]
+    assert "signature or referrer copied beside the image" in outcomes["mirror/badsig:1"]["reason"]
+    assert remedy(outcomes["mirror/badsig:1"]["reason"]).next_step.startswith("ECR refuses a signature")
+    remembered = [s3_store.get_json(key)["image"] for key in s3_store.keys("refusals/")]
+    assert remembered == [f"{hub}/library/refused:1"]
+    assert s3_store.find_json(keys.refusal(refused, None, "mirror/refused")) is not None
 
 
 def test_a_passing_failure_is_not_remembered(registries: Registries, s3_store: Store) -> None:

@@ -66,9 +66,13 @@ def test_a_broken_download_blames_upstream_and_releases_its_claims(
     digest, blob = _seeded(registries, name)
     front.cdn.inject(DownloadFault(mode, digest=blob, times=UPLOAD_ATTEMPTS))  # every attempt breaks
     index = S3BlobIndex(s3_store)
-    transfer = Transfer(target, index, sleep=_no_wait)
+    transfer = Transfer(target, index, sleep=_no_wait, spool_limit=10 * 2**20)
     with pytest.raises(BlobDownloadError) as caught:
         transfer.copy(RegistryClient(front.host), f"library/{name}", digest, f"faults/{name}", "1")
+    spool = transfer._spool
+    parts = [p.name for p in spool.iterdir() if p.suffix == ".part"] if spool else []
+    assert parts == []  # no partial copy stays
+    assert transfer._spool_bytes == sum(size for _, size in transfer._spooled.values())  # its room given back
     message = str(caught.value)
     assert message.startswith(f"upstream {front.host}/library/{name}: blob {blob}:"), message
     assert words in message

@@ -16,6 +16,7 @@ Blob GETs are not pulls on Docker Hub; manifest GETs are, one per manifest fetch
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import shutil
 import tempfile
@@ -82,6 +83,14 @@ class TransferStats:
         }
 
 
+class RefusedImageError(RegistryError):
+    """The image itself, as it is, can never be written to the target (a nested index, a blob
+    over ECR's size limit, a manifest the target refuses as invalid): no run changes that until
+    the upstream digest or the recipe does, so the job remembers it. A refusal of anything
+    copied beside the image (a signature, a referrer) is not one: those change on their own.
+    """
+
+
 def _blobs(document: Mapping[str, Any], where: str = "the image") -> list[Mapping[str, Any]]:
     """The config and layers of an image manifest, without non-distributable layers.
 
@@ -99,7 +108,7 @@ def _blobs(document: Mapping[str, Any], where: str = "the image") -> list[Mappin
     for blob in blobs:
         size = blob.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= LAYER_MAX_BYTES:
-            raise RegistryError(
+            raise RefusedImageError(
                 f"{where}: blob {blob.get('digest')} declares a size of {size!r} bytes; "
                 f"a layer is at most {LAYER_MAX_BYTES} bytes (ECR's limit)"
             )
@@ -164,6 +173,7 @@ class Transfer:
         self.spool_limit = spool_limit
         self._spool_bytes = 0
         self._dropped: set[str] = set()
+        self._names = itertools.count()  # each local copy a file of its own
         #: uploads from the source under way in this process, by digest
         self._inflight: dict[str, Future[None]] = {}
         #: claims this process holds (renewed by a heartbeat thread until released)
@@ -327,22 +337,42 @@ class Transfer:
         self.stats.add("relayed")
         return True
 
-    def _keep(self, digest: str, path: Path) -> None:
-        """Keep a fetched blob's local copy; drop the least recently used ones past the bound."""
-        size = path.stat().st_size
+    def _spools(self, size: int) -> bool:
+        """Whether to keep a local copy of a blob of ``size`` bytes about to be fetched; if so,
+        it counts against the bound from now on (while it downloads too), and the least recently
+        used copies are dropped to make room. A blob larger than the bound is never kept."""
+        if self.spool_limit is not None and size > self.spool_limit:
+            return False
         dropped: list[Path] = []
         with self._lock:
-            self._spooled[digest] = (path, size)
             self._spool_bytes += size
-            self.stats.spool_peak_bytes = max(self.stats.spool_peak_bytes, self._spool_bytes)
-            while self.spool_limit is not None and self._spool_bytes > self.spool_limit and len(self._spooled) > 1:
+            while self.spool_limit is not None and self._spool_bytes > self.spool_limit and self._spooled:
                 old, (old_path, old_size) = self._spooled.popitem(last=False)
                 self._spool_bytes -= old_size
                 self._dropped.add(old)
                 dropped.append(old_path)
                 self.stats.spool_evicted += 1
+            self.stats.spool_peak_bytes = max(self.stats.spool_peak_bytes, self._spool_bytes)
         for old_path in dropped:
             old_path.unlink(missing_ok=True)
+        return True
+
+    def _keep(self, digest: str, path: Path, size: int) -> None:
+        """Keep a fetched blob's local copy (counted since :meth:`_spools`)."""
+        with self._lock:
+            replaced = self._spooled.pop(digest, None)
+            self._spooled[digest] = (path, size)
+            if replaced is not None:
+                self._spool_bytes -= replaced[1]
+        if replaced is not None and replaced[0] != path:
+            replaced[0].unlink(missing_ok=True)
+
+    def _unspool(self, size: int, part: Path | None) -> None:
+        """Give back the room of a copy that was not kept (its upload failed)."""
+        with self._lock:
+            self._spool_bytes -= size
+        if part is not None:
+            part.unlink(missing_ok=True)
 
     def _from_target(self, repository: str, descriptor: Mapping[str, Any], *, fresh: bool) -> bool:
         """Take the blob from a target repository that can serve it: mount it; where the
@@ -380,29 +410,38 @@ class Transfer:
         spool: bool = False,
     ) -> None:
         digest, size = str(descriptor["digest"]), int(descriptor["size"])
+        spool = spool and self._spools(size)
         copy: _Tee | None = None
-        for attempt in range(UPLOAD_ATTEMPTS):
-            data = fetch(descriptor)
-            copy = _Tee(data, self._spool_dir() / f"{digest.replace(':', '-')}.part") if spool else None
-            try:
-                self.target.upload_blob(repository, digest, size, copy or data, session=session)
-                break
-            except RegistryError:
-                if attempt + 1 == UPLOAD_ATTEMPTS:
-                    raise
-                session = None  # the failed session is spent: the retry opens its own
-            finally:
-                done = getattr(data, "release_conn", None) or getattr(data, "close", None)
-                if done is not None:
-                    done()
-                if copy is not None:
-                    copy.close()
+        try:
+            for attempt in range(UPLOAD_ATTEMPTS):
+                data = fetch(descriptor)
+                if spool:
+                    copy = _Tee(data, self._spool_dir() / f"{digest.replace(':', '-')}-{next(self._names)}.part")
+                try:
+                    self.target.upload_blob(repository, digest, size, copy or data, session=session)
+                    break
+                except RegistryError:
+                    if attempt + 1 == UPLOAD_ATTEMPTS:
+                        raise
+                    session = None  # the failed session is spent: the retry opens its own
+                    if copy is not None:
+                        copy.path.unlink(missing_ok=True)  # the retry writes a copy of its own
+                finally:
+                    done = getattr(data, "release_conn", None) or getattr(data, "close", None)
+                    if done is not None:
+                        done()
+                    if copy is not None:
+                        copy.close()
+        except BaseException:
+            if spool:
+                self._unspool(size, copy.path if copy is not None else None)
+            raise
         if copy is not None:
             with self._lock:
                 again = digest in self._dropped
             if again:
                 self.stats.add("refetched")
-            self._keep(digest, copy.keep())
+            self._keep(digest, copy.keep(), size)
         self.index.record(digest, repository)
 
     def _spool_dir(self) -> Path:
@@ -420,6 +459,7 @@ class Transfer:
         with self._lock:
             spool, self._spool = self._spool, None
             self._spooled.clear()
+            self._dropped.clear()
             self._spool_bytes = 0
         if spool is not None:
             shutil.rmtree(spool, ignore_errors=True)
@@ -474,7 +514,7 @@ class Transfer:
             rewritten = keep(top) if keep else None
             refused = docker_list_refusal(top.document()) if top.media_type == DOCKER_LIST and not rewritten else None
             if refused:  # its images would be written first and stay, untagged
-                raise RegistryError(
+                raise RefusedImageError(
                     f"{self.target.where(repository)}: ECR refuses this Docker manifest list as it is "
                     f"(MANIFEST_INVALID: {refused}); nothing was written"
                 )
@@ -486,33 +526,54 @@ class Transfer:
                 for child_digest in dict.fromkeys(str(child["digest"]) for child in listed):  # each fetched once
                     manifest = self._manifest(source, child_digest)
                     if manifest.media_type in INDEX_MEDIA_TYPES:
-                        raise RegistryError(
+                        raise RefusedImageError(
                             f"{source.where}: {manifest.digest} is an index inside an index; "
                             "nested indexes are not supported"
                         )
                     children.append((manifest, _blobs(manifest.document(), source.where)))
                 for manifest, blobs in children:
                     ensure(blobs)
-                    self.target.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
+                    self._put(repository, manifest.digest, manifest.body, manifest.media_type)
                 if rewritten is not None:
                     body = json.dumps(rewritten, separators=(",", ":")).encode()
                     media_type = str(rewritten.get("mediaType") or OCI_INDEX)
-                    if before_tag is not None:
-                        before_tag(top)
-                    return self.target.put_manifest(repository, tag or sha256_digest(body), body, media_type)
+                    _before_tag(before_tag, top)
+                    return self._put(repository, tag or sha256_digest(body), body, media_type)
             else:
                 ensure(_blobs(top.document(), source.where))
-            if before_tag is not None:
-                before_tag(top)
-            return self.target.put_manifest(repository, tag or top.digest, top.body, top.media_type)
+            _before_tag(before_tag, top)
+            return self._put(repository, tag or top.digest, top.body, top.media_type)
         finally:
             self.let_go(held)
+
+    def _put(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
+        """Write one of the image's own manifests; the target's ``MANIFEST_INVALID`` refuses the image."""
+        try:
+            return self.target.put_manifest(repository, reference, body, media_type)
+        except RegistryError as exc:
+            if exc.status == 400 and "MANIFEST_INVALID" in str(exc) and not isinstance(exc, RefusedImageError):
+                raise RefusedImageError(str(exc), status=exc.status) from exc
+            raise
 
     def _manifest(self, source: ImageSource, digest: str) -> Manifest:
         manifest = source.manifest(digest)
         if source.pulls:
             self.stats.add("manifests_fetched")
         return manifest
+
+
+#: Said of a refusal of what is copied beside an image (:func:`hubmirror.domain.advice.remedy` reads it).
+BESIDE_THE_IMAGE = "that was a signature or referrer copied beside the image, not the image itself"
+
+
+def _before_tag(before_tag: Callable[[Manifest], None] | None, top: Manifest) -> None:
+    """Run ``before_tag``; a refusal of what it copies beside the image is not the image's own."""
+    if before_tag is None:
+        return
+    try:
+        before_tag(top)
+    except RefusedImageError as exc:
+        raise RegistryError(f"{exc}; {BESIDE_THE_IMAGE}", status=exc.status) from exc
 
 
 class PushOptions(TypedDict, total=False):

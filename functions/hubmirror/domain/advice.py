@@ -135,6 +135,13 @@ RULES: tuple[tuple[str, str, Cause, str | None], ...] = (
         "the image is larger than a registry accepts: remove the entry; no run can mirror it",
     ),
     (
+        "copied beside the image, not the image itself",
+        "in",
+        Cause.SIGNATURE,
+        "ECR refuses a signature or attestation as upstream stores it: set signatures: false for the entry "
+        "to mirror the image without them, or ask the publisher to sign again",
+    ),
+    (
         "MANIFEST_INVALID",
         "in",
         Cause.ALLOWLIST,
@@ -198,23 +205,6 @@ def remedy(reason: str) -> Remedy:
         if said.startswith(words) if where == "start" else words in said:
             return Remedy(cause, step or NEXT_STEPS[cause], RETRIED[cause])
     return Remedy(Cause.HUBMIRROR, NEXT_STEPS[Cause.HUBMIRROR], RETRIED[Cause.HUBMIRROR])
-
-
-#: Refusals that depend only on the image (its digest) and the entry: no run can mirror it as it
-#: is, so the job remembers them (:func:`hubmirror.domain.keys.refusal`) and the next runs report
-#: them for one ``HEAD``, until the digest or the entry changes.
-REMEMBERED = ("nested indexes are not supported", "declares a size of", "MANIFEST_INVALID")
-
-
-def remembered(reason: str) -> bool:
-    """Whether a failure is one no later run can change without a new digest or entry.
-
-    >>> remembered("copy failed: ...: an index inside an index; nested indexes are not supported")
-    True
-    >>> remembered("unavailable: upstream docker.io/library/nginx: server error 503")
-    False
-    """
-    return any(words in reason for words in REMEMBERED)
 
 
 def advice(reason: str) -> str:

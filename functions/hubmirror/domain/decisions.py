@@ -2,7 +2,8 @@
 
 Truth lives in the target registry: an item is up to date when the target tag holds the
 upstream digest (a verbatim copy) or carries the recipe hash of what would be built now
-(a derived image). Nothing is remembered between runs.
+(a derived image). Nothing else is remembered between runs but the refusals a job keeps
+(:func:`hubmirror.domain.keys.refusal`).
 
 Pure: no I/O, no environment.
 """

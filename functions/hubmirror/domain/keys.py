@@ -16,7 +16,7 @@ Layout (every key under the bucket)::
     blobs/<algorithm>/<hex>.json               where a blob lives in the target (the blob index)
     blobs/<algorithm>/<hex>.claim              which copier is fetching it now
     contexts/<hex>.tar.gz                      rendered build contexts, content-addressed
-    refusals/<hex>.json                        an image no run can mirror as it is (by digest, recipe, target)
+    refusals/<hex>.json                        an image no run can mirror as it is (by digest, recipe, target, version)
     runner/<hex>.zip                           the copy/build script CodeBuild runs, content-addressed
 
 The state machine writes the ``errors/`` keys itself (``States.Format`` in its Catch states);
@@ -27,6 +27,8 @@ keeps every state payload small, whatever the run's size.
 from __future__ import annotations
 
 import hashlib
+
+from hubmirror import __version__
 
 RUN_LOCK = "locks/run.json"
 #: The allowlist in force: ``hubmirror push`` writes it, the plan reads it; the bucket's
@@ -97,17 +99,20 @@ def blob(digest: str, suffix: str = ".json") -> str:
     return "blobs/" + digest.replace(":", "/") + suffix
 
 
-def refusal(upstream_digest: str, recipe: str | None, target_repository: str) -> str:
+def refusal(upstream_digest: str, recipe: str | None, target_repository: str, version: str = __version__) -> str:
     """Where a refusal that depends only on the image is remembered: one key per upstream digest,
-    recipe and target repository, so a new digest or a changed entry is tried again.
+    recipe, target repository and hubmirror version, so a new digest, a changed entry or an
+    upgrade (which may copy what this one refused) tries the image again.
 
-    >>> refusal("sha256:ab", None, "mirror/app")[:15]
-    'refusals/e1a319'
+    >>> refusal("sha256:ab", None, "mirror/app").startswith("refusals/")
+    True
     >>> refusal("sha256:ab", "recipe", "mirror/app") == refusal("sha256:ab", None, "mirror/app")
     False
+    >>> refusal("sha256:ab", None, "mirror/app", "9.9") == refusal("sha256:ab", None, "mirror/app", "1.0")
+    False
     """
-    hashed = hashlib.sha256(f"{upstream_digest}\n{recipe or ''}\n{target_repository}".encode()).hexdigest()
-    return f"refusals/{hashed}.json"
+    hashed = hashlib.sha256(f"{upstream_digest}\n{recipe or ''}\n{target_repository}\n{version}".encode())
+    return f"refusals/{hashed.hexdigest()}.json"
 
 
 def context(digest: str) -> str:

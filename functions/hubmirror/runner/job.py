@@ -37,6 +37,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,8 @@ from hubmirror.adapters.registry.retry import TARGET_RETRY
 from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import CredentialsError, for_host, load_credentials
 from hubmirror.copying.blobindex import S3BlobIndex
-from hubmirror.copying.transfer import Transfer
+from hubmirror.copying.transfer import RefusedImageError, Transfer
 from hubmirror.domain import dockerfile, keys
-from hubmirror.domain.advice import remembered
 from hubmirror.domain.decisions import Outcome, OutcomeName, short
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import (
@@ -112,9 +112,11 @@ class JobSettings:
 
         >>> JobSettings.from_env({"HUBMIRROR_SPOOL_LIMIT_GIB": "2"}).spool_limit
         2147483648
+        >>> JobSettings.from_env({"HUBMIRROR_SPOOL_LIMIT_GIB": "²"}).spool_limit == DEFAULT_SPOOL_LIMIT_GIB * 2**30
+        True
         """
         raw = env.get(SPOOL_LIMIT_VARIABLE, "").strip()
-        gib = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_SPOOL_LIMIT_GIB
+        gib = int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else DEFAULT_SPOOL_LIMIT_GIB
         return cls(upstream_secret=env.get(UPSTREAM_SECRET_VARIABLE), spool_limit=gib * 2**30)
 
 
@@ -629,8 +631,13 @@ def _attempt(
     refuse: str | None,
     work: Callable[[], str],
     notes: Sequence[str] = (),
+    refused: Callable[[str], None] | None = None,
 ) -> Outcome:
-    """Do one item's work; any failure becomes that item's ``failed`` outcome with its reason."""
+    """Do one item's work; any failure becomes that item's ``failed`` outcome with its reason.
+
+    ``refused`` hears the reason when the target can never take the image as it is
+    (:class:`hubmirror.copying.transfer.RefusedImageError`).
+    """
     digest = entry.get("upstream_digest")
     try:
         if refuse:
@@ -641,9 +648,10 @@ def _attempt(
             item, OutcomeName.DEFERRED, str(exc), upstream_digest=digest, retry_after=exc.retry_after
         )
     except RegistryError as exc:
-        return Outcome.for_item(
-            item, OutcomeName.FAILED, f"{job_kind} failed: {exc.reason}: {exc}", upstream_digest=digest
-        )
+        reason = f"{job_kind} failed: {exc.reason}: {exc}"
+        if isinstance(exc, RefusedImageError) and refused is not None:
+            refused(reason)
+        return Outcome.for_item(item, OutcomeName.FAILED, reason, upstream_digest=digest)
     except (JobError, OSError) as exc:
         return Outcome.for_item(item, OutcomeName.FAILED, f"{job_kind} failed: {exc}", upstream_digest=digest)
     except (ClientError, BotoCoreError) as exc:  # ECR refused a repository call: this item fails alone
@@ -724,10 +732,16 @@ class _Job:
             )
 
         started = time.monotonic()
-        outcome = _attempt(item, entry, job_kind=self.kind, refuse=self.credentials_problem, work=work, notes=notes)
+        outcome = _attempt(
+            item,
+            entry,
+            job_kind=self.kind,
+            refuse=self.credentials_problem,
+            work=work,
+            notes=notes,
+            refused=partial(self.remember, entry),
+        )
         print(f"== {outcome.outcome} {item.target}: {outcome.reason} ({time.monotonic() - started:.1f}s)", flush=True)
-        if outcome.outcome == OutcomeName.FAILED and remembered(outcome.reason):
-            self.remember(entry, outcome.reason)
         with self._lock:
             self.failed += outcome.outcome == OutcomeName.FAILED
             self.outcomes.append(outcome.to_dict())

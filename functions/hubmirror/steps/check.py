@@ -50,7 +50,7 @@ class CheckStore(Protocol):
 #: How a remembered refusal is reported again (after the reason the job gave then).
 REMEMBERED_NOTE = (
     "remembered from run {run}; not tried again (no pull spent) until the upstream digest or the "
-    "entry changes, or a force run"
+    "entry changes, hubmirror is upgraded, or a force run"
 )
 
 
@@ -125,7 +125,7 @@ def check_item(
 
     An item with ``verify`` that is to be copied or built first passes the signature gate
     (:mod:`hubmirror.steps.verify`); a dry run does not spend the pull it costs. An item a
-    job found no run can mirror as it is (:func:`hubmirror.domain.advice.remembered`) is
+    job found no run can mirror as it is (:class:`hubmirror.copying.transfer.RefusedImageError`) is
     failed again from ``refusals`` (by :func:`hubmirror.domain.keys.refusal`) unless ``force``.
     """
     result = ItemCheck(item)
@@ -246,9 +246,15 @@ def signature_gate(
 def _refused(
     refusals: Callable[[str], Mapping[str, Any] | None] | None, digest: str, recipe: str | None, item: WorkItem
 ) -> Mapping[str, Any] | None:
+    """The refusal a job remembered for this image, if any. A failure to read it costs only the
+    memory: the item is tried as if nothing had been remembered."""
     if refusals is None:
         return None
-    found = refusals(keys.refusal(digest, recipe, item.target_repository))
+    try:
+        found = refusals(keys.refusal(digest, recipe, item.target_repository))
+    except Exception as exc:  # S3 unavailable or denied: the job tries the image again
+        logger.warning("could not read a remembered refusal", extra={"image": item.key, "error": str(exc)})
+        return None
     return found if isinstance(found, Mapping) and found.get("reason") else None
 
 
