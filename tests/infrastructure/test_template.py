@@ -6,6 +6,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +147,27 @@ def test_the_creation_template_s_policy_is_the_statements_the_check_writes(param
     assert found == expected
     globals_env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
     assert set(env) <= set(globals_env)  # the check reads what the template sets
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*",
+        "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/,o-a1b2c3d4e5/r-ab12/*",
+        "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111",
+        "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*,o-a1b2c3d4e5/r-ab12",
+        "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111*",
+    ],
+)
+def test_cloudformation_and_the_check_agree_on_which_unit_paths_are_valid(paths: str) -> None:
+    """A path CloudFormation takes but the check refuses would deploy a stack whose checks fail."""
+    pattern = TEMPLATE["Parameters"]["PullOrganizationalUnitPaths"]["AllowedPattern"]
+    try:
+        pullpolicy.Pullers.parse("", paths, "")
+        parsed = True
+    except pullpolicy.PullersError:
+        parsed = False
+    assert bool(re.fullmatch(pattern, paths)) == parsed
 
 
 def test_the_creation_template_makes_every_repository_under_the_prefix_on_push_and_on_replication() -> None:

@@ -28,7 +28,9 @@ SID_PREFIX = "HubmirrorPull"
 PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 
 _ORGANIZATION = re.compile(r"^o-[a-z0-9]{10,32}$")
-_UNIT_PATH = re.compile(r"^o-[a-z0-9]{10,32}/r-[0-9a-z]{4,32}(/ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})*/?\*?$")
+#: A unit path ends in ``/`` (that unit) or ``/*`` (and those under it): a principal's
+#: ``aws:PrincipalOrgPaths`` always ends in ``/``, so a path without either matches nobody.
+_UNIT_PATH = re.compile(r"^o-[a-z0-9]{10,32}/r-[0-9a-z]{4,32}(/ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})*/\*?$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 
 
@@ -101,26 +103,45 @@ def merged(policy_text: str | None, own: list[dict[str, Any]]) -> str | None:
     ...     [{"Sid": "HubmirrorPullAccounts"}]))["Statement"]
     [{'Sid': 'Team', 'Effect': 'Allow'}, {'Sid': 'HubmirrorPullAccounts'}]
     """
-    policy: dict[str, Any] = json.loads(policy_text) if policy_text else {"Version": "2012-10-17", "Statement": []}
-    existing = policy.get("Statement", [])
-    existing = existing if isinstance(existing, list) else [existing]
+    policy: dict[str, Any] = json.loads(policy_text) if policy_text else {}
+    existing = policy.get("Statement") or []
+    existing = [s for s in (existing if isinstance(existing, list) else [existing]) if isinstance(s, Mapping)]
     theirs = [s for s in existing if not str(s.get("Sid", "")).startswith(SID_PREFIX)]
     ours = [s for s in existing if str(s.get("Sid", "")).startswith(SID_PREFIX)]
     if [_normal(s) for s in ours] == [_normal(s) for s in own]:
         return None
-    return json.dumps({**policy, "Statement": [*theirs, *own]}, separators=(",", ":"))
+    return json.dumps({"Version": "2012-10-17", **policy, "Statement": [*theirs, *own]}, separators=(",", ":"))
 
 
 _ROOT = re.compile(r"^arn:aws[a-z-]*:iam::([0-9]{12}):root$")
 
 
+def _values(value: Any) -> list[str]:
+    """A policy value as a sorted list: IAM reads a single value as a list of one."""
+    return sorted(str(v) for v in (value if isinstance(value, list) else [value]))
+
+
 def _normal(statement: Mapping[str, Any]) -> dict[str, Any]:
-    """A statement as IAM means it: an account's root ARN is its id, a single value a list of one."""
+    """A statement as IAM means it, so that a policy ECR gives back in another form (a single
+    value for a list of one, an account's root ARN for its id, ``{"AWS": "*"}`` for ``"*"``)
+    reads as the same and is not written again every run.
+
+    >>> _normal({"Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "ecr:BatchGetImage"})
+    {'Principal': {'AWS': ['111122223333']}, 'Action': ['ecr:BatchGetImage']}
+    >>> _normal({"Principal": {"AWS": ["*"]}}) == _normal({"Principal": "*"})
+    True
+    """
     found = dict(statement)
     principal = found.get("Principal")
     if isinstance(principal, Mapping) and "AWS" in principal:
-        named = principal["AWS"] if isinstance(principal["AWS"], list) else [principal["AWS"]]
-        found["Principal"] = {"AWS": sorted(_ROOT.sub(r"\1", str(p)) for p in named)}
-    if isinstance(found.get("Action"), list):
-        found["Action"] = sorted(found["Action"])
+        named = [_ROOT.sub(r"\1", p) for p in _values(principal["AWS"])]
+        found["Principal"] = "*" if named == ["*"] and len(principal) == 1 else {**principal, "AWS": sorted(named)}
+    if "Action" in found:
+        found["Action"] = _values(found["Action"])
+    condition = found.get("Condition")
+    if isinstance(condition, Mapping):
+        found["Condition"] = {
+            operator: {key: _values(value) for key, value in tests.items()} if isinstance(tests, Mapping) else tests
+            for operator, tests in condition.items()
+        }
     return found
