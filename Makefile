@@ -75,6 +75,7 @@ demo: setup ## Run the real state machine twice on the local stack; writes .demo
 
 bench: setup ## Benchmark hubmirror against skopeo sync on the local stack (N=200; BENCH_ARGS="-n 1000")
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
+	$(PY) -m benchmarks.spool
 
 mutate: venv ## Mutation exercise: a list of one-line bugs, each must fail a test (MUTATE_ARGS="--only gate")
 	$(PY) tools/mutate.py $(MUTATE_ARGS)
