@@ -25,9 +25,9 @@ from devstack.images import OCI_LAYER, OCI_MANIFEST, Blob, Pusher, platform_imag
 from devstack.registry import BasicAuth, Registry
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.copying.blobindex import MemoryBlobIndex
 from hubmirror.copying.transfer import Transfer
+from hubmirror.domain.registry.model import Credentials
 from hubmirror.runner.job import COPY_WORKERS
 
 

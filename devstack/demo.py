@@ -30,8 +30,8 @@ from devstack.images import platform_image, seed
 from devstack.procs import stop_on_sigterm
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.cli import main as hubmirror
+from hubmirror.domain.registry.model import Credentials
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"

@@ -15,8 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from hubmirror.adapters.registry.errors import ManifestUnknownError, RateLimitedError, RegistryError
-from hubmirror.adapters.registry.model import Manifest, ManifestHead
+from hubmirror.domain.registry.errors import ManifestUnknownError, RateLimitedError, RegistryError
+from hubmirror.domain.registry.model import Manifest, ManifestHead
 
 
 class MemoryStore:

@@ -635,7 +635,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "redirect-errors-blame-credentials",
         "redirects",
-        f"{PACKAGE}/adapters/registry/errors.py",
+        f"{PACKAGE}/domain/registry/errors.py",
         "if elsewhere != urlsplit(base_url).netloc:",
         "if False:",
         (FOLLOW + "test_a_download_host_s_refusal_is_named_as_the_download_s_not_the_registry_s",),

@@ -13,9 +13,9 @@ from devstack.images import seed
 from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget
+from hubmirror.domain.registry.model import Credentials
 from hubmirror.steps.check import ItemCheck, check_item
 from tests.functional.conftest import Registries
 

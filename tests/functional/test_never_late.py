@@ -15,10 +15,10 @@ from devstack.images import platform_image
 from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import OCI_MANIFEST
+from hubmirror.domain.registry.model import Credentials
 from hubmirror.runner.job import NOT_STARTED_IN_TIME, run_job
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader

@@ -15,9 +15,9 @@ import pytest
 from devstack.images import seed
 from devstack.referrers import SIGSTORE_BUNDLE, Referrers, push_referrer
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.domain.items import WorkItem
+from hubmirror.domain.registry.model import Credentials
 from tests.functional.conftest import Registries
 from tests.functional.test_runner import _copy_job
 

@@ -9,7 +9,8 @@ from devstack.images import seed
 from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import (
+from hubmirror.adapters.registry.retry import RetryPolicy
+from hubmirror.domain.registry.errors import (
     AuthenticationError,
     BlobUnknownError,
     ManifestUnknownError,
@@ -18,8 +19,7 @@ from hubmirror.adapters.registry.errors import (
     RegistryUnavailableError,
     TagListTooLongError,
 )
-from hubmirror.adapters.registry.model import Credentials
-from hubmirror.adapters.registry.retry import RetryPolicy
+from hubmirror.domain.registry.model import Credentials
 from tests.functional.conftest import Registries
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

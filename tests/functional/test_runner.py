@@ -15,8 +15,6 @@ from devstack.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import NotFoundError
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.domain import keys
 from hubmirror.domain.advice import Cause, remedy
@@ -24,6 +22,8 @@ from hubmirror.domain.decisions import short
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import DOCKER_MANIFEST, OCI_INDEX
 from hubmirror.domain.ratelimit import PullBudget
+from hubmirror.domain.registry.errors import NotFoundError
+from hubmirror.domain.registry.model import Credentials
 from hubmirror.runner.job import run_job
 from hubmirror.steps.check import check_item
 from tests.functional.conftest import Registries

@@ -21,8 +21,6 @@ from devstack.images import Blob, PlatformImage, index_of, platform_image
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import RegistryError
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.copying.blobindex import S3BlobIndex
 from hubmirror.copying.transfer import Transfer
@@ -31,6 +29,8 @@ from hubmirror.domain.advice import Cause, remedy
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import OCI_INDEX
 from hubmirror.domain.ratelimit import PullBudget
+from hubmirror.domain.registry.errors import RegistryError
+from hubmirror.domain.registry.model import Credentials
 from hubmirror.runner.job import run_job
 from hubmirror.steps.check import check_item
 from tests.functional.conftest import Registries

@@ -12,12 +12,12 @@ from devstack.hubfront import HubFront
 from devstack.images import Blob, index_of, platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import RegistryError
-from hubmirror.adapters.registry.model import Credentials, Manifest
 from hubmirror.adapters.s3 import Store
 from hubmirror.copying.blobindex import MemoryBlobIndex, S3BlobIndex
 from hubmirror.copying.transfer import Transfer
 from hubmirror.domain.oci import OCI_INDEX, select_platforms
+from hubmirror.domain.registry.errors import RegistryError
+from hubmirror.domain.registry.model import Credentials, Manifest
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader, platforms_of
 

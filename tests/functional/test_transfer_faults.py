@@ -18,11 +18,11 @@ from devstack.hubfront import HubFront
 from devstack.images import platform_image
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import BlobDownloadError, RegistryError
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.copying.blobindex import CLAIM_STALE_SECONDS, S3BlobIndex
 from hubmirror.copying.transfer import UPLOAD_ATTEMPTS, Transfer
+from hubmirror.domain.registry.errors import BlobDownloadError, RegistryError
+from hubmirror.domain.registry.model import Credentials
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader
 

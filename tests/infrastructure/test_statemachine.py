@@ -113,9 +113,9 @@ def test_every_step_of_a_batch_is_caught_so_items_reach_the_report() -> None:
 
 
 def test_error_names_are_aws_errors_or_exceptions_of_the_package() -> None:
-    import hubmirror.adapters.registry.errors
     import hubmirror.allowlist.rules
     import hubmirror.domain.items
+    import hubmirror.domain.registry.errors
     import hubmirror.settings
 
     classes = {
@@ -123,7 +123,7 @@ def test_error_names_are_aws_errors_or_exceptions_of_the_package() -> None:
         for module in (
             hubmirror.allowlist.rules,
             hubmirror.domain.items,
-            hubmirror.adapters.registry.errors,
+            hubmirror.domain.registry.errors,
             hubmirror.settings,
         )
         for name, value in vars(module).items()

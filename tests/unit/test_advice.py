@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hubmirror.adapters.registry.errors import (
+from hubmirror.domain.advice import NEXT_STEPS, RETRIED, RULES, TITLES, Cause, remedy
+from hubmirror.domain.decisions import Outcome
+from hubmirror.domain.registry.errors import (
     AuthenticationError,
     BlobDownloadError,
     NotFoundError,
@@ -16,8 +18,6 @@ from hubmirror.adapters.registry.errors import (
     RegistryUnavailableError,
     TagListTooLongError,
 )
-from hubmirror.domain.advice import NEXT_STEPS, RETRIED, RULES, TITLES, Cause, remedy
-from hubmirror.domain.decisions import Outcome
 from hubmirror.steps import report as reporting
 
 README = Path(__file__).resolve().parents[2] / "README.md"

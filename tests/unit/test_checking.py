@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from hubmirror.adapters.registry.model import MANIFEST_MAX_BYTES, ManifestHead
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
+from hubmirror.domain.registry.model import MANIFEST_MAX_BYTES, ManifestHead
 from hubmirror.steps.check import NOT_CHECKED_IN_TIME, ItemCheck, check_batch, check_item
 from tests.fakes import FakeRegistry, MemoryStore
 

@@ -18,15 +18,23 @@ IO_LIBRARIES = ("boto3", "botocore", "urllib3", "requests", "aws_lambda_powertoo
 ALLOWED = {
     "domain": ("hubmirror.domain",),
     "allowlist": ("hubmirror.domain", "hubmirror.allowlist"),
-    "steps": (
+    "steps": ("hubmirror.domain", "hubmirror.allowlist", "hubmirror.steps"),
+    "copying": ("hubmirror.domain", "hubmirror.copying", "hubmirror.adapters.registry"),
+    "adapters": ("hubmirror.domain", "hubmirror.adapters", "hubmirror.settings"),
+    # the copy and build script CodeBuild runs: no Lambda step, no Powertools
+    "runner": ("hubmirror.domain", "hubmirror.copying", "hubmirror.adapters", "hubmirror.runner"),
+    # the Lambda entry points: the steps, wired to the adapters
+    "handlers": (
         "hubmirror.domain",
         "hubmirror.allowlist",
         "hubmirror.steps",
-        "hubmirror.adapters.registry.errors",  # the registry's failures, by name (pure)
-        "hubmirror.adapters.registry.model",  # what a registry hands back (pure)
+        "hubmirror.adapters",
+        "hubmirror.handlers",
+        "hubmirror.observability",
+        "hubmirror.settings",
     ),
-    "copying": ("hubmirror.domain", "hubmirror.copying", "hubmirror.adapters.registry"),
-    "adapters": ("hubmirror.domain", "hubmirror.adapters", "hubmirror.settings"),
+    # the operator's command: the same steps as the Lambdas, no handler
+    "cli": ("hubmirror.domain", "hubmirror.allowlist", "hubmirror.steps", "hubmirror.adapters", "hubmirror.cli"),
 }
 PURE = ("domain", "allowlist", "steps")
 
@@ -81,7 +89,7 @@ def test_at_most_eight_modules_at_the_top() -> None:
 def test_the_checks_see_the_folders() -> None:
     """The walk finds the modules it polices (a glob gone wrong would pass everything)."""
     assert {"hubmirror.domain.keys", "hubmirror.steps.check", "hubmirror.adapters.registry.client"} <= set(MODULES)
-    assert "hubmirror.adapters.registry.errors" in imports("hubmirror.steps.check")
+    assert "hubmirror.domain.registry.errors" in imports("hubmirror.steps.check")
     assert "urllib3" in imports("hubmirror.adapters.registry.client")
     assert reads_environment("hubmirror.settings")
     assert "hubmirror.adapters.registry.client" in closure("hubmirror.copying.transfer")

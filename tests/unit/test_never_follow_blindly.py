@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import BlobDownloadError, RegistryError, RegistryUnavailableError
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.registry.stream import BlobStream
+from hubmirror.domain.registry.errors import BlobDownloadError, RegistryError, RegistryUnavailableError
+from hubmirror.domain.registry.model import Credentials
 from tests.fakes import FakePool, FakeResponse
 
 BASE = "https://registry.example"

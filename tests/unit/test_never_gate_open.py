@@ -14,16 +14,16 @@ import pytest
 
 from devstack.cosign import SIGNATURE_ANNOTATION, SIGNATURE_TYPE, SIMPLE_SIGNING, Key, artifact
 from devstack.images import Blob
-from hubmirror.adapters.registry.errors import (
+from hubmirror.domain.items import WorkItem
+from hubmirror.domain.ratelimit import PullBudget
+from hubmirror.domain.registry.errors import (
     AuthenticationError,
     BlobDownloadError,
     BlobUnknownError,
     RegistryError,
     RegistryUnavailableError,
 )
-from hubmirror.adapters.registry.model import Manifest, ManifestHead
-from hubmirror.domain.items import WorkItem
-from hubmirror.domain.ratelimit import PullBudget
+from hubmirror.domain.registry.model import Manifest, ManifestHead
 from hubmirror.steps.check import BatchResult, ItemCheck, check_batch, check_item
 from tests.cosign_fixture import CosignSignature, load
 from tests.fakes import FakeRegistry, MemoryStore

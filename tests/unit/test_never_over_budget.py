@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hubmirror.adapters.registry.model import ManifestHead
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
+from hubmirror.domain.registry.model import ManifestHead
 from hubmirror.steps.check import check_item
 from tests.fakes import FakeRegistry
 

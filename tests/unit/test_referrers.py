@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from hubmirror.adapters.registry.model import Manifest, ManifestHead
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import OCI_INDEX, OCI_MANIFEST, referrers_tag, sha256_digest
+from hubmirror.domain.registry.model import Manifest, ManifestHead
 from hubmirror.runner.job import find_referrers
 from tests.fakes import FakeRegistry
 

@@ -13,15 +13,15 @@ import pytest
 import urllib3
 
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import (
+from hubmirror.adapters.registry.retry import RetryPolicy
+from hubmirror.domain.registry.errors import (
     AuthenticationError,
     NameUnknownError,
     RateLimitedError,
     RegistryError,
     RegistryUnavailableError,
 )
-from hubmirror.adapters.registry.model import Credentials
-from hubmirror.adapters.registry.retry import RetryPolicy
+from hubmirror.domain.registry.model import Credentials
 from tests.fakes import FakePool, FakeResponse
 
 BASE = "https://registry.example"

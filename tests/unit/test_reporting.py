@@ -207,8 +207,8 @@ def test_a_follow_up_that_cannot_start_is_a_notice_not_a_failed_report() -> None
 
 def test_each_failure_says_what_to_do_and_a_retry_is_promised_only_where_it_helps() -> None:
     """Reasons as the check and the registry client word them (errors' own messages)."""
-    from hubmirror.adapters.registry.errors import AuthenticationError, NotFoundError, RegistryUnavailableError
     from hubmirror.domain.advice import advice
+    from hubmirror.domain.registry.errors import AuthenticationError, NotFoundError, RegistryUnavailableError
 
     def reason(exc: Exception, prefix: str = "") -> str:
         return f"{prefix}{getattr(exc, 'reason', '')}: {exc}"

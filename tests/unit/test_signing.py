@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from hubmirror.adapters.registry.model import Manifest, ManifestHead
 from hubmirror.allowlist.rules import AllowlistError, parse_allowlist
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
+from hubmirror.domain.registry.model import Manifest, ManifestHead
 from hubmirror.domain.signing import PublicKey, UnusableKeyError, signature_problem
 from hubmirror.steps.check import ItemCheck, check_item
 from hubmirror.steps.verify import unverified

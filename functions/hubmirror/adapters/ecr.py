@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from hubmirror.adapters import aws
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.domain import pullpolicy
+from hubmirror.domain.registry.model import Credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient

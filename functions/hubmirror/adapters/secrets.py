@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from hubmirror.adapters import aws
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.domain.references import DOCKER_HUB_API_HOST, DOCKER_HUB_NAMES
+from hubmirror.domain.registry.model import Credentials
 
 
 class CredentialsError(ValueError):

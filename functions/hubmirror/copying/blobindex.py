@@ -141,7 +141,8 @@ class S3BlobIndex:
         if found is None:  # released and gone a moment ago: take it as new
             return self.store.create_json(key, self._claim())
         held, etag = found
-        if not self._lapsed(held):
+        own = isinstance(held, dict) and held.get("by") == self.holder  # a release of ours that failed
+        if not own and not self._lapsed(held):
             return False
         # released, or its copier died: take it over only if it is still what was read, so of
         # several copiers taking over one claim exactly one fetches

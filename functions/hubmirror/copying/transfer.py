@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import Any, Protocol, TypedDict, Unpack
 
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import BlobDownloadError, RegistryError
-from hubmirror.adapters.registry.model import LAYER_MAX_BYTES, Manifest
 from hubmirror.copying.blobindex import BlobIndex
 from hubmirror.domain.oci import (
     DOCKER_LIST,
@@ -42,6 +40,8 @@ from hubmirror.domain.oci import (
     docker_list_refusal,
     sha256_digest,
 )
+from hubmirror.domain.registry.errors import BlobDownloadError, RegistryError
+from hubmirror.domain.registry.model import LAYER_MAX_BYTES, Manifest
 
 
 @dataclass

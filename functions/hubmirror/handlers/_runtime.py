@@ -7,10 +7,10 @@ from functools import cache
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.eventbridge import EventBus
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import for_host, load_credentials
 from hubmirror.adapters.stepfunctions import Executions
+from hubmirror.domain.registry.model import Credentials
 from hubmirror.settings import Settings
 
 

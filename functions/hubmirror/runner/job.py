@@ -45,8 +45,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.errors import NotFoundError, RegistryError
-from hubmirror.adapters.registry.model import Credentials, Manifest, ManifestHead
 from hubmirror.adapters.registry.retry import TARGET_RETRY
 from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import CredentialsError, for_host, load_credentials
@@ -68,6 +66,8 @@ from hubmirror.domain.oci import (
 )
 from hubmirror.domain.ratelimit import PullBudget, RateLimit, budget_text, reset_time
 from hubmirror.domain.references import is_loopback
+from hubmirror.domain.registry.errors import NotFoundError, RegistryError
+from hubmirror.domain.registry.model import Credentials, Manifest, ManifestHead
 
 TOOL_TIMEOUT = 3600
 #: The job's variables buildah sees (locale, search path, proxies); nothing else passes.

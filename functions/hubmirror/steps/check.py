@@ -15,13 +15,13 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from hubmirror.adapters.registry.errors import NotFoundError, RateLimitedError, RegistryError
-from hubmirror.adapters.registry.model import MANIFEST_MAX_BYTES, Manifest, ManifestHead
 from hubmirror.domain import keys
 from hubmirror.domain.decisions import Action, Decision, Outcome, OutcomeName, TargetState, decide, is_derived
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import INDEX_MEDIA_TYPES, SCHEMA1_MEDIA_TYPES
 from hubmirror.domain.ratelimit import PullBudget, budget_text, reset_time
+from hubmirror.domain.registry.errors import NotFoundError, RateLimitedError, RegistryError
+from hubmirror.domain.registry.model import MANIFEST_MAX_BYTES, Manifest, ManifestHead
 from hubmirror.steps.payloads import CheckResult
 from hubmirror.steps.verify import KeyResolver, SignatureRegistry, inline_keys, unverified
 

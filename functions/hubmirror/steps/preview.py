@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hubmirror.adapters.registry.errors import NotFoundError
-from hubmirror.adapters.registry.model import Manifest, ManifestHead
 from hubmirror.allowlist.expansion import expand
 from hubmirror.allowlist.rules import Allowlist, ImageEntry
 from hubmirror.domain.decisions import Action, OutcomeName
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
+from hubmirror.domain.registry.errors import NotFoundError
+from hubmirror.domain.registry.model import Manifest, ManifestHead
 from hubmirror.steps.check import ItemCheck, Registry, check_item, expected_pulls
 from hubmirror.steps.plan import TagLister, list_selected_tags
 from hubmirror.steps.verify import KeyResolver, SignatureRegistry, inline_keys

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from hubmirror.adapters.registry.errors import NotFoundError
-from hubmirror.adapters.registry.model import Manifest, ManifestHead
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import cosign_tags
+from hubmirror.domain.registry.errors import NotFoundError
+from hubmirror.domain.registry.model import Manifest, ManifestHead
 from hubmirror.domain.signing import MAX_PAYLOAD_BYTES, PublicKey, UnusableKeyError, signature_layers, signature_problem
 
 #: ``(source, value)`` of ``verify:`` -> the key; raises :class:`UnusableKeyError` in words.

@@ -20,10 +20,10 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from hubmirror.adapters.registry.errors import AuthenticationError, RateLimitedError, RegistryUnavailableError
-from hubmirror.adapters.registry.model import Credentials
 from hubmirror.adapters.registry.retry import RETRIED, RetryPolicy, retry_after
 from hubmirror.adapters.registry.stream import describe
+from hubmirror.domain.registry.errors import AuthenticationError, RateLimitedError, RegistryUnavailableError
+from hubmirror.domain.registry.model import Credentials
 
 USER_AGENT = "hubmirror/1"
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')

@@ -23,25 +23,25 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import urllib3
 
 from hubmirror.adapters.registry.auth import USER_AGENT, TokenAuth, scope_for
-from hubmirror.adapters.registry.errors import (
+from hubmirror.adapters.registry.retry import RETRIED, RetryPolicy, retry_after
+from hubmirror.adapters.registry.stream import BlobStream, describe
+from hubmirror.domain.oci import MANIFEST_MEDIA_TYPES, OCI_INDEX, sha256_digest
+from hubmirror.domain.ratelimit import RateLimit
+from hubmirror.domain.references import is_loopback
+from hubmirror.domain.registry.errors import (
     RateLimitedError,
     RegistryError,
     RegistryUnavailableError,
     TagListTooLongError,
     error_for,
 )
-from hubmirror.adapters.registry.model import (
+from hubmirror.domain.registry.model import (
     MANIFEST_MAX_BYTES,
     TAG_LIST_LIMIT,
     Credentials,
     Manifest,
     ManifestHead,
 )
-from hubmirror.adapters.registry.retry import RETRIED, RetryPolicy, retry_after
-from hubmirror.adapters.registry.stream import BlobStream, describe
-from hubmirror.domain.oci import MANIFEST_MEDIA_TYPES, OCI_INDEX, sha256_digest
-from hubmirror.domain.ratelimit import RateLimit
-from hubmirror.domain.references import is_loopback
 
 #: Registries send blob downloads elsewhere: Docker Hub to its CDN, ECR to pre-signed S3 URLs.
 REDIRECTS = frozenset({301, 302, 303, 307, 308})

@@ -12,7 +12,7 @@ import time
 
 import urllib3
 
-from hubmirror.adapters.registry.errors import BlobDownloadError
+from hubmirror.domain.registry.errors import BlobDownloadError
 
 _OBJECT_REPR = re.compile(r"<[^<>]*? object at 0x[0-9a-fA-F]+>:?\s*")
 _POOL_REPR = re.compile(r"(?:\w*HTTPS?ConnectionPool\([^)]*\)|^None):?\s*")  # urllib3 writes "None:" for no pool

@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubmirror.adapters.registry.errors import RegistryError
 from hubmirror.domain.ratelimit import RateLimit
+from hubmirror.domain.registry.errors import RegistryError
 
 #: The most tags read from one repository (the plan's setting ``tag_list_limit``).
 TAG_LIST_LIMIT = 100_000
