@@ -18,11 +18,13 @@ from moto import mock_aws
 
 from devstack.cosign import SIGNATURE_ANNOTATION, SIMPLE_SIGNING, artifact
 from devstack.hubfront import HubFront
-from devstack.images import Blob
+from devstack.images import Blob, seed
+from devstack.sigstore import Sigstore
 from hubmirror.adapters.publickeys import KeyReader
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.signing import UnusableKeyError, signature_problem
+from hubmirror.domain.sigstore import TrustRoot
 from hubmirror.steps.verify import inline_keys, unverified
 from tests.cosign_fixture import load
 from tests.functional.conftest import Registries
@@ -175,3 +177,43 @@ def test_a_real_signature_under_another_digest_s_tag_is_refused_for_what_its_pay
         f"it signs {signed}, not {elsewhere}"
     )
     assert unverified(client, item(("key", cosign.public_pem)), signed, inline_keys) is None  # the same key, its digest
+
+
+def test_a_keyless_signature_passes_the_gate_for_its_identity_only_at_one_pull(
+    registries: Registries, front: HubFront
+) -> None:
+    """A keyless signature (Fulcio certificate, Rekor SET) from the tests' own Sigstore, read
+    through the registry as the check reads it."""
+    sigstore = Sigstore()
+    root = TrustRoot.from_json(sigstore.trusted_root())
+    pusher = registries.hub_pusher()
+    digest = seed(pusher, "keyless/app", "1", ["linux/amd64"])
+    workflow = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+    sigstore.sign_image(pusher, "keyless/app", digest, workflow, "https://token.actions.githubusercontent.com")
+    client = RegistryClient(registries.front.host)
+
+    def keyless(**policy: str) -> WorkItem:
+        text = json.dumps(policy, sort_keys=True, separators=(",", ":"))
+        return WorkItem(f"{front.host}/keyless/app", "1", "mirror/keyless", "1", verify=("keyless", text))
+
+    issuer = "https://token.actions.githubusercontent.com"
+    front.reset_counts()
+    passes = keyless(identity_regexp=r"^https://github\.com/acme/app/", issuer=issuer)
+    assert unverified(client, passes, digest, inline_keys, lambda: root) is None
+    counts = front.snapshot()
+    assert (counts.get("get_manifest"), counts.get("get_blob"), counts.get("head_manifest", 0)) == (1, 1, 0)
+    refused = unverified(
+        client,
+        keyless(identity_regexp=r"^https://github\.com/other/", issuer=issuer),
+        digest,
+        inline_keys,
+        lambda: root,
+    )
+    assert refused == (
+        f"none of the 1 cosign signature(s) in {front.host}/keyless/app:{digest.replace(':', '-')}.sig verifies: "
+        f"it was signed by {workflow}, which does not match ^https://github\\.com/other/"
+    )
+    # the production trust root does not know the tests' Sigstore
+    stranger = unverified(client, passes, digest, inline_keys)
+    assert stranger is not None
+    assert stranger.endswith("its certificate does not chain to a Fulcio certificate authority of the trust root")

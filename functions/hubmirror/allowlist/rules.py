@@ -15,6 +15,7 @@ Pure: works on text; reading the file is the caller's business.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,6 +66,19 @@ VERIFY_RULES = {
     "parameter": "the name of an SSM parameter under /hubmirror/ holding the PEM key",
     "kms": "the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>) whose public key verifies",
 }
+#: ``verify`` without a key: who must have signed, keyless (Sigstore's Fulcio and Rekor). One of
+#: each pair is required, as cosign requires ``--certificate-identity[-regexp]`` and
+#: ``--certificate-oidc-issuer[-regexp]``.
+KEYLESS_KEYS = ("identity", "identity_regexp", "issuer", "issuer_regexp")
+KEYLESS_RULES = {
+    "identity": "the e-mail address or URI the signing certificate was issued for, exactly",
+    "identity_regexp": "a regular expression the certificate's e-mail address or URI must match "
+    "(anchor it with ^ and $)",
+    "issuer": "the OIDC issuer that vouched for the identity, exactly, such as https://token.actions.githubusercontent.com",
+    "issuer_regexp": "a regular expression the OIDC issuer must match",
+}
+#: The largest identity or issuer (a GitHub workflow URI with its ref is a few hundred characters).
+KEYLESS_MAX = 1024
 TOP_KEYS = ("images", "defaults")
 DEFAULT_KEYS = ("platforms", "target_prefix", "build_commands", "build_network", "max_tags", "signatures", "verify")
 ENTRY_KEYS = (
@@ -100,7 +114,8 @@ KEY_HELP = {
     "signatures": "copy (the default) or skip the image's cosign signatures, attestations and SBOM",
     "verify": "copy or build only when a cosign signature verifies with this key (one of "
     + ", ".join(KEY_SOURCES)
-    + "); false turns a default off",
+    + "), or was made keyless by this identity (identity or identity_regexp, and issuer or issuer_regexp); "
+    "false turns a default off",
     "max_tags": f"the most tags one entry may expand to (default {DEFAULT_MAX_TAGS}, at most {MAX_TAGS_LIMIT})",
     "include": "glob patterns a tag must match, such as '1.27.*'",
     "include_regex": "regular expressions a whole tag must match",
@@ -613,9 +628,15 @@ class _Checker:
                 f"such as {{secret: hubmirror/cosign}}, or false to turn a default off; not {self._shown(here, value)}",
             )
             return None
+        if any(k in KEYLESS_KEYS for k in value):
+            return self._keyless(here, value)
         if len(value) != 1:
             named = ", ".join(str(k) for k in value) or "none"
-            self.fail(here, f"names one key, by one of {', '.join(KEY_SOURCES)}; it names {named}")
+            self.fail(
+                here,
+                f"names one key, by one of {', '.join(KEY_SOURCES)}, or a keyless signer by identity and "
+                f"issuer; it names {named}",
+            )
             return None
         ((source, text),) = value.items()
         if source not in KEY_SOURCES:
@@ -636,6 +657,40 @@ class _Checker:
             self.fail(key_path, f"{text!r} is not {VERIFY_RULES[source]}")
             return None
         return (source, text)
+
+    def _keyless(self, here: Path, value: Mapping[str, Any]) -> tuple[str, str] | None:
+        """A keyless policy: ``("keyless", its canonical JSON)``; None when broken (a problem)."""
+        if set(value) - set(KEYLESS_KEYS):
+            self._unknown_keys(here, value, KEYLESS_KEYS)
+            return None
+        policy: dict[str, str] = {}
+        for key in KEYLESS_KEYS:
+            if key not in value:
+                continue
+            text = self._string((*here, key), value[key], key)
+            if text is None:
+                return None
+            if not text.strip() or len(text) > KEYLESS_MAX:
+                self.fail((*here, key), f"must be {KEYLESS_RULES[key]}, at most {KEYLESS_MAX} characters")
+                return None
+            if key.endswith("_regexp"):
+                try:
+                    re.compile(text)
+                except re.error as exc:
+                    self.fail((*here, key), f"{text!r} is not a regular expression: {exc}")
+                    return None
+            policy[key] = text
+        for pair in (("identity", "identity_regexp"), ("issuer", "issuer_regexp")):
+            named = [k for k in pair if k in policy]
+            if len(named) != 1:
+                said = "names both" if named else "names neither"
+                self.fail(
+                    here,
+                    f"a keyless signer needs exactly one of {pair[0]} ({KEYLESS_RULES[pair[0]]}) or {pair[1]}; "
+                    f"it {said}",
+                )
+                return None
+        return ("keyless", json.dumps(policy, sort_keys=True, separators=(",", ":")))
 
     def _target_prefix(self, path: Path, raw: Mapping[str, Any]) -> str | None:
         if "target_prefix" not in raw:

@@ -126,6 +126,18 @@ def allowlist_schema() -> dict[str, Any]:
                         }
                         for source in rules.VERIFY_RULES
                     ),
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            key: {"type": "string", "minLength": 1, "maxLength": rules.KEYLESS_MAX, "description": rule}
+                            for key, rule in rules.KEYLESS_RULES.items()
+                        },
+                        "allOf": [
+                            {"oneOf": [{"required": [exact]}, {"required": [pattern]}]}
+                            for exact, pattern in (("identity", "identity_regexp"), ("issuer", "issuer_regexp"))
+                        ],
+                    },
                 ]
             },
         ),

@@ -1,5 +1,6 @@
 """The signature gate: an item with ``verify:`` is copied or built only when a cosign
-signature over its upstream digest verifies with the key it names.
+signature over its upstream digest verifies with the key it names, or was made keyless by the
+identity it names (:mod:`hubmirror.domain.sigstore`, against the trust root hubmirror ships).
 
 It costs one manifest GET upstream (the signature manifest, ``sha256-<hex>.sig``: a pull on
 Docker Hub, reserved in the pull budget with the copy's) and one blob GET per signature in
@@ -9,14 +10,24 @@ an unchanged image was verified when it was copied, and a warm run looks at no s
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+import functools
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import cosign_tags
 from hubmirror.domain.registry.errors import NotFoundError
 from hubmirror.domain.registry.model import Manifest, ManifestHead
 from hubmirror.domain.signing import MAX_PAYLOAD_BYTES, PublicKey, UnusableKeyError, signature_layers, signature_problem
+from hubmirror.domain.sigstore import (
+    Identity,
+    KeylessSignature,
+    TrustRoot,
+    TrustRootError,
+    keyless_problem,
+    keyless_signatures,
+)
 
 #: ``(source, value)`` of ``verify:`` -> the key; raises :class:`UnusableKeyError` in words.
 KeyResolver = Callable[[tuple[str, str]], PublicKey]
@@ -44,35 +55,75 @@ class SignatureRegistry(Protocol):
     def get_blob(self, repository: str, digest: str, *, max_bytes: int = ...) -> bytes: ...
 
 
-def unverified(registry: SignatureRegistry, item: WorkItem, digest: str, keys: KeyResolver) -> str | None:
-    """Why no cosign signature over ``digest`` verifies with the item's key; None when one does.
+#: What ``verify:`` holds for a keyless signer (its other kinds are the key sources).
+KEYLESS = "keyless"
+
+
+@functools.cache
+def shipped_trust_root() -> TrustRoot:
+    """Sigstore's trust root as hubmirror ships it, read once per process."""
+    return TrustRoot.shipped()
+
+
+def unverified(
+    registry: SignatureRegistry,
+    item: WorkItem,
+    digest: str,
+    keys: KeyResolver,
+    trust_root: Callable[[], TrustRoot] = shipped_trust_root,
+) -> str | None:
+    """Why no cosign signature over ``digest`` verifies as the item's ``verify:`` asks; None
+    when one does.
 
     Registry errors other than a missing signature are raised, for the check to name by
     side and cause (a 429 defers the item, as any other).
     """
     assert item.verify is not None
-    try:
-        key = keys(item.verify)
-    except UnusableKeyError as exc:
-        return str(exc)
+    kind, value = item.verify
+    check: Callable[[bytes, Any], str | None]
+    if kind == KEYLESS:
+        identity = Identity.from_dict(json.loads(value))
+        try:
+            root = trust_root()
+        except TrustRootError as exc:
+            return str(exc)
+        signer = f"a keyless signature by {identity.identity or identity.identity_regexp} is needed"
+
+        def check(payload: bytes, parts: Any) -> str | None:
+            return keyless_problem(KeylessSignature.of(payload, parts), digest, identity, root)
+
+        read: Callable[[Mapping[str, Any]], Sequence[tuple[str, Any]]] = keyless_signatures
+    else:
+        try:
+            key = keys(item.verify)
+        except UnusableKeyError as exc:
+            return str(exc)
+        signer = f"{key.name} verifies none"
+
+        def check(payload: bytes, signature: Any) -> str | None:
+            return signature_problem(payload, str(signature), digest, key)
+
+        read = signature_layers
     repository = item.upstream.repository
     tag = cosign_tags(digest)[0]
     where = f"{item.upstream.registry}/{repository}"
     try:
         manifest = registry.get_manifest(repository, tag)
     except NotFoundError:
-        return f"{where} has no cosign signature of {digest} (no tag {tag}); {key.name} verifies none"
+        return f"{where} has no cosign signature of {digest} (no tag {tag}); {signer}"
     try:
         document = manifest.document()
     except ValueError:
         return f"{where}:{tag} is not a JSON manifest"
-    layers = signature_layers(document)
+    layers = read(document)
     if not layers:
+        if kind == KEYLESS:
+            return f"{where}:{tag} holds no keyless signature (one with a certificate); {signer}"
         return f"{where}:{tag} holds no simple-signing signature"
     problems = []
     for payload_digest, signature in layers:
         payload = registry.get_blob(repository, payload_digest, max_bytes=MAX_PAYLOAD_BYTES)
-        problem = signature_problem(payload, signature, digest, key)
+        problem = check(payload, signature)
         if problem is None:
             return None
         problems.append(problem)
