@@ -263,3 +263,37 @@ def _der_length(length: int) -> bytes:
         return bytes([length])
     data = length.to_bytes((length.bit_length() + 7) // 8, "big")
     return bytes([0x80 | len(data)]) + data
+
+
+SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+def key_bundle(key: ec.EllipticCurvePrivateKey, digest: str, *, name: str = "registry.test/app") -> bytes:
+    """A Sigstore bundle (v0.3) as cosign 3 writes for ``cosign sign --key``: a DSSE envelope of
+    an in-toto statement about ``digest``, signed with ``key``, with no log entry (``--tlog-upload=false``)."""
+    algorithm, _, hex_digest = digest.partition(":")
+    statement = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": name, "digest": {algorithm: hex_digest}}],
+            "predicateType": SIGN_PREDICATE,
+            "predicate": {},
+        },
+        separators=(",", ":"),
+    ).encode()
+    payload_type = "application/vnd.in-toto+json"
+    pae = b"DSSEv1 %d %s %d %s" % (len(payload_type), payload_type.encode(), len(statement), statement)
+    signature = key.sign(pae, ec.ECDSA(hashes.SHA256()))
+    hint = base64.b64encode(hashlib.sha256(_spki(key.public_key())).digest()).decode()
+    return json.dumps(
+        {
+            "mediaType": BUNDLE_V03,
+            "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
+            "dsseEnvelope": {
+                "payload": base64.b64encode(statement).decode(),
+                "payloadType": payload_type,
+                "signatures": [{"sig": base64.b64encode(signature).decode(), "keyid": ""}],
+            },
+        }
+    ).encode()

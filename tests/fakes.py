@@ -133,6 +133,10 @@ class FakeRegistry:
             raise RegistryError(f"fake.example/{repository}: blob {digest} is larger than {max_bytes} bytes")
         return self.blobs[digest]
 
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        """No referrers API (as Docker Hub): the gate falls back to the referrers tag schema."""
+        return None
+
 
 @dataclass
 class FakeResponse:

@@ -10,19 +10,24 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from moto import mock_aws
 
 from devstack.cosign import SIGNATURE_ANNOTATION, SIMPLE_SIGNING, artifact
 from devstack.hubfront import HubFront
 from devstack.images import Blob, seed
-from devstack.sigstore import Sigstore
+from devstack.referrers import Referrers, push_referrer
+from devstack.sigstore import Sigstore, key_bundle
 from hubmirror.adapters.publickeys import KeyReader
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.domain.items import WorkItem
+from hubmirror.domain.registry.model import Credentials
 from hubmirror.domain.signing import UnusableKeyError, signature_problem
 from hubmirror.domain.sigstore import TrustRoot
 from hubmirror.steps.verify import inline_keys, unverified
@@ -217,3 +222,39 @@ def test_a_keyless_signature_passes_the_gate_for_its_identity_only_at_one_pull(
     stranger = unverified(client, passes, digest, inline_keys)
     assert stranger is not None
     assert stranger.endswith("its certificate does not chain to a Fulcio certificate authority of the trust root")
+
+
+@pytest.mark.parametrize("api", [False, True], ids=["tag-schema", "referrers-api"])
+def test_a_cosign_3_image_with_a_bundle_referrer_and_no_sig_tag_passes_a_key_policy(
+    registries: Registries, front: HubFront, api: bool
+) -> None:
+    """cosign 3 writes no ``.sig`` tag: its signature is a Sigstore bundle among the image's
+    referrers, found through the referrers API where the registry has it (not a pull), else
+    through the referrers tag schema's index."""
+    signer = ec.generate_private_key(ec.SECP256R1())
+    pem = signer.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pusher = registries.hub_pusher()
+    repository = f"cosign3/app-{'api' if api else 'tags'}"
+    front.referrers = Referrers() if api else None
+    try:
+        digest = seed(pusher, repository, "1", ["linux/amd64"])
+        head = RegistryClient(front.host, Credentials(*front.admin)).head_manifest(repository, "1")
+        subject = {"mediaType": head.media_type, "digest": digest, "size": head.size}
+        push_referrer(pusher, repository, subject, key_bundle(signer, digest), tag_schema=not api)
+        client = RegistryClient(front.host)
+        entry = WorkItem(f"{front.host}/{repository}", "1", "mirror/cosign3", "1", verify=("key", pem.decode()))
+        front.reset_counts()
+        assert unverified(client, entry, digest, inline_keys) is None
+        counts = front.snapshot()
+        # the .sig tag (absent), then the tag schema's index or the API, then the bundle's manifest and blob
+        assert counts.get("get_manifest") == (2 if api else 3)
+        assert counts.get("referrers", 0) == 1  # asked once: answered, or 404 (no API)
+        other = ec.generate_private_key(ec.SECP256R1()).public_key()
+        other_pem = other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        refused = unverified(client, replace(entry, verify=("key", other_pem.decode())), digest, inline_keys)
+        assert refused == (
+            f"none of the 1 Sigstore bundle(s) among the referrers of {front.host}/{repository}@{digest} verifies: "
+            "it does not verify with the allowlist's key"
+        )
+    finally:
+        front.referrers = None

@@ -241,25 +241,57 @@ def keyless_problem(signed: KeylessSignature, digest: str, identity: Identity, r
         public.verify(raw, signed.payload, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         return "its signature does not verify with its certificate"
-    authority, problem = _chained(leaf, chain, root)
-    if problem:
-        return problem
-    assert authority
-    problem = _sct_problem(leaf, authority[0], root) or _usage_problem(leaf)
+    problem = certificate_problem(leaf, chain, root)
     if problem:
         return problem
     logged, problem = _logged(signed, raw, leaf, root)
     if problem:
         return problem
     assert logged is not None
+    problem = validity_problem(leaf, chain, root, logged)
+    if problem:
+        return problem
+    return identity.problem(subjects(leaf), oidc_issuer(leaf))
+
+
+def certificate_problem(leaf: x509.Certificate, chain: Sequence[x509.Certificate], root: TrustRoot) -> str | None:
+    """Why a signing certificate is not one Fulcio issued for code signing; None if it is: it
+    chains to an authority of the trust root, may sign code, and carries an SCT a CT log signed."""
+    authority, problem = _chained(leaf, chain, root)
+    if problem:
+        return problem
+    return _sct_problem(leaf, authority[0], root) or _usage_problem(leaf)
+
+
+def validity_problem(
+    leaf: x509.Certificate, chain: Sequence[x509.Certificate], root: TrustRoot, logged: dt.datetime
+) -> str | None:
+    """Why the certificate and its authority were not valid when the log says it signed."""
     if not leaf.not_valid_before_utc <= logged <= leaf.not_valid_after_utc:
         return (
             f"Rekor logged it at {logged:%Y-%m-%dT%H:%M:%SZ}, outside its certificate's validity "
             f"({leaf.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} to {leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ})"
         )
+    authority, _ = _chained(leaf, chain, root)
     if not all(c.not_valid_before_utc <= logged <= c.not_valid_after_utc for c in authority):
         return f"its certificate authority was not valid when Rekor logged it ({logged:%Y-%m-%dT%H:%M:%SZ})"
-    return identity.problem(subjects(leaf), oidc_issuer(leaf))
+    return None
+
+
+def verify_set(root: TrustRoot, entry: Mapping[str, Any], promise: bytes) -> str | None:
+    """Why Rekor's signed entry timestamp ``promise`` over ``entry`` (``body``, ``integratedTime``,
+    ``logID`` in hex, ``logIndex``) does not verify with a Rekor key of the root; None if it does."""
+    log = root.rekor.get(bytes.fromhex(str(entry["logID"])))
+    if log is None:
+        return f"it was logged in a Rekor log the trust root does not know ({entry['logID']})"
+    canonical = json.dumps(
+        {k: entry[k] for k in ("body", "integratedTime", "logID", "logIndex")}, sort_keys=True, separators=(",", ":")
+    ).encode()
+    try:
+        log.key.verify(promise, canonical, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return "Rekor's signed entry timestamp does not verify"
+    return None
 
 
 def subjects(certificate: x509.Certificate) -> list[str]:
@@ -372,22 +404,14 @@ def _logged(
         bundle = json.loads(signed.bundle)
         set_signature = base64.b64decode(bundle["SignedEntryTimestamp"])
         payload = bundle["Payload"]
-        log = root.rekor.get(bytes.fromhex(str(payload["logID"])))
+        bytes.fromhex(str(payload["logID"]))
         integrated = int(payload["integratedTime"])
         body = json.loads(base64.b64decode(payload["body"]))
     except (ValueError, KeyError, TypeError, binascii.Error):
         return None, "its Rekor bundle is not one cosign writes"
-    if log is None:
-        return None, f"it was logged in a Rekor log the trust root does not know ({payload['logID']})"
-    canonical = json.dumps(
-        {k: payload[k] for k in ("body", "integratedTime", "logID", "logIndex")},
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
-    try:
-        log.key.verify(set_signature, canonical, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        return None, "Rekor's signed entry timestamp does not verify"
+    problem = verify_set(root, payload, set_signature)
+    if problem:
+        return None, problem
     problem = _entry_problem(body, signed.payload, raw_signature, leaf)
     if problem:
         return None, problem

@@ -15,11 +15,19 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from hubmirror.domain.bundles import BUNDLE_MEDIA_TYPES, MAX_BUNDLE_BYTES, bundle_problem
 from hubmirror.domain.items import WorkItem
-from hubmirror.domain.oci import cosign_tags
+from hubmirror.domain.oci import cosign_tags, referrers_tag
 from hubmirror.domain.registry.errors import NotFoundError
 from hubmirror.domain.registry.model import Manifest, ManifestHead
-from hubmirror.domain.signing import MAX_PAYLOAD_BYTES, PublicKey, UnusableKeyError, signature_layers, signature_problem
+from hubmirror.domain.signing import (
+    MAX_PAYLOAD_BYTES,
+    MAX_SIGNATURES,
+    PublicKey,
+    UnusableKeyError,
+    signature_layers,
+    signature_problem,
+)
 from hubmirror.domain.sigstore import (
     Identity,
     KeylessSignature,
@@ -53,6 +61,7 @@ class SignatureRegistry(Protocol):
     def head_manifest(self, repository: str, reference: str) -> ManifestHead: ...
     def get_manifest(self, repository: str, reference: str) -> Manifest: ...
     def get_blob(self, repository: str, digest: str, *, max_bytes: int = ...) -> bytes: ...
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None: ...
 
 
 #: What ``verify:`` holds for a keyless signer (its other kinds are the key sources).
@@ -110,7 +119,21 @@ def unverified(
     try:
         manifest = registry.get_manifest(repository, tag)
     except NotFoundError:
-        return f"{where} has no cosign signature of {digest} (no tag {tag}); {signer}"
+        bundles = sigstore_bundles(registry, repository, digest)
+        if not bundles:
+            return f"{where} has no cosign signature of {digest} (no tag {tag}); {signer}"
+        try:
+            root = trust_root()
+        except TrustRootError as exc:
+            return str(exc)
+        policy = {"identity": identity} if kind == KEYLESS else {"key": key}
+        refusals = [bundle_problem(bundle, digest, root, **policy) for bundle in bundles]
+        if None in refusals:
+            return None
+        shown = "; ".join(dict.fromkeys(str(r) for r in refusals))
+        return (
+            f"none of the {len(bundles)} Sigstore bundle(s) among the referrers of {where}@{digest} verifies: {shown}"
+        )
     try:
         document = manifest.document()
     except ValueError:
@@ -120,7 +143,7 @@ def unverified(
         if kind == KEYLESS:
             return f"{where}:{tag} holds no keyless signature (one with a certificate); {signer}"
         return f"{where}:{tag} holds no simple-signing signature"
-    problems = []
+    problems: list[str] = []
     for payload_digest, signature in layers:
         payload = registry.get_blob(repository, payload_digest, max_bytes=MAX_PAYLOAD_BYTES)
         problem = check(payload, signature)
@@ -129,3 +152,29 @@ def unverified(
         problems.append(problem)
     shown = "; ".join(dict.fromkeys(problems))
     return f"none of the {len(layers)} cosign signature(s) in {where}:{tag} verifies: {shown}"
+
+
+def sigstore_bundles(registry: SignatureRegistry, repository: str, digest: str) -> list[bytes]:
+    """The Sigstore bundles (cosign 3's signatures) among the referrers of ``digest``: from the
+    referrers API (not a pull), else the referrers tag schema's index (one pull where it
+    exists); each bundle's manifest is a pull, its bundle a blob GET. At most
+    :data:`~hubmirror.domain.signing.MAX_SIGNATURES`."""
+    listed: Sequence[Mapping[str, Any]] | None = registry.referrers(repository, digest)
+    if listed is None:
+        try:
+            index = registry.get_manifest(repository, referrers_tag(digest)).document()
+        except (NotFoundError, ValueError):
+            return []
+        listed = [d for d in index.get("manifests") or [] if isinstance(d, Mapping)]
+    found: list[bytes] = []
+    for descriptor in listed:
+        if descriptor.get("artifactType") not in BUNDLE_MEDIA_TYPES or len(found) >= MAX_SIGNATURES:
+            continue
+        try:
+            document = registry.get_manifest(repository, str(descriptor["digest"])).document()
+        except ValueError:
+            continue
+        for layer in document.get("layers") or []:
+            if isinstance(layer, Mapping) and layer.get("mediaType") in BUNDLE_MEDIA_TYPES:
+                found.append(registry.get_blob(repository, str(layer["digest"]), max_bytes=MAX_BUNDLE_BYTES))
+    return found[:MAX_SIGNATURES]
