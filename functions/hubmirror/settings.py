@@ -44,6 +44,9 @@ class Settings:
     run_on_allowlist_change: bool = False
     #: who may pull from the mirror's repositories, besides this account
     pullers: Pullers = field(default_factory=Pullers)
+    #: the SSM parameter holding the Sigstore trust root keyless signatures verify against
+    #: (None: Sigstore's public one, shipped with hubmirror)
+    sigstore_trusted_root_parameter: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,4 +105,5 @@ class Settings:
             event_bus=env.get("HUBMIRROR_EVENT_BUS", "").strip() or None,
             run_on_allowlist_change=env.get("HUBMIRROR_RUN_ON_ALLOWLIST_CHANGE", "").strip().lower() == "true",
             pullers=pullers,
+            sigstore_trusted_root_parameter=env.get("HUBMIRROR_SIGSTORE_TRUSTED_ROOT_PARAMETER", "").strip() or None,
         )

@@ -13,11 +13,17 @@ import pytest
 
 from devstack import cosign
 from devstack.images import platform_image, seed
+from devstack.sigstore import Sigstore
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from tests.support import Fetched, RegistryReader
 
 pytestmark = pytest.mark.e2e
 KEY_SECRET = "hubmirror/cosign/publisher"
+#: the trust root of the tests' own Sigstore, as a deployment with a private Sigstore keeps it
+TRUST_ROOT_PARAMETER = "/hubmirror/sigstore/trusted-root"
+ACTIONS = "https://token.actions.githubusercontent.com"
+RELEASE = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0"
+IMPOSTOR = "https://github.com/evil/app/.github/workflows/release.yml@refs/tags/v1.0.0"
 
 
 @dataclass
@@ -27,11 +33,14 @@ class World:
     key: cosign.Key
     digests: dict[str, str]
     artifacts: dict[str, str]
+    sigstore: Sigstore
+    allowlist: str
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with Stack(Path(tmp_path_factory.mktemp("stack"))) as stack:
+    parameters = {"SigstoreTrustedRootParameter": TRUST_ROOT_PARAMETER}
+    with Stack(Path(tmp_path_factory.mktemp("stack")), parameters=parameters) as stack:
         assert stack.front is not None
         assert stack.ecr is not None
         pusher, key = stack.hub_pusher(), cosign.Key.generate()
@@ -53,8 +62,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         hub = stack.front.host
         pem = "".join(f"        {line}\n" for line in key.public_pem().splitlines())
         boto3.client("secretsmanager").create_secret(Name=KEY_SECRET, SecretString=key.public_pem())
-        stack.write_allowlist(
-            f"""images:
+        sigstore = Sigstore()
+        root = json.dumps(json.loads(sigstore.trusted_root()), separators=(",", ":"))
+        boto3.client("ssm").put_parameter(Name=TRUST_ROOT_PARAMETER, Value=root, Type="String", Tier="Advanced")
+        allowlist = f"""images:
   - source: {hub}/library/signed
     tags: ["1"]
     target: signed
@@ -75,8 +86,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     target: signed-by-secret
     verify: {{secret: {KEY_SECRET}}}
 """
-        )
-        yield World(stack, RegistryReader(stack.ecr.host, ECR_USER, ECR_PASSWORD), key, digests, artifacts)
+        stack.write_allowlist(allowlist)
+        target = RegistryReader(stack.ecr.host, ECR_USER, ECR_PASSWORD)
+        yield World(stack, target, key, digests, artifacts, sigstore, allowlist)
 
 
 def verifies_in_target(world: World, repository: str, signature: Fetched, digest: str) -> bool:
@@ -211,3 +223,61 @@ def test_the_chat_topic_gets_the_run_as_a_custom_notification(world: World, forg
     execution = forged.execution_arn
     assert any(step.endswith(f"#/v2/executions/details/{execution}") for step in content["nextSteps"])
     assert forged.chat["metadata"]["relatedResources"][0] == execution
+
+
+@pytest.fixture(scope="module")
+def keyless(world: World, forged: RunResult) -> RunResult:
+    """Two images signed keyless in the tests' own Sigstore, one by the release workflow the
+    allowlist names, one by another repository's; the stack verifies against that Sigstore's
+    trust root, kept in the SSM parameter ``SigstoreTrustedRootParameter`` names."""
+    pusher, hub = world.stack.hub_pusher(), world.stack.front.host  # type: ignore[union-attr]
+    for name, identity in (("keyless", RELEASE), ("impostor", IMPOSTOR)):
+        world.digests[name] = seed(pusher, f"library/{name}", "1", ["linux/amd64"])
+        world.artifacts[name] = world.sigstore.sign_image(
+            pusher, f"library/{name}", world.digests[name], identity, ACTIONS
+        )
+    policy = f"""    verify:
+      identity_regexp: ^https://github\\.com/acme/app/\\.github/workflows/release\\.yml@refs/tags/
+      issuer: {ACTIONS}
+"""
+    world.stack.write_allowlist(
+        world.allowlist
+        + f"""  - source: {hub}/library/keyless
+    tags: ["1"]
+    target: keyless
+{policy}  - source: {hub}/library/impostor
+    tags: ["1"]
+    target: impostor
+{policy}"""
+    )
+    return world.stack.run({})
+
+
+def test_a_keyless_signed_image_passes_the_gate_for_its_workflow_and_arrives_with_its_signature(
+    world: World, keyless: RunResult
+) -> None:
+    item = keyless.item("mirror/keyless:1")
+    assert item["outcome"] == "copied"
+    assert "its cosign signature verified" in item["reason"]
+    copied = world.target.manifest("mirror/keyless", "1")
+    assert copied is not None
+    assert copied.digest == world.digests["keyless"]
+    signature = world.target.manifest("mirror/keyless", world.digests["keyless"].replace(":", "-") + ".sig")
+    assert signature is not None
+    assert signature.digest == world.artifacts["keyless"]  # byte for byte: it verifies against the mirror too
+
+
+def test_an_image_signed_by_another_identity_fails_alone_naming_the_identity_it_found(
+    world: World, keyless: RunResult
+) -> None:
+    outcomes = keyless.outcomes()
+    assert (outcomes.pop("mirror/impostor:1"), outcomes.pop("mirror/gated:1")) == ("failed", "failed")
+    assert outcomes.pop("mirror/keyless:1") == "copied"
+    assert set(outcomes.values()) == {"unchanged"}
+    reason = keyless.item("mirror/impostor:1")["reason"]
+    assert reason.startswith("signature: none of the 1 cosign signature(s) in ")
+    assert f"it was signed by {IMPOSTOR}, which does not match ^https://github" in reason
+    assert world.target.manifest("mirror/impostor", "1") is None
+    assert world.target.manifest("mirror/impostor", world.digests["impostor"]) is None
+    reads = [c for c in world.stack.iam_calls if c.action == "ssm:GetParameter"]
+    assert {(c.principal.split("/")[-1], c.allowed) for c in reads} == {("CheckFunctionRole", True)}

@@ -11,6 +11,7 @@ import base64
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import boto3
@@ -29,9 +30,10 @@ from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.registry.model import Credentials
 from hubmirror.domain.signing import UnusableKeyError, signature_problem
-from hubmirror.domain.sigstore import TrustRoot
+from hubmirror.domain.sigstore import TrustRoot, TrustRootError
 from hubmirror.steps.verify import inline_keys, unverified
 from tests.cosign_fixture import load
+from tests.fakes import FakeRegistry
 from tests.functional.conftest import Registries
 
 REPOSITORY = "cosign/signed-single-sample"
@@ -111,6 +113,34 @@ def test_keys_are_read_from_secrets_manager_ssm_and_kms_once_each(aws: dict[str,
             f"it does not verify with the key in kms {kms_key}"
         )
     assert counting.calls == ["secretsmanager", "ssm", "kms"]
+
+
+def test_a_private_sigstore_s_trust_root_is_read_once_from_ssm_and_a_broken_one_fails_closed_in_words(
+    aws: dict[str, Any],
+) -> None:
+    sigstore = Sigstore()
+    aws["ssm"].put_parameter(Name="/hubmirror/sigstore/root", Value=sigstore.trusted_root(), Type="String")
+    aws["ssm"].put_parameter(Name="/hubmirror/sigstore/broken", Value="{not json", Type="String")
+    counting = Counting(aws)
+    reader = KeyReader(counting)
+    for _ in range(2):
+        assert reader.trust_root("/hubmirror/sigstore/root").rekor.keys() == {sigstore.rekor_log_id}
+    assert counting.calls == ["ssm"]
+    with pytest.raises(TrustRootError, match=r"cannot be read: .* \(parameter /hubmirror/sigstore/broken\)"):
+        reader.trust_root("/hubmirror/sigstore/broken")
+    with pytest.raises(
+        TrustRootError,
+        match="target AWS: cannot read the Sigstore trust root in parameter /hubmirror/none: ParameterNotFound",
+    ):
+        reader.trust_root("/hubmirror/none")
+    gated = WorkItem(
+        "docker.io/app", "1", "mirror/app", "1", verify=("keyless", '{"identity":"a@b.c","issuer":"https://i"}')
+    )
+    refused = unverified(
+        FakeRegistry({}), gated, "sha256:" + "1" * 64, inline_keys, partial(reader.trust_root, "/hubmirror/none")
+    )
+    assert refused is not None
+    assert refused.startswith("target AWS: cannot read the Sigstore trust root")
 
 
 def test_a_kms_signature_verifies_with_the_public_key_kms_gives(aws: dict[str, Any], registries: Registries) -> None:

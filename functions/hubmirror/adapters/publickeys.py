@@ -8,7 +8,8 @@
   an ``ECC_NIST_P256`` signing key, as ``cosign generate-key-pair --kms awskms:///...`` makes.
 
 Each key is read once per invocation, its failure included, so a batch of items naming one
-missing secret costs one request and says the same thing for each.
+missing secret costs one request and says the same thing for each. So is a Sigstore trust root
+kept in an SSM parameter (``SigstoreTrustedRootParameter``, for a private Sigstore).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hubmirror.adapters import aws
 from hubmirror.domain.signing import PublicKey, UnusableKeyError
+from hubmirror.domain.sigstore import TrustRoot, TrustRootError
 
 
 class KeyReader:
@@ -30,6 +32,7 @@ class KeyReader:
         self._client = client
         self._lock = threading.Lock()
         self._read: dict[tuple[str, str], PublicKey | UnusableKeyError] = {}
+        self._roots: dict[str, TrustRoot | TrustRootError] = {}
 
     def __call__(self, source: tuple[str, str]) -> PublicKey:
         with self._lock:
@@ -40,6 +43,31 @@ class KeyReader:
                     self._read[source] = exc
             found = self._read[source]
         if isinstance(found, UnusableKeyError):
+            raise found
+        return found
+
+    def trust_root(self, parameter: str) -> TrustRoot:
+        """The Sigstore trust root (``trusted_root.json``) kept in the SSM parameter ``parameter``;
+        a failure is a :class:`TrustRootError` in words (the gate then fails keyless items closed)."""
+        with self._lock:
+            if parameter not in self._roots:
+                try:
+                    answer = self._client("ssm").get_parameter(Name=parameter, WithDecryption=True)
+                    self._roots[parameter] = TrustRoot.from_json(str(answer["Parameter"]["Value"]))
+                except TrustRootError as exc:
+                    self._roots[parameter] = TrustRootError(f"{exc} (parameter {parameter})")
+                except ClientError as exc:
+                    error = exc.response.get("Error", {})
+                    self._roots[parameter] = TrustRootError(
+                        f"target AWS: cannot read the Sigstore trust root in parameter {parameter}: "
+                        f"{error.get('Code', 'error')} ({error.get('Message', '')})"
+                    )
+                except BotoCoreError as exc:
+                    self._roots[parameter] = TrustRootError(
+                        f"target AWS: cannot read the Sigstore trust root in parameter {parameter}: {exc}"
+                    )
+            found = self._roots[parameter]
+        if isinstance(found, TrustRootError):
             raise found
         return found
 

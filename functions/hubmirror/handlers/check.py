@@ -15,6 +15,7 @@ from hubmirror.handlers._runtime import ecr, settings, store, target_client, ups
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps.check import CHECK_RESERVE_SECONDS, check_batch
 from hubmirror.steps.payloads import CheckEvent, CheckResult
+from hubmirror.steps.verify import shipped_trust_root
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -26,6 +27,8 @@ def handler(event: CheckEvent, context: LambdaContext) -> CheckResult:
     run, batch = str(event["run"]), event["batch"]
     logger.append_keys(execution=run, batch=batch["batch"])
     items = [WorkItem.from_dict(i) for i in store().get_json(batch["key"])]
+    keys = KeyReader()  # keys are read again at each invocation: a rotated key counts at once
+    private_root = config.sigstore_trusted_root_parameter
     result = check_batch(
         run=run,
         batch=batch["batch"],
@@ -38,7 +41,8 @@ def handler(event: CheckEvent, context: LambdaContext) -> CheckResult:
         concurrency=config.check_concurrency,
         force=bool(event.get("force")),
         dry_run=bool(event.get("dry_run")),
-        public_keys=KeyReader(),  # keys are read again at each invocation: a rotated key counts at once
+        public_keys=keys,
+        trust_root=partial(keys.trust_root, private_root) if private_root else shipped_trust_root,
         item_deadline_seconds=config.item_deadline_seconds,
         deadline=time.monotonic() + context.get_remaining_time_in_millis() / 1000 - CHECK_RESERVE_SECONDS,
         pull_policy=partial(ecr().sync_pull_policy, own=statements(config.pullers)),

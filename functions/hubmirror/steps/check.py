@@ -22,8 +22,9 @@ from hubmirror.domain.oci import INDEX_MEDIA_TYPES, SCHEMA1_MEDIA_TYPES
 from hubmirror.domain.ratelimit import PullBudget, budget_text, reset_time
 from hubmirror.domain.registry.errors import NotFoundError, RateLimitedError, RegistryError
 from hubmirror.domain.registry.model import MANIFEST_MAX_BYTES, Manifest, ManifestHead
+from hubmirror.domain.sigstore import TrustRoot
 from hubmirror.steps.payloads import CheckResult
-from hubmirror.steps.verify import KeyResolver, SignatureRegistry, inline_keys, unverified
+from hubmirror.steps.verify import KeyResolver, SignatureRegistry, inline_keys, shipped_trust_root, unverified
 
 logger = logging.getLogger(__name__)
 #: Manifest GETs a copy of an index of unknown size is expected to cost (index + platforms).
@@ -120,6 +121,7 @@ def check_item(
     public_keys: KeyResolver = inline_keys,
     now: dt.datetime | None = None,
     refusals: Callable[[str], Mapping[str, Any] | None] | None = None,
+    trust_root: Callable[[], TrustRoot] = shipped_trust_root,
 ) -> ItemCheck:
     """Decide one item; every failure becomes a ``failed`` outcome naming its reason.
 
@@ -209,6 +211,7 @@ def check_item(
             public_keys=public_keys,
             target_digest=target_digest,
             now=now or dt.datetime.now(dt.UTC),
+            trust_root=trust_root,
         )
     return result
 
@@ -221,11 +224,12 @@ def signature_gate(
     public_keys: KeyResolver,
     target_digest: str | None,
     now: dt.datetime,
+    trust_root: Callable[[], TrustRoot] = shipped_trust_root,
 ) -> Outcome | None:
     """None when a signature over ``digest`` verifies; else the item's ``failed`` (or ``deferred``) outcome."""
     digests = {"upstream_digest": digest, "target_digest": target_digest}
     try:
-        problem = unverified(registry, item, digest, public_keys)
+        problem = unverified(registry, item, digest, public_keys, trust_root)
     except RateLimitedError as exc:
         return Outcome.for_item(
             item,
@@ -281,6 +285,7 @@ def check_batch(
     deadline: float | None = None,
     item_deadline_seconds: int | None = None,
     pull_policy: Callable[[str], bool] | None = None,
+    trust_root: Callable[[], TrustRoot] = shipped_trust_root,
 ) -> BatchResult:
     """Check every item of a batch; write its outcomes and jobs; return the job keys.
 
@@ -312,6 +317,7 @@ def check_batch(
                 dry_run=dry_run,
                 public_keys=public_keys,
                 refusals=store.find_json,
+                trust_root=trust_root,
             )
         except Exception as exc:  # one bad item never stops the others; it is reported failed
             logger.exception("check of %s failed unexpectedly", item.key, extra={"image": item.key})
