@@ -9,17 +9,23 @@ which has the API and can refuse a manifest with a ``subject`` as ECR has
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from devstack.images import seed
+from devstack.proxy import Fault
 from devstack.referrers import SIGSTORE_BUNDLE, Referrers, push_referrer
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.s3 import Store
+from hubmirror.domain import keys
 from hubmirror.domain.items import WorkItem
+from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.domain.registry.model import Credentials
+from hubmirror.runner.job import run_job
+from hubmirror.steps.check import EXTRAS_AGAIN, check_item, job_item
 from tests.functional.conftest import Registries
-from tests.functional.test_runner import _copy_job
+from tests.functional.test_runner import FixedEcr, _copy_job
 
 BUNDLE = b'{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{}}'
 
@@ -116,3 +122,61 @@ def test_a_target_that_refuses_a_subject_gets_the_referrer_without_it_under_the_
     )
     assert written == {k: v for k, v in original.document().items() if k != "subject"}
     assert target(registries).get_blob("mirror/refused", written["layers"][0]["digest"]) == BUNDLE
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [(500, b"", "server error 500"), (200, b"not json", "are not JSON")],
+    ids=["500", "not-json"],
+)
+def test_a_broken_referrers_answer_never_costs_the_image_and_the_next_run_copies_them_alone(
+    registries: Registries, s3_store: Store, hub_api: Referrers, status: int, body: bytes, said: str
+) -> None:
+    repository = f"library/broken-referrers-{status}"
+    digest, referrer = signed_image(registries, repository)
+    registries.front.inject(Fault("referrers", status, body=body, times=5, repository=repository))
+    item = WorkItem(f"{registries.front.host}/{repository}", "1", f"mirror/broken-referrers-{status}", "1")
+    first = _copy_job(registries, s3_store, [(item, digest)])[f"{item.target}"]
+    registries.front.faults.clear()
+    assert first["outcome"] == "copied"
+    assert "; OCI referrers not copied (" in first["reason"]
+    assert said in first["reason"]
+    assert target(registries).head_manifest(item.target_repository, "1").digest == digest  # the tag moved
+    assert s3_store.find_json(keys.extras(digest, item.target_repository)) is not None
+
+    # the next run: the image is unchanged, but marked; the check sends it back for what is missing
+    missing = set(s3_store.keys("extras/"))
+    before = registries.front.snapshot()
+    check = check_item(
+        item,
+        upstream=lambda _: RegistryClient(registries.front.host),
+        target=target(registries),
+        budget=PullBudget(0),
+        force=False,
+        dry_run=False,
+        missing_extras=missing,
+    )
+    assert (check.outcome, check.extras_only) == (None, True)
+    second = _run_entries(registries, s3_store, [job_item(check)])[f"{item.target}"]
+    assert second["outcome"] == "unchanged"
+    assert second["reason"].startswith(EXTRAS_AGAIN)
+    assert second["reason"].endswith("OCI referrers: 1 of 1 copied")
+    listed = target(registries).referrers(item.target_repository, digest)
+    assert [d["digest"] for d in listed or []] == [referrer]
+    assert s3_store.find_json(keys.extras(digest, item.target_repository)) is None  # cleared
+    after = registries.front.snapshot()
+    assert after.get("get_manifest", 0) - before.get("get_manifest", 0) == 1  # the referrer; not the image again
+
+
+def _run_entries(registries: Registries, s3_store: Store, entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    job = {
+        "run": "r2",
+        "batch": "00001",
+        "kind": "copy",
+        "target_registry": registries.ecr.host,
+        "outcomes_key": "runs/r2/outcomes/00001-copy.json",
+        "items": entries,
+    }
+    s3_store.put_json("runs/r2/jobs/00001-copy.json", job)
+    run_job("s3://runs/runs/r2/jobs/00001-copy.json", store_factory=lambda _: s3_store, ecr=FixedEcr(registries.ecr))
+    return {o["target"]: o for o in s3_store.get_json("runs/r2/outcomes/00001-copy.json")}

@@ -300,12 +300,13 @@ def _docker_manifest_with_annotations(registries: Registries, repository: str, t
     return pusher.manifest(repository, tag, Blob(DOCKER_MANIFEST, json.dumps(document).encode()))
 
 
-def test_only_a_refusal_of_the_image_itself_is_remembered_not_one_of_its_signature(
+def test_only_a_refusal_of_the_image_itself_is_remembered_and_a_refused_signature_never_costs_the_image(
     registries: Registries, s3_store: Store
 ) -> None:
-    """ECR refuses both manifests below as invalid; only the image's own refusal depends on its
-    digest alone. A signature copied beside an image can be replaced upstream without the image
-    changing, so its refusal must not keep the image failed for 30 days."""
+    """ECR refuses both manifests below as invalid. The image's own refusal depends on its digest
+    alone: it fails and is remembered. A signature copied beside an image can be replaced upstream
+    without the image changing: the image is copied and its tag moves, the signature's refusal is a
+    note, and the image is marked for the next run to try the signature again."""
     hub = registries.front.host
     refused = _docker_manifest_with_annotations(registries, "library/refused", "1", "refused itself")
     signed = seed(registries.hub_pusher(), "library/badsig", "1", ["linux/amd64"])
@@ -320,14 +321,20 @@ def test_only_a_refusal_of_the_image_itself_is_remembered_not_one_of_its_signatu
             (WorkItem(f"{hub}/library/badsig", "1", "mirror/badsig", "1"), signed),
         ],
     )
-    for target in ("mirror/refused:1", "mirror/badsig:1"):
-        assert outcomes[target]["outcome"] == "failed"
-        assert "MANIFEST_INVALID" in outcomes[target]["reason"]
-    assert "signature or referrer copied beside the image" in outcomes["mirror/badsig:1"]["reason"]
-    assert remedy(outcomes["mirror/badsig:1"]["reason"]).next_step.startswith("ECR refuses a signature")
+    assert outcomes["mirror/refused:1"]["outcome"] == "failed"
+    assert "MANIFEST_INVALID" in outcomes["mirror/refused:1"]["reason"]
+    badsig = outcomes["mirror/badsig:1"]
+    assert badsig["outcome"] == "copied"
+    assert "; cosign signatures not copied (registry: target " in badsig["reason"]
+    assert "MANIFEST_INVALID" in badsig["reason"]
+    assert badsig["reason"].endswith("; the next run tries again")
+    target = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD), side="target")
+    assert target.head_manifest("mirror/badsig", "1").digest == signed  # the tag moved
     remembered = [s3_store.get_json(key)["image"] for key in s3_store.keys("refusals/")]
     assert remembered == [f"{hub}/library/refused:1"]
     assert s3_store.find_json(keys.refusal(refused, None, "mirror/refused")) is not None
+    marked = s3_store.get_json(keys.extras(signed, "mirror/badsig"))
+    assert (marked["image"], marked["missing"]) == (f"{hub}/library/badsig:1", ["cosign signatures"])
 
 
 def test_a_passing_failure_is_not_remembered(registries: Registries, s3_store: Store) -> None:

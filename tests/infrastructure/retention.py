@@ -45,6 +45,8 @@ RETENTIONS = (
     Retention("contexts/", "rendered build contexts", (30, 3650), 1),
     # a refusal is remembered a while, then the image is tried once more
     Retention("refusals/", "refusals no run can change", (7, 90), 1),
+    # cleared by the job once the image's signatures and referrers arrive
+    Retention("extras/", "images whose signatures or referrers did not all arrive", (7, 90), 1, delete_markers=True),
     Retention("runner/", "the job's script bundle", None, 7),
 )
 
@@ -76,7 +78,11 @@ def problems(rules: Sequence[Mapping[str, Any]], key: str) -> list[str]:
     newest = max((int(n.get("NewerNoncurrentVersions", 0)) for n in noncurrent), default=0)
     if newest < retention.keep_newest:
         found.append(f"{key} ({retention.what}): keeps {newest} newest replaced versions whatever their age")
-    markers = any(r.get("Expiration", {}).get("ExpiredObjectDeleteMarker") for r in covering)
+    # "When you specify the Days tag, Amazon S3 automatically performs ExpiredObjectDeleteMarker
+    # cleanup when the delete markers are old enough" (S3 User Guide, lifecycle configuration elements)
+    markers = any(
+        r.get("Expiration", {}).get("ExpiredObjectDeleteMarker") or "Days" in r.get("Expiration", {}) for r in covering
+    )
     if retention.delete_markers and not markers:
         found.append(f"{key} ({retention.what}): its delete markers are never removed")
     if not any("AbortIncompleteMultipartUpload" in r for r in covering):

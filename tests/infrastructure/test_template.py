@@ -95,6 +95,7 @@ KEY_EXAMPLES = {
     "blob claim": keys.blob(_DIGEST, ".claim"),
     "context": keys.context(_DIGEST),
     "refusal": keys.refusal(_DIGEST, None, "mirror/app"),
+    "extras": keys.extras(_DIGEST, "mirror/app"),
     "runner_bundle": keys.runner_bundle(_DIGEST),
 }
 

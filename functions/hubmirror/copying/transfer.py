@@ -87,7 +87,8 @@ class RefusedImageError(RegistryError):
     """The image itself, as it is, can never be written to the target (a nested index, a blob
     over ECR's size limit, a manifest the target refuses as invalid): no run changes that until
     the upstream digest or the recipe does, so the job remembers it. A refusal of anything
-    copied beside the image (a signature, a referrer) is not one: those change on their own.
+    copied beside the image (a signature, a referrer) is not one: those change on their own, and
+    the job never lets them cost the image.
     """
 
 
@@ -537,11 +538,13 @@ class Transfer:
                 if rewritten is not None:
                     body = json.dumps(rewritten, separators=(",", ":")).encode()
                     media_type = str(rewritten.get("mediaType") or OCI_INDEX)
-                    _before_tag(before_tag, top)
+                    if before_tag is not None:
+                        before_tag(top)
                     return self._put(repository, tag or sha256_digest(body), body, media_type)
             else:
                 ensure(_blobs(top.document(), source.where))
-            _before_tag(before_tag, top)
+            if before_tag is not None:
+                before_tag(top)
             return self._put(repository, tag or top.digest, top.body, top.media_type)
         finally:
             self.let_go(held)
@@ -560,20 +563,6 @@ class Transfer:
         if source.pulls:
             self.stats.add("manifests_fetched")
         return manifest
-
-
-#: Said of a refusal of what is copied beside an image (:func:`hubmirror.domain.advice.remedy` reads it).
-BESIDE_THE_IMAGE = "that was a signature or referrer copied beside the image, not the image itself"
-
-
-def _before_tag(before_tag: Callable[[Manifest], None] | None, top: Manifest) -> None:
-    """Run ``before_tag``; a refusal of what it copies beside the image is not the image's own."""
-    if before_tag is None:
-        return
-    try:
-        before_tag(top)
-    except RefusedImageError as exc:
-        raise RegistryError(f"{exc}; {BESIDE_THE_IMAGE}", status=exc.status) from exc
 
 
 class PushOptions(TypedDict, total=False):

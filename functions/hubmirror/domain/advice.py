@@ -135,13 +135,6 @@ RULES: tuple[tuple[str, str, Cause, str | None], ...] = (
         "the image is larger than a registry accepts: remove the entry; no run can mirror it",
     ),
     (
-        "copied beside the image, not the image itself",
-        "in",
-        Cause.SIGNATURE,
-        "ECR refuses a signature or attestation as upstream stores it: set signatures: false for the entry "
-        "to mirror the image without them, or ask the publisher to sign again",
-    ),
-    (
         "MANIFEST_INVALID",
         "in",
         Cause.ALLOWLIST,

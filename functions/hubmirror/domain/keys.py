@@ -17,6 +17,7 @@ Layout (every key under the bucket)::
     blobs/<algorithm>/<hex>.claim              which copier is fetching it now
     contexts/<hex>.tar.gz                      rendered build contexts, content-addressed
     refusals/<hex>.json                        an image no run can mirror as it is (by digest, recipe, target, version)
+    extras/<hex>.json                          an image whose signatures or referrers are missing (by digest, target)
     runner/<hex>.zip                           the copy/build script CodeBuild runs, content-addressed
 
 The state machine writes the ``errors/`` keys itself (``States.Format`` in its Catch states);
@@ -113,6 +114,17 @@ def refusal(upstream_digest: str, recipe: str | None, target_repository: str, ve
     """
     hashed = hashlib.sha256(f"{upstream_digest}\n{recipe or ''}\n{target_repository}\n{version}".encode())
     return f"refusals/{hashed.hexdigest()}.json"
+
+
+def extras(upstream_digest: str, target_repository: str) -> str:
+    """Where a copy job marks an image whose signatures or referrers did not all arrive beside
+    it (the image itself did): the next run's check sends it back for them alone.
+
+    >>> extras("sha256:ab", "mirror/app").startswith("extras/")
+    True
+    """
+    hashed = hashlib.sha256(f"{upstream_digest}\n{target_repository}".encode())
+    return f"extras/{hashed.hexdigest()}.json"
 
 
 def context(digest: str) -> str:

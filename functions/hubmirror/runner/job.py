@@ -36,7 +36,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -415,10 +415,13 @@ def copy_item(
     budget: PullBudget | None = None,
     deadline: float | None = None,
     notes: list[str] | None = None,
+    pending: list[str] | None = None,
 ) -> str:
     """Copy one item; returns the digest the target tag now holds. What the report should say
-    besides (its signatures) is added to ``notes``."""
+    besides (its signatures) is added to ``notes``; what could not be copied beside the image,
+    to ``pending``. An entry with ``extras_only`` (its image already in place) copies only that."""
     notes = [] if notes is None else notes
+    pending = [] if pending is None else pending
     item = WorkItem.from_dict(entry)
     digest = str(entry["upstream_digest"])
     repository = item.upstream.repository
@@ -443,19 +446,22 @@ def copy_item(
             wanted = ", ".join(item.platforms)
             raise JobError(f"upstream {short(digest)} is a single {platform} image; the allowlist asks for {wanted}")
 
-    def before_tag(top: Manifest) -> None:
-        """Before the tag moves: the platform wanted, and the signatures in place beside the image."""
-        single_platform_wanted(top)
+    def extras(top: Manifest | None) -> None:
+        """The image's signatures, attestations, SBOM and referrers beside it. None of them ever
+        costs the image: a failure is said in the notes, kept in ``pending``, and the next run
+        tries again (:func:`hubmirror.domain.keys.extras`)."""
         if not item.signatures:
             return
+        media_type = top.media_type if top is not None else str(entry.get("upstream_media_type") or "")
         platforms: list[str] = []
-        own_index = item.platforms is not None and top.media_type in INDEX_MEDIA_TYPES
-        if top.media_type in INDEX_MEDIA_TYPES:
-            document = top.document()
+        own_index = item.platforms is not None and media_type in INDEX_MEDIA_TYPES
+        if media_type in INDEX_MEDIA_TYPES:
+            document = top.document() if top is not None else upstream_index()
             listed = select_platforms(document, item.platforms)[0] if item.platforms else document["manifests"]
             platforms = [str(d["digest"]) for d in listed]
-        notes.append(
-            copy_signatures(
+
+        def signatures() -> str | None:
+            return copy_signatures(
                 item,
                 digest,
                 transfer=transfer,
@@ -465,14 +471,35 @@ def copy_item(
                 platform_digests=platforms,
                 index_copied=not own_index,
             )
-        )
-        if not own_index:
-            referrers = copy_referrers(
-                item, digest, transfer=transfer, upstream=upstream, budget=budget, deadline=deadline
-            )
-            if referrers:
-                notes.append(referrers)
 
+        def referrers() -> str | None:
+            return copy_referrers(item, digest, transfer=transfer, upstream=upstream, budget=budget, deadline=deadline)
+
+        for what, copy in (("cosign signatures", signatures), ("OCI referrers", referrers)):
+            if what == "OCI referrers" and own_index:
+                continue
+            try:
+                said = copy()
+            except (RegistryError, DeferredError) as exc:
+                reason = f"{exc.reason}: {exc}" if isinstance(exc, RegistryError) else str(exc)
+                pending.append(what)
+                notes.append(f"{what} not copied ({reason}); the next run tries again")
+                continue
+            if said:
+                notes.append(said)
+
+    def upstream_index() -> dict[str, Any]:
+        reserve_pulls(budget, item, 1, None)  # the index again: its signatures are per platform
+        return upstream.get_manifest(repository, digest).document()
+
+    def before_tag(top: Manifest) -> None:
+        """Before the tag moves: the platform wanted, and what goes beside the image."""
+        single_platform_wanted(top)
+        extras(top)
+
+    if entry.get("extras_only"):  # the image is in place: only what did not arrive beside it
+        extras(None)
+        return str(entry.get("target_digest") or digest)
     landed = upstream_copy(
         item,
         digest,
@@ -711,13 +738,20 @@ class _Job:
             notes.append("its cosign signature verified")
         if self.kind == Kind.BUILD and item.signatures:
             notes.append("unsigned: a build is not the image its publisher signed")
+        pending: list[str] = []
 
         def work() -> str:
             if time.monotonic() > self.job_deadline:
                 raise DeferredError(NOT_STARTED_IN_TIME, retry_after=None)
             if self.kind != Kind.BUILD:
                 return copy_item(
-                    entry, transfer=self.transfer, upstream=upstream, budget=self.budget, deadline=deadline, notes=notes
+                    entry,
+                    transfer=self.transfer,
+                    upstream=upstream,
+                    budget=self.budget,
+                    deadline=deadline,
+                    notes=notes,
+                    pending=pending,
                 )
             return build_item(
                 entry,
@@ -741,11 +775,30 @@ class _Job:
             notes=notes,
             refused=partial(self.remember, entry),
         )
+        if entry.get("extras_only") and outcome.outcome == OutcomeName.COPIED:
+            said = "; ".join(notes) or "nothing beside it upstream now"
+            outcome = replace(outcome, outcome=OutcomeName.UNCHANGED, reason=f"{entry.get('reason')}: {said}")
+        if outcome.outcome in (OutcomeName.COPIED, OutcomeName.UNCHANGED):
+            self.extras_pending(entry, pending)
         print(f"== {outcome.outcome} {item.target}: {outcome.reason} ({time.monotonic() - started:.1f}s)", flush=True)
         with self._lock:
             self.failed += outcome.outcome == OutcomeName.FAILED
             self.outcomes.append(outcome.to_dict())
             self.store.put_json(self.job["outcomes_key"], self.outcomes)
+
+    def extras_pending(self, entry: Mapping[str, Any], pending: Sequence[str]) -> None:
+        """Mark an image whose signatures or referrers did not all arrive, so the next run's
+        check sends it back for them alone; clear the mark once they have. A failure to mark
+        costs only the retry."""
+        item = WorkItem.from_dict(entry)
+        key = keys.extras(str(entry["upstream_digest"]), item.target_repository)
+        try:
+            if pending:
+                self.store.put_json(key, {"image": item.key, "run": self.job.get("run"), "missing": list(pending)})
+            elif entry.get("extras_only"):
+                self.store.delete(key)
+        except Exception as exc:
+            print(f"== could not record what is missing beside {item.key}: {exc}", flush=True)
 
     def remember(self, entry: Mapping[str, Any], reason: str) -> None:
         """Keep a refusal no run can change (the image as it is), so the next runs report it

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -46,6 +46,11 @@ class CheckStore(Protocol):
     def get_json(self, key: str) -> Any: ...
     def put_json(self, key: str, value: Any) -> str: ...
     def find_json(self, key: str) -> Any | None: ...
+    def keys(self, prefix: str) -> list[str]: ...
+
+
+#: Why an unchanged image goes to a copy job again: what should be beside it is not all there.
+EXTRAS_AGAIN = "its signatures or referrers did not all arrive with it; copying them again"
 
 
 #: How a remembered refusal is reported again (after the reason the job gave then).
@@ -64,6 +69,8 @@ class ItemCheck:
     upstream: ManifestHead | None = None
     target: TargetState | None = None
     outcome: Outcome | None = None
+    #: the image is in place, but its signatures or referrers did not all arrive: copy only them
+    extras_only: bool = False
 
 
 @dataclass
@@ -122,6 +129,7 @@ def check_item(
     now: dt.datetime | None = None,
     refusals: Callable[[str], Mapping[str, Any] | None] | None = None,
     trust_root: Callable[[], TrustRoot] = shipped_trust_root,
+    missing_extras: Collection[str] = (),
 ) -> ItemCheck:
     """Decide one item; every failure becomes a ``failed`` outcome naming its reason.
 
@@ -174,6 +182,14 @@ def check_item(
         result.outcome = Outcome.for_item(item, OutcomeName.FAILED, f"{exc.reason}: {exc}", upstream_digest=head.digest)
         return result
     decision = decide(item, head.digest, result.target, force=force)
+    if (
+        not decision.needs_work
+        and not dry_run
+        and missing_extras
+        and keys.extras(head.digest, item.target_repository) in missing_extras
+    ):
+        decision = Decision(Action.COPY, EXTRAS_AGAIN, decision.recipe)
+        result.extras_only = True
     result.decision = decision
     target_digest = result.target.digest if result.target else None
     if not decision.needs_work:
@@ -203,7 +219,7 @@ def check_item(
             target_digest=target_digest,
             retry_after=reset_time(head.ratelimit, now or dt.datetime.now(dt.UTC)),
         )
-    elif item.verify is not None:
+    elif item.verify is not None and not result.extras_only:  # the image passed when it was copied
         result.outcome = signature_gate(
             item,
             upstream(ref.api_host),
@@ -297,6 +313,12 @@ def check_batch(
     budget = PullBudget(floor)
     result = BatchResult(batch=batch)
     notices: list[str] = []
+    missing_extras: set[str] = set()
+    if not dry_run:
+        try:  # one request per batch, whatever its size
+            missing_extras = set(store.keys("extras/"))
+        except Exception as exc:  # the images are checked as usual; the next run looks again
+            logger.warning("could not list the images missing their signatures or referrers: %s", exc)
     if pull_policy is not None and not dry_run:
         for repository in dict.fromkeys(item.target_repository for item in items):
             try:
@@ -318,6 +340,7 @@ def check_batch(
                 public_keys=public_keys,
                 refusals=store.find_json,
                 trust_root=trust_root,
+                missing_extras=missing_extras,
             )
         except Exception as exc:  # one bad item never stops the others; it is reported failed
             logger.exception("check of %s failed unexpectedly", item.key, extra={"image": item.key})
@@ -380,4 +403,5 @@ def job_item(check: ItemCheck) -> dict[str, Any]:
         "target_digest": check.target.digest if check.target else None,
         "recipe": check.decision.recipe,
         "reason": check.decision.reason,
+        **({"extras_only": True} if check.extras_only else {}),
     }
