@@ -12,9 +12,10 @@ import boto3
 import pytest
 
 from devstack import cosign
-from devstack.images import platform_image, seed
+from devstack.images import Blob, platform_image, seed
 from devstack.sigstore import Sigstore
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
+from hubmirror.domain.oci import DOCKER_MANIFEST
 from tests.support import Fetched, RegistryReader
 
 pytestmark = pytest.mark.e2e
@@ -281,3 +282,60 @@ def test_an_image_signed_by_another_identity_fails_alone_naming_the_identity_it_
     assert world.target.manifest("mirror/impostor", world.digests["impostor"]) is None
     reads = [c for c in world.stack.iam_calls if c.action == "ssm:GetParameter"]
     assert {(c.principal.split("/")[-1], c.allowed) for c in reads} == {("CheckFunctionRole", True)}
+
+
+def _refused_signature(world: World, repository: str, digest: str) -> None:
+    """A ``.sig`` whose manifest ECR refuses (a Docker manifest with ``annotations``, a field its
+    schema lacks): the hub keeps it, the mirror cannot take it."""
+    pusher = world.stack.hub_pusher()
+    image = platform_image("linux/amd64", f"{repository} signature that ECR refuses")
+    for blob in (image.config, *image.layers):
+        pusher.blob(repository, blob)
+    document = {**json.loads(image.manifest.data), "mediaType": DOCKER_MANIFEST, "annotations": {"x": "y"}}
+    pusher.manifest(repository, digest.replace(":", "-") + ".sig", Blob(DOCKER_MANIFEST, json.dumps(document).encode()))
+
+
+@pytest.fixture(scope="module")
+def extras(world: World, keyless: RunResult) -> list[RunResult]:
+    """An image whose signature the mirror refuses is copied anyway; the next run tries the
+    signature again, alone; once the publisher signs again, the run after copies it."""
+    pusher, hub = world.stack.hub_pusher(), world.stack.front.host  # type: ignore[union-attr]
+    world.digests["extras"] = digest = seed(pusher, "library/extras", "1", ["linux/amd64"])
+    _refused_signature(world, "library/extras", digest)
+    world.stack.write_allowlist(
+        f"""images:
+  - source: {hub}/library/extras
+    tags: ["1"]
+    target: extras
+"""
+    )
+    runs = [world.stack.run({}), world.stack.run({})]
+    world.artifacts["extras"] = cosign.sign(pusher, "library/extras", digest, world.key)  # signed again, properly
+    runs.append(world.stack.run({}))
+    return runs
+
+
+def test_a_signature_the_mirror_refuses_never_costs_the_image_and_later_runs_retry_it_alone(
+    world: World, extras: list[RunResult]
+) -> None:
+    first, second, third = extras
+    copied = first.item("mirror/extras:1")
+    assert copied["outcome"] == "copied"
+    assert "cosign signatures not copied (registry: target " in copied["reason"]
+    assert copied["reason"].endswith("; the next run tries again")
+    landed = world.target.manifest("mirror/extras", "1")
+    assert landed is not None
+    assert landed.digest == world.digests["extras"]  # the tag moved all the same
+    retried = second.item("mirror/extras:1")
+    assert retried["outcome"] == "unchanged"
+    assert retried["reason"].startswith("its signatures or referrers did not all arrive with it; copying them again: ")
+    assert second.upstream.get("get_manifest", 0) == 1  # the signature tried again; not the image
+    done = third.item("mirror/extras:1")
+    assert (done["outcome"], done["reason"].endswith("cosign sig copied")) == ("unchanged", True)
+    signature = world.target.manifest("mirror/extras", world.digests["extras"].replace(":", "-") + ".sig")
+    assert signature is not None
+    assert signature.digest == world.artifacts["extras"]
+    assert all(run.status == "SUCCEEDED" for run in extras)
+    assert not [c for run in extras for c in run.iam_refused]
+    bucket = world.stack.deployment.bucket  # type: ignore[union-attr]
+    assert boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="extras/").get("KeyCount") == 0  # cleared
