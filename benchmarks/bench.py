@@ -1,41 +1,64 @@
-"""hubmirror against ``skopeo sync``, side by side, on the local stack (``make bench``).
+"""hubmirror against ``skopeo sync``, into the same strict ECR stand-in, on the local stack (``make bench``).
 
-Generates N images in the local hub (repositories of several tags sharing base and family
-layers, a third of them two-platform, one item in 25 with build lines), then measures for
-both tools, each with its own empty target registry:
+Generates N images in the local hub (repositories of four tags sharing a base and a family
+layer, a third of them two-platform). skopeo cannot build, so the compared figures are of a
+copy-only workload: every item is a copy. The items ``plan`` gives build lines (one in 25)
+are measured apart, hubmirror only: added to the synced mirror after the comparison.
 
-* a cold sync, a warm no-op sync, and one changed tag among N: wall time, upstream requests
-  by kind (counted at the hub front), bytes of blobs fetched from upstream;
-* for hubmirror also: state transitions and Lambda invocations per item (from the
-  execution history, map-run children included), CodeBuild builds, the largest state
-  payload, and a cost estimate per run at published AWS prices.
+Both tools write into the same strict ECR stand-in (:mod:`devstack.ecrfront`: ``PutImage`` at
+10 a second, blob downloads redirected, mounts refused): hubmirror under its prefix, ``skopeo
+sync`` under ``skopeo/``, whose repositories are made first with ``CreateRepository`` (no
+creation template covers that prefix, so ECR would refuse the push otherwise). Every repeat
+runs on a fresh stack, so each cold sync starts from empty targets, an empty bucket and an
+empty blob index; in each repeat, for both tools: a cold sync, a warm no-op sync and one changed
+tag among N; then hubmirror's builds. Every figure is the median of the repeats.
 
-Wall times of repeated runs are medians. skopeo cannot build: it syncs the copy items
-only, and its figures say so. Writes ``benchmarks/results.json``.
+Measured: wall time; upstream requests by kind and blob bytes (counted at the hub front);
+``PutImage`` calls and the 429s sent (counted at the ECR front); for hubmirror also state
+transitions and Lambda invocations (map-run children included), CodeBuild builds, the largest
+state payload and a cost estimate per run at published AWS prices. hubmirror's copy time is its
+cold time minus its warm time (plan, check and report taken out), set against the floor the
+``PutImage`` rate sets: calls ÷ rate. Writes ``benchmarks/results.json``; ``--markdown FILE``
+prints a results file as the Markdown table CONTRIBUTING.md shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
-import shutil
+import os
+import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
+
+from devstack.ecrfront import DEFAULT_RATES, EcrFront
 from devstack.images import platform_image
 from devstack.procs import stop_on_sigterm
-from devstack.registry import BasicAuth, Registry
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
-from devstack.workload import Workload, plan, push
+from devstack.workload import Item, Workload, plan, push, with_builds
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("head_manifest", "get_manifest", "get_blob", "tags_list", "token")
+KINDS = ("head_manifest", "get_manifest", "get_blob", "tags_list", "token", "rejected_429")
+#: What the ECR front counts that the figures use: manifests accepted, 429s sent (by action too).
+TARGET_KINDS = ("PutImage", "rejected_429", "throttled_PutImage", "mount_refused", "blob_redirect")
+SCENARIOS = ("cold", "warm", "one_changed")
+TOOLS = ("hubmirror", "skopeo_sync")
+#: skopeo writes here, beside hubmirror's prefix, in the same registry.
+SKOPEO_PREFIX = "skopeo"
+#: ``skopeo sync --retry-times``: an image whose copy failed with an error skopeo deems
+#: retryable (a registry error code such as TOOMANYREQUESTS) is copied again, up to this often.
+SKOPEO_RETRIES = 3
 
 # Published on-demand prices (us-east-1), per unit.
 PRICE_TRANSITION = 0.025 / 1000  # Step Functions Standard, per state transition
@@ -48,27 +71,97 @@ LAMBDA_GB = 0.5  # MemorySize 512 in template.yaml
 
 @dataclass
 class Measure:
+    """One run of one tool: its wall time, what it asked upstream, what the target saw."""
+
     seconds: float
     requests: dict[str, int]
     blob_bytes: int
-    extra: dict[str, Any]
+    target: dict[str, int]
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "seconds": round(self.seconds, 3),
             "requests": self.requests,
             "blob_bytes": self.blob_bytes,
+            "target": self.target,
             **self.extra,
         }
 
 
-def counts(stack: Stack) -> dict[str, int]:
-    assert stack.front is not None
-    return stack.front.snapshot()
+def cpu_times() -> tuple[int, int]:
+    """This machine's busy and total CPU time so far (jiffies, all cores), from ``/proc/stat``."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
-def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    return {k: after.get(k, 0) - before.get(k, 0) for k in (*KINDS, "rejected_429")}
+class PutImageClock:
+    """Samples the ECR front's ``PutImage`` and 429 counts while a run goes on, to tell when the
+    run's manifests were written: how long before the first, over what window, at what rate,
+    how many in each second; and how busy the machine's CPUs were meanwhile."""
+
+    def __init__(self, front: EcrFront, interval: float = 0.05) -> None:
+        self.front = front
+        self.interval = interval
+        self.samples: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="put-image-clock", daemon=True)
+        self._started = 0.0
+        self._cpu = (0, 0)
+        self.cpu_busy: float | None = None
+
+    def _read(self) -> tuple[float, int, int]:
+        counts = self.front.snapshot()
+        return time.monotonic() - self._started, counts.get("PutImage", 0), counts.get("rejected_429", 0)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append(self._read())
+
+    def __enter__(self) -> PutImageClock:
+        self._started = time.monotonic()
+        self._cpu = cpu_times()
+        self.samples.append(self._read())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(self._read())
+        busy, total = (now - then for now, then in zip(cpu_times(), self._cpu, strict=True))
+        self.cpu_busy = round(busy / total, 2) if total else None
+
+    def summary(self) -> dict[str, Any]:
+        """Seconds from the start to the first and the last ``PutImage``, and the rate between."""
+        base_puts, base_429 = self.samples[0][1], self.samples[0][2]
+        calls = self.samples[-1][1] - base_puts
+        if calls == 0:
+            return {"calls": 0, "cpu_busy": self.cpu_busy}
+        per_second = [0] * (int(self.samples[-1][0]) + 1)
+        for (_, before, _), (t, after, _) in itertools.pairwise(self.samples):
+            per_second[int(t)] += after - before
+        first = next(t for t, puts, _ in self.samples if puts > base_puts)
+        last = next(t for t, puts, _ in self.samples if puts == self.samples[-1][1])
+        window = max(last - first, self.interval)
+        return {
+            "calls": calls,
+            "rejected_429": self.samples[-1][2] - base_429,
+            "first_s": round(first, 2),
+            "last_s": round(last, 2),
+            "window_s": round(window, 2),
+            "rate_per_s": round(calls / window, 2),
+            "per_second": per_second,
+            "cpu_busy": self.cpu_busy,
+        }
+
+
+def delta(after: dict[str, int], before: dict[str, int], kinds: tuple[str, ...]) -> dict[str, int]:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in kinds}
 
 
 def cost(run: RunResult, items: int) -> dict[str, Any]:
@@ -90,6 +183,7 @@ def cost(run: RunResult, items: int) -> dict[str, Any]:
         "lambda_invocations_per_item": round(invocations / items, 4),
         "lambda_gb_seconds": round(run.lambda_seconds * LAMBDA_GB, 2),
         "codebuild_builds": len(run.builds),
+        "codebuild_seconds": [round(s, 1) for s in run.build_seconds],
         "codebuild_billed_minutes": sum(billed_minutes.values()),
         "largest_payload_bytes": run.largest_payload(),
         "usd": {
@@ -101,44 +195,86 @@ def cost(run: RunResult, items: int) -> dict[str, Any]:
     }
 
 
-def hubmirror_run(stack: Stack, items: int) -> tuple[Measure, RunResult]:
-    before = counts(stack)
-    result = stack.run({})
-    after = counts(stack)
-    outcomes = result.report["counts"] if result.report else {}
-    measure = Measure(
-        seconds=result.seconds,
-        requests=delta(after, before),
-        blob_bytes=after.get("blob_bytes", 0) - before.get("blob_bytes", 0),
-        extra={"status": result.status, "outcomes": outcomes, **cost(result, items)},
+def measured(stack: Stack, action: Callable[[], dict[str, Any]]) -> Measure:
+    """Run ``action`` (one sync), counting at both fronts and timing it."""
+    assert stack.front is not None
+    assert stack.ecr is not None
+    hub_before, ecr_before = stack.front.snapshot(), stack.ecr.snapshot()
+    started = time.monotonic()
+    with PutImageClock(stack.ecr) as clock:
+        extra = action()
+    seconds = extra.pop("seconds", time.monotonic() - started)
+    hub_after, ecr_after = stack.front.snapshot(), stack.ecr.snapshot()
+    return Measure(
+        seconds=seconds,
+        requests=delta(hub_after, hub_before, KINDS),
+        blob_bytes=hub_after.get("blob_bytes", 0) - hub_before.get("blob_bytes", 0),
+        target=delta(ecr_after, ecr_before, TARGET_KINDS),
+        extra={**extra, "put_image_clock": clock.summary()},
     )
-    return measure, result
 
 
-def skopeo_run(stack: Stack, yaml_path: Path, destination: Registry) -> Measure:
-    before = counts(stack)
+def hubmirror_run(stack: Stack, items: int) -> Measure:
+    def action() -> dict[str, Any]:
+        result = stack.run({})
+        outcomes = result.report["counts"] if result.report else {}
+        said: dict[str, Any] = {"seconds": result.seconds, "status": result.status, "outcomes": outcomes}
+        if result.status != "SUCCEEDED":  # why, in the run's own words
+            said["errors"] = result.failures().splitlines()[:6]
+        return {**said, **cost(result, items)}
+
+    return measured(stack, action)
+
+
+_LOGRUS_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def _logrus(line: str) -> dict[str, str]:
+    """The fields of a logrus text line: ``level=error msg="..." error="..."``."""
+    fields: dict[str, str] = {}
+    for key, value in _LOGRUS_FIELD.findall(line):
+        fields[key] = value[1:-1].replace('\\"', '"') if value.startswith('"') else value
+    return fields
+
+
+def skopeo_run(stack: Stack, yaml_path: Path, log: Path) -> Measure:
+    """``skopeo sync`` of the YAML's images into the stack's ECR under ``skopeo/``."""
+    return measured(stack, lambda: skopeo_sync(stack, yaml_path, log))
+
+
+def skopeo_sync(stack: Stack, yaml_path: Path, log: Path) -> dict[str, Any]:
+    """Run ``skopeo sync``; returns its time, status and what it said of its failures.
+
+    ``--keep-going`` lets a failed image leave the others to be synced (and counted), and
+    ``--retry-times`` copies again an image whose error skopeo deems retryable; a failure is
+    recorded with skopeo's own words, not raised.
+    """
+    assert stack.ecr is not None
     started = time.monotonic()
     proc = subprocess.run(
         [
             "skopeo", "sync", "--src", "yaml", "--dest", "docker", "--all", "--preserve-digests",
+            "--keep-going", "--retry-times", str(SKOPEO_RETRIES),
             "--dest-tls-verify=false", "--dest-creds", f"{ECR_USER}:{ECR_PASSWORD}",
-            str(yaml_path), f"{destination.host}/skopeo",
+            str(yaml_path), f"{stack.ecr.host}/{SKOPEO_PREFIX}",
         ],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"skopeo sync failed: {proc.stderr[-2000:]}")
-    after = counts(stack)
-    return Measure(seconds, delta(after, before), after.get("blob_bytes", 0) - before.get("blob_bytes", 0), {})
-
-
-def median(measures: list[Measure]) -> dict[str, Any]:
-    middle = sorted(measures, key=lambda m: m.seconds)[len(measures) // 2]
+    log.write_text(proc.stderr + proc.stdout)
+    lines = [_logrus(line) for line in proc.stderr.splitlines() if line.startswith("time=")]
+    failed = [f"{f.get('msg', '')}: {f.get('error', '')}" for f in lines if f.get("level") in ("error", "fatal")]
+    failed = [reason for reason in failed if not reason.startswith("Sync failed due to previous")]
+    synced = next((m.group(1) for f in lines if (m := re.match(r"Synced (\d+) images", f.get("msg", "")))), None)
     return {
-        **middle.to_dict(),
-        "seconds_all": [round(m.seconds, 3) for m in measures],
-        "seconds": round(statistics.median(m.seconds for m in measures), 3),
+        "seconds": seconds,
+        "status": "ok" if proc.returncode == 0 else "failed",
+        "exit_code": proc.returncode,
+        "images_synced": int(synced) if synced is not None else None,
+        "images_failed": len(failed),
+        "retried": sum(1 for f in lines if f.get("msg", "").startswith("Failed, retrying")),
+        "errors": failed[:5],
+        "log": str(log.relative_to(ROOT)) if log.is_relative_to(ROOT) else str(log),
     }
 
 
@@ -156,116 +292,329 @@ def change_one_tag(stack: Stack, workload: Workload, round_: int) -> None:
         )
 
 
+def create_skopeo_repositories(workload: Workload) -> list[str]:
+    """``CreateRepository`` for every repository skopeo sync writes (``skopeo/<last part>``: it
+    keeps only the last part of a source's path unless ``--scoped``)."""
+    ecr = boto3.client("ecr")
+    names = sorted({f"{SKOPEO_PREFIX}/{i.repository.rsplit('/', 1)[-1]}" for i in workload.items})
+    for name in names:
+        ecr.create_repository(repositoryName=name)
+    return names
+
+
+class Repeat:
+    """One repeat on a fresh stack: both tools cold, warm and one changed, then hubmirror's builds."""
+
+    def __init__(self, number: int, items: list[Item], builds: list[Item], workdir: Path) -> None:
+        self.number = number
+        self.items = items
+        self.builds = builds
+        self.workdir = workdir
+        self.measures: dict[str, dict[str, Measure]] = {}
+        self.workload: Workload | None = None
+        self.seed_seconds = 0.0
+        #: the machine's load average as the repeat started (other work on it skews wall times)
+        self.load_average = os.getloadavg()[0]
+        self.put_image_rate = DEFAULT_RATES["PutImage"]
+
+    def run(self) -> None:
+        self.load_average = os.getloadavg()[0]
+        logs = self.workdir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with Stack(self.workdir / f"stack-{self.number + 1}") as stack:  # its logs kept for each repeat
+            assert stack.front is not None
+            self.put_image_rate = {**DEFAULT_RATES, **stack.ecr_rates}["PutImage"]
+            started = time.monotonic()
+            workload = self.workload = push(self.items, stack.hub_pusher)
+            self.seed_seconds = round(time.monotonic() - started, 2)
+            hub = stack.front.host
+            stack.write_allowlist(workload.allowlist(hub))
+            create_skopeo_repositories(workload)
+            sync_yaml = self.workdir / "skopeo-sync.yaml"
+            sync_yaml.write_text(workload.skopeo_sync(hub))
+            n = len(workload.items)
+
+            def both(scenario: str) -> None:
+                self.measures[scenario] = {
+                    "hubmirror": hubmirror_run(stack, n),
+                    "skopeo_sync": skopeo_run(stack, sync_yaml, logs / f"skopeo-{scenario}-{self.number + 1}.log"),
+                }
+                self._say(scenario)
+
+            both("cold")
+            both("warm")
+            change_one_tag(stack, workload, 0)  # the same tag in every repeat (each on a fresh stack)
+            both("one_changed")
+            if self.builds:
+                stack.write_allowlist(Workload(items=[*self.items, *self.builds]).allowlist(hub))
+                self.measures["builds"] = {"hubmirror": hubmirror_run(stack, n + len(self.builds))}
+                self._say("builds")
+
+    def _say(self, scenario: str) -> None:
+        said = {tool: _brief(m) for tool, m in self.measures[scenario].items()}
+        print(f"repeat {self.number + 1} {scenario}: {json.dumps(said)}", flush=True)
+
+
+def _brief(m: Measure) -> dict[str, Any]:
+    return {
+        "seconds": round(m.seconds, 2),
+        "status": m.extra.get("status"),
+        **{k: v for k, v in m.requests.items() if v and k != "token"},
+        **{f"ecr_{k}": v for k, v in m.target.items() if v},
+        **({"failed": m.extra["images_failed"]} if m.extra.get("images_failed") else {}),
+        **({"errors": m.extra["errors"]} if m.extra.get("errors") else {}),
+    }
+
+
+def median(measures: list[Measure]) -> dict[str, Any]:
+    """The run of median wall time, with every run's time and status beside it."""
+    middle = sorted(measures, key=lambda m: m.seconds)[len(measures) // 2]
+    return {
+        **middle.to_dict(),
+        "seconds": round(statistics.median(m.seconds for m in measures), 3),
+        "seconds_all": [round(m.seconds, 3) for m in measures],
+        "status_all": [m.extra.get("status") for m in measures],
+        "rejected_429_all": [m.target["rejected_429"] for m in measures],
+        "images_failed_all": [m.extra.get("images_failed", 0) for m in measures],
+    }
+
+
+def copy_figures(repeats: list[Repeat]) -> dict[str, Any]:
+    """hubmirror's copy time (cold - warm, per repeat, median) against the PutImage floor."""
+    rate = repeats[0].put_image_rate
+    copies = [r.measures["cold"]["hubmirror"].seconds - r.measures["warm"]["hubmirror"].seconds for r in repeats]
+    puts = statistics.median(r.measures["cold"]["hubmirror"].target["PutImage"] for r in repeats)
+    skopeo_puts = statistics.median(r.measures["cold"]["skopeo_sync"].target["PutImage"] for r in repeats)
+    skopeo_cold = statistics.median(r.measures["cold"]["skopeo_sync"].seconds for r in repeats)
+    floor = puts / rate
+    copy = statistics.median(copies)
+    clocks = [r.measures["cold"]["hubmirror"].extra["put_image_clock"] for r in repeats]
+    return {
+        "put_image_rate_per_s": rate,
+        "put_image_calls": puts,
+        "floor_seconds": round(floor, 2),
+        "hubmirror_copy_seconds": round(copy, 2),
+        "hubmirror_copy_seconds_all": [round(c, 2) for c in copies],
+        "hubmirror_copy_x_floor": round(copy / floor, 2) if floor else None,
+        "hubmirror_put_image_window_s": statistics.median(c.get("window_s", 0.0) for c in clocks),
+        "hubmirror_first_put_image_s": statistics.median(c.get("first_s", 0.0) for c in clocks),
+        "hubmirror_put_image_rate_per_s": statistics.median(c.get("rate_per_s", 0.0) for c in clocks),
+        "hubmirror_cold_cpu_busy": statistics.median(c.get("cpu_busy") or 0.0 for c in clocks),
+        "skopeo_put_image_calls": skopeo_puts,
+        "skopeo_cold_seconds": round(skopeo_cold, 2),
+        "skopeo_cold_x_floor": round(skopeo_cold / (skopeo_puts / rate), 2) if skopeo_puts else None,
+    }
+
+
+def _status(m: dict[str, Any], sep: str) -> str:
+    """``ok``, or what failed: hubmirror's runs; skopeo's images in each run, and its retries."""
+    said = []
+    runs = len(m["status_all"])
+    if "images_failed_all" in m and any(m["images_failed_all"]):
+        said.append(f"images failed per run: {'/'.join(str(n) for n in m['images_failed_all'])}")
+    elif any(s not in ("ok", "SUCCEEDED") for s in m["status_all"]):
+        said.append(f"failed in {sum(s not in ('ok', 'SUCCEEDED') for s in m['status_all'])} of {runs} runs")
+    if m.get("retried"):
+        said.append(f"{m['retried']} retried")
+    return sep.join(said) or "ok"
+
+
 def table(results: dict[str, Any]) -> str:
+    unique = results["workload"]["unique_blobs"]
     rows = [
         (
             "scenario",
             "tool",
             "seconds",
+            "status",
             "HEAD man.",
             "GET man.",
-            "GET blob",
+            f"GET blob (unique {unique})",
             "MB fetched",
+            "PutImage",
+            "429s",
             "transitions/item",
             "λ/item",
             "builds",
             "USD/run",
         )
     ]
-    for scenario in ("cold", "warm", "one_changed"):
-        for tool in ("hubmirror", "skopeo_sync"):
-            m = results[scenario][tool]
-            r = m["requests"]
+    for scenario in (*SCENARIOS, "builds"):
+        for tool in TOOLS:
+            m = results.get(scenario, {}).get(tool)
+            if m is None:
+                continue
+            r, t = m["requests"], m["target"]
+            status = _status(m, "; ")
             rows.append((
-                scenario, tool, f"{m['seconds']:.2f}",
+                scenario, tool, f"{m['seconds']:.2f}", status,
                 str(r["head_manifest"]), str(r["get_manifest"]), str(r["get_blob"]),
-                f"{m['blob_bytes'] / 1e6:.2f}", str(m.get("state_transitions_per_item", "-")),
-                str(m.get("lambda_invocations_per_item", "-")), str(m.get("codebuild_builds", "-")),
-                f"{m['usd']['total']:.4f}" if "usd" in m else "-",
+                f"{m['blob_bytes'] / 1e6:.2f}", str(t["PutImage"]), str(t["rejected_429"]),
+                str(m.get("state_transitions_per_item", "-")), str(m.get("lambda_invocations_per_item", "-")),
+                str(m.get("codebuild_builds", "-")), f"{m['usd']['total']:.4f}" if "usd" in m else "-",
             ))  # fmt: skip
     widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    c = results["copy"]
+    lines += [
+        "",
+        f"PutImage floor: {c['put_image_calls']:g} PutImage calls / {c['put_image_rate_per_s']:g} per s = "
+        f"{c['floor_seconds']:.1f} s",
+        f"hubmirror copy time (cold - warm): {c['hubmirror_copy_seconds']:.1f} s = "
+        f"{c['hubmirror_copy_x_floor']}x the floor",
+        f"  hubmirror cold: first PutImage after {c['hubmirror_first_put_image_s']:.1f} s, then "
+        f"{c['hubmirror_put_image_rate_per_s']:g} PutImage/s over {c['hubmirror_put_image_window_s']:.1f} s; "
+        f"CPUs {c['hubmirror_cold_cpu_busy']:.0%} busy",
+        f"skopeo sync cold: {c['skopeo_cold_seconds']:.1f} s = {c['skopeo_cold_x_floor']}x its floor "
+        f"({c['skopeo_put_image_calls']:g} PutImage calls)",
+    ]
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The figures as the Markdown table CONTRIBUTING.md shows (``--markdown PATH`` prints it again)."""
+    n, unique = results["images"], results["workload"]["unique_blobs"]
+    builds = results["workload"].get("builds_apart", 0)
+    names = {"cold": "cold", "warm": "warm", "one_changed": "one changed", "builds": f"builds, apart ({builds})"}
+    header = (
+        f"| N={n} | tool | seconds | HEAD manifest | GET manifest (pulls) | GET blob ({unique} unique) | MB fetched "
+        "| PutImage | 429s | state transitions | Lambda invocations | CodeBuild builds | USD per run |"
+    )
+    lines = [header, "| " + " | ".join(["---"] * 13) + " |"]
+    for scenario, label in names.items():
+        for tool in TOOLS:
+            m = results.get(scenario, {}).get(tool)
+            if m is None:
+                continue
+            r, t = m["requests"], m["target"]
+            seconds = f"{m['seconds']:.3g}" if m["seconds"] < 10 else f"{m['seconds']:.1f}"
+            if _status(m, "; ") != "ok":
+                seconds += f" ({_status(m, ', ')})"
+            rows = [
+                label, "hubmirror" if tool == "hubmirror" else "skopeo sync", seconds,
+                str(r["head_manifest"]), str(r["get_manifest"]), str(r["get_blob"]), f"{m['blob_bytes'] / 1e6:.2f}",
+                str(t["PutImage"]), str(t["rejected_429"]),
+                str(m.get("state_transitions", "–")), str(m.get("lambda_invocations", "–")),
+                str(m.get("codebuild_builds", "–")), f"{m['usd']['total']:.2g}" if "usd" in m else "–",
+            ]  # fmt: skip
+            lines.append("| " + " | ".join(rows) + " |")
+    c = results["copy"]
+    lines += [
+        "",
+        f"hubmirror's copy time (cold − warm): {c['hubmirror_copy_seconds']:.1f} s, "
+        f"{c['hubmirror_copy_x_floor']}× the PutImage floor ({c['put_image_calls']:g} PutImage ÷ "
+        f"{c['put_image_rate_per_s']:g}/s = {c['floor_seconds']:.1f} s); skopeo sync cold: "
+        f"{c['skopeo_cold_seconds']:.1f} s, {c['skopeo_cold_x_floor']}× its floor.",
+    ]
+    return "\n".join(lines)
+
+
+def checks(results: dict[str, Any], repeats: list[Repeat], workload: Workload) -> dict[str, bool | None]:
+    items, unique_blobs, unique_bytes = len(workload.items), len(workload.blobs), sum(workload.blobs.values())
+
+    def every(scenario: str, tool: str) -> list[Measure]:
+        return [r.measures[scenario][tool] for r in repeats]
+
+    warm, cold = every("warm", "hubmirror"), every("cold", "hubmirror")
+    payloads = [
+        r.measures[scenario]["hubmirror"].extra["largest_payload_bytes"] for r in repeats for scenario in r.measures
+    ]
+    copy = results["copy"]
+    return {
+        "warm: one upstream HEAD per item": all(m.requests["head_manifest"] == items for m in warm),
+        "warm: zero upstream manifest GETs": all(m.requests["get_manifest"] == 0 for m in warm),
+        # the plan and the report are two invocations whatever N: the bound is stated for 1,000 items
+        "warm, N >= 1000: at most 0.05 Lambda invocations per item": (
+            all(m.extra["lambda_invocations_per_item"] <= 0.05 for m in warm) if items >= 1000 else None
+        ),
+        "warm: zero CodeBuild builds": all(m.extra["codebuild_builds"] == 0 for m in warm),
+        "cold: every item copied": all(
+            m.extra["status"] == "SUCCEEDED" and m.extra["outcomes"].get("copied") == items for m in cold
+        ),
+        "cold: each unique upstream blob fetched once (blobs fetched = unique blobs, every repeat)": all(
+            m.requests["get_blob"] == unique_blobs for m in cold
+        ),
+        "cold: bytes fetched = the unique blobs' bytes, every repeat": all(m.blob_bytes == unique_bytes for m in cold),
+        "every payload under 256 KB": max(payloads) < 256 * 1024,
+        "copy time (cold - warm) <= skopeo sync's cold time into the same target": (
+            copy["hubmirror_copy_seconds"] <= copy["skopeo_cold_seconds"]
+        ),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--images", type=int, default=200, help="items to generate (default 200)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per warm and one-changed scenario (medians)")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats, each on a fresh stack (medians; default 3)")
+    parser.add_argument("--no-builds", action="store_true", help="leave out the builds measured apart")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument("--markdown", type=Path, metavar="RESULTS", help="print a results file's Markdown table")
     args = parser.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     stop_on_sigterm()
     workdir = ROOT / ".cache" / "bench"
-    results: dict[str, Any] = {"images": args.images, "repeat": args.repeat}
-    with Stack(workdir / "stack") as stack:
-        assert stack.front is not None
-        started = time.monotonic()
-        workload = push(plan(args.images), stack.hub_pusher)
-        results["workload"] = {
+    items = plan(args.images, build_every=0)  # copy-only: the figures compared with skopeo
+    builds = [] if args.no_builds else with_builds(items)
+    repeats: list[Repeat] = []
+    for number in range(args.repeat):
+        repeat = Repeat(number, items, builds, workdir)
+        repeat.run()
+        repeats.append(repeat)
+    workload = repeats[0].workload
+    assert workload is not None
+    unique_blobs = len(workload.blobs)
+    results: dict[str, Any] = {
+        "images": args.images,
+        "repeat": args.repeat,
+        "workload": {
             "items": len(workload.items),
             "copies": len(workload.copies),
-            "builds": len(workload.builds),
             "repositories": len({i.repository for i in workload.items}),
             "two_platform_items": sum(1 for i in workload.items if len(i.platforms) > 1),
-            "unique_blobs": len(workload.blobs),
+            "unique_blobs": unique_blobs,
             "unique_blob_bytes": sum(workload.blobs.values()),
-            "seed_seconds": round(time.monotonic() - started, 2),
-        }
-        stack.write_allowlist(workload.allowlist(stack.front.host))
-        sync_yaml = workdir / "skopeo-sync.yaml"
-        sync_yaml.write_text(workload.skopeo_sync(stack.front.host))
-        shutil.rmtree(workdir / "skopeo-target", ignore_errors=True)  # skopeo's cold run starts empty too
-        destination = Registry(workdir / "skopeo-target", auth=BasicAuth(ECR_USER, ECR_PASSWORD)).start()
-        try:
-            print(f"workload: {results['workload']}", flush=True)
-            cold, _ = hubmirror_run(stack, len(workload.items))
-            results["cold"] = {
-                "hubmirror": cold.to_dict(),
-                "skopeo_sync": skopeo_run(stack, sync_yaml, destination).to_dict(),
-            }
-            results["cold"]["hubmirror"]["blob_gets_per_unique_blob"] = round(
-                cold.requests["get_blob"] / len(workload.blobs), 3
-            )
-            print(f"cold: {json.dumps(results['cold'])}", flush=True)
-            warm = [hubmirror_run(stack, len(workload.items))[0] for _ in range(args.repeat)]
-            warm_skopeo = [skopeo_run(stack, sync_yaml, destination) for _ in range(args.repeat)]
-            results["warm"] = {"hubmirror": median(warm), "skopeo_sync": median(warm_skopeo)}
-            print(f"warm: {json.dumps(results['warm'])}", flush=True)
-            changed, changed_skopeo = [], []
-            for n in range(args.repeat):
-                change_one_tag(stack, workload, n)
-                changed.append(hubmirror_run(stack, len(workload.items))[0])
-                changed_skopeo.append(skopeo_run(stack, sync_yaml, destination))
-            results["one_changed"] = {"hubmirror": median(changed), "skopeo_sync": median(changed_skopeo)}
-            warm_h, cold_h = results["warm"]["hubmirror"], results["cold"]["hubmirror"]
-            items = len(workload.items)
-            results["checks"] = {
-                "warm: one upstream HEAD per item": warm_h["requests"]["head_manifest"] == items,
-                "warm: zero upstream manifest GETs": warm_h["requests"]["get_manifest"] == 0,
-                # the plan and the report are two invocations whatever N: the bound is stated for 1,000 items
-                "warm, N >= 1000: at most 0.05 Lambda invocations per item": (
-                    warm_h["lambda_invocations_per_item"] <= 0.05 if items >= 1000 else None
-                ),
-                "warm: zero CodeBuild builds": warm_h["codebuild_builds"] == 0,
-                "cold: each unique upstream blob fetched once": cold_h["requests"]["get_blob"] == len(workload.blobs),
-                "every payload under 256 KB": max(cold_h["largest_payload_bytes"], warm_h["largest_payload_bytes"])
-                < 256 * 1024,
-            }
-            results["notes"] = [
-                "skopeo sync copies the copy items only (it cannot build); hubmirror also builds "
-                f"{len(workload.builds)} items with extra lines",
-                "wall times are of this machine's local stack, not of AWS; "
-                "medians of --repeat runs for warm and one_changed",
-                f"CodeBuild minutes assume {CODEBUILD_PROVISIONING_SECONDS}s of provisioning per build, "
-                "rounded up per build",
-            ]
-        finally:
-            destination.stop()
+            "builds_apart": len(builds),
+            "seed_seconds": [r.seed_seconds for r in repeats],
+            "load_average_at_start": [round(r.load_average, 2) for r in repeats],
+        },
+    }
+    for scenario in (*SCENARIOS, "builds"):
+        tools = repeats[0].measures.get(scenario, {})
+        results[scenario] = {tool: median([r.measures[scenario][tool] for r in repeats]) for tool in tools}
+    results["copy"] = copy_figures(repeats)
+    results["repeats"] = [
+        {scenario: {tool: _brief(m) for tool, m in tools.items()} for scenario, tools in r.measures.items()}
+        for r in repeats
+    ]
+    results["checks"] = checks(results, repeats, workload)
+    results["notes"] = [
+        "copy-only workload for the compared figures (skopeo cannot build); "
+        f"{len(builds)} items with build lines are measured apart ('builds'): added to the synced "
+        "mirror after the comparison, hubmirror only",
+        "both tools write into the same strict ECR stand-in (PutImage 10/s, blob downloads redirected, "
+        f"mounts refused); skopeo sync under {SKOPEO_PREFIX}/, its repositories made by CreateRepository first",
+        f"skopeo sync runs with --all --preserve-digests --keep-going --retry-times {SKOPEO_RETRIES}",
+        "skopeo (containers/image) does not retry a 429 on a manifest PUT; for a manifest list it then tries "
+        "the Docker list type, which --preserve-digests forbids, and reports 'Manifest list must be converted "
+        "... Instructed to preserve digests' instead of the 429, an error --retry-times does not retry: such "
+        "images are counted as failed (status column; their logs under .cache/bench/logs), the sync goes on",
+        "every repeat on a fresh stack (empty targets, bucket and blob index); figures are medians of "
+        f"{args.repeat} repeats; upstream requests are counted at the hub front, PutImage and 429s at the ECR front",
+        "hubmirror copy time = cold - warm (per repeat, median): plan, check and report taken out; "
+        "floor = PutImage calls / PutImage rate",
+        "wall times are of this machine's local stack, not of AWS",
+        f"CodeBuild minutes assume {CODEBUILD_PROVISIONING_SECONDS}s of provisioning per build, rounded up per build",
+    ]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(table(results))
     print()
-    for check, ok in results.get("checks", {}).items():
+    print(markdown(results))
+    print()
+    for check, ok in results["checks"].items():
         print(f"{'n/a ' if ok is None else 'ok  ' if ok else 'FAIL'} {check}")
     print(f"\nwrote {args.json}")
     return 0

@@ -29,8 +29,13 @@ does what ECR documents, each rule with the page it follows:
   TAG_INVALID``, the API's ``ImageTagAlreadyExistsException``):
   https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html.
 * **Per-action rates** (``PutImage`` 10/s, ``InitiateLayerUpload`` and ``CompleteLayerUpload``
-  100/s, ``UploadLayerPart`` 500/s) are enforced with ``429 TOOMANYREQUESTS``:
-  https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html.
+  100/s, ``UploadLayerPart`` 500/s) are enforced with ``429 TOOMANYREQUESTS`` ("Rate exceeded",
+  no ``Retry-After``), as ECR answers Docker clients:
+  https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html and
+  https://docs.aws.amazon.com/AmazonECR/latest/userguide/common-errors.html (a throttled manifest
+  ``PUT`` seen from a client: https://github.com/containerd/containerd/issues/10447). Every 429 the
+  front sends is counted (``rejected_429``, and ``throttled_<action>``), and every manifest it
+  accepts (``PutImage``), so a benchmark can set the calls against the rate.
 * **The OCI 1.1 referrers API** lists the manifests pushed with a ``subject``
   (:mod:`devstack.referrers`; https://docs.aws.amazon.com/AmazonECR/latest/userguide/images.html).
   With ``refuse_subject`` set, such a manifest is refused with ``405 UNSUPPORTED``, as ECR has
@@ -292,6 +297,7 @@ class EcrFront:
         #: answers injected by the tests (a refused push, a server error), by request kind
         self.faults: Faults[Fault] = Faults()
         self._lock = threading.Lock()
+        self._creating = threading.Lock()  # one creation on push at a time
         self._buckets = {action: _Bucket(rate) for action, rate in {**DEFAULT_RATES, **(rates or {})}.items()}
         #: repository -> image manifest digest -> the blobs it references
         self._references: dict[str, dict[str, frozenset[str]]] = {}
@@ -333,6 +339,19 @@ class EcrFront:
         self._created[name] = created
         return created
 
+    def _create_on_push(self, name: str) -> Repository | None:
+        """Create a missing repository on a push, with its template's settings (None: no template
+        applies). Concurrent pushes to it (a job's uploads of one image's blobs) create it once,
+        and every one of them goes on, as on ECR."""
+        with self._creating:
+            found = self.repositories(name)
+            if found is not None:
+                return found
+            created = self.create(name)
+            if created is not None:
+                self.counts["created_on_push"] += 1
+            return created
+
     def add_principal(self, principal: Principal, authorization: str) -> None:
         """Let a caller of another account in with ``authorization`` (its own registry token)."""
         self.principals[authorization] = principal
@@ -360,6 +379,7 @@ class EcrFront:
             if bucket is None or bucket.take():
                 return False
             self.counts[f"throttled_{action}"] += 1
+            self.counts["rejected_429"] += 1
             return True
 
     def _remember(self, repository: str, digest: str, document: Mapping[str, Any]) -> None:
@@ -410,9 +430,7 @@ class EcrFront:
                     kind == "manifest" and self.command == "PUT"
                 )
                 if repository is None and pushing and caller is None:
-                    repository = front.create(name)  # create on push, with the template's settings
-                    if repository is not None:
-                        front.counts["created_on_push"] += 1
+                    repository = front._create_on_push(name)
                 if repository is None:
                     front.counts["name_unknown"] += 1
                     self._name_unknown(name)
@@ -481,6 +499,9 @@ class EcrFront:
                             )
                             return
                     answer = self._forward(body=body)
+                    if answer.status == 201:
+                        with front._lock:
+                            front.counts["PutImage"] += 1
                     if answer.status == 201 and document.get("mediaType", content_type) in IMAGE_MANIFESTS:
                         front._remember(repository.name, str(answer.header("Docker-Content-Digest")), document)
                     subject = (

@@ -11,7 +11,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from devstack.images import Blob, PlatformImage, Pusher, platform_image
 
@@ -82,7 +82,8 @@ def allowlist_entries(hub: str, tags: dict[str, list[str]]) -> list[str]:
 
 
 def plan(count: int, *, tags_per_repository: int = 4, two_platform_every: int = 3, build_every: int = 25) -> list[Item]:
-    """``count`` items: repositories of ``tags_per_repository`` tags, a mix of platforms and builds."""
+    """``count`` items: repositories of ``tags_per_repository`` tags, a mix of platforms and builds
+    (one in ``build_every``; none with 0, a copy-only workload)."""
     items: list[Item] = []
     repositories = math.ceil(count / tags_per_repository)
     for r in range(repositories):
@@ -93,13 +94,33 @@ def plan(count: int, *, tags_per_repository: int = 4, two_platform_every: int = 
             n = len(items)
             build: tuple[str, ...] = ()
             if build_every and n % build_every == build_every - 1:
-                build = (
-                    ("ENV HUBMIRROR_BENCH=1", "LABEL org.example.mirrored=true")
-                    if len(platforms) > 1
-                    else ("RUN mkdir -p /opt/bench", 'VOLUME ["/opt/bench"]')
-                )
+                build = build_lines(platforms)
             items.append(Item(f"bench/app{r:04d}", f"1.{t}.0", platforms, build))
     return items
+
+
+def build_lines(platforms: tuple[str, ...]) -> tuple[str, ...]:
+    """The extra lines of a built item: no ``RUN`` on two platforms (no emulation needed)."""
+    if len(platforms) > 1:
+        return ("ENV HUBMIRROR_BENCH=1", "LABEL org.example.mirrored=true")
+    return ("RUN mkdir -p /opt/bench", 'VOLUME ["/opt/bench"]')
+
+
+def with_builds(items: list[Item], *, build_every: int = 25) -> list[Item]:
+    """The items of a copy-only plan (``plan(n, build_every=0)``) that ``plan(n)`` would build,
+    with their build lines: the same upstream images built into their own targets, so builds
+    can be measured apart from the copies.
+
+    >>> [(i.repository, i.tag) for i in with_builds(plan(60, build_every=0))]
+    [('bench/app0006', '1.0.0'), ('bench/app0012', '1.1.0')]
+    >>> [i for i in plan(60) if i.build] == with_builds(plan(60, build_every=0))
+    True
+    """
+    return [
+        replace(item, build=build_lines(item.platforms))
+        for n, item in enumerate(items)
+        if n % build_every == build_every - 1
+    ]
 
 
 def push(items: list[Item], pusher_factory: Callable[[], Pusher], *, workers: int = 8) -> Workload:
