@@ -41,11 +41,11 @@ class MemoryStore:
         self.objects[key] = value
         return key
 
-    def create_json(self, key: str, value: Any) -> bool:
+    def create_json(self, key: str, value: Any) -> str | None:
         if key in self.objects:
-            return False
+            return None
         self.objects[key] = value
-        return True
+        return self._etag(key)
 
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
@@ -55,11 +55,11 @@ class MemoryStore:
             return None
         return self.objects[key], self._etag(key)
 
-    def replace_json(self, key: str, value: Any, etag: str) -> bool:
+    def replace_json(self, key: str, value: Any, etag: str) -> str | None:
         if key not in self.objects or self._etag(key) != etag:
-            return False
+            return None
         self.objects[key] = value
-        return True
+        return self._etag(key)
 
     def delete_if(self, key: str, etag: str) -> bool:
         if key not in self.objects or self._etag(key) != etag:

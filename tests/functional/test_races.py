@@ -41,7 +41,7 @@ class RacingStore(Store):
         with self.writes:
             return super().put_json(key, value)
 
-    def replace_json(self, key: str, value: Any, etag: str) -> bool:
+    def replace_json(self, key: str, value: Any, etag: str) -> str | None:
         self._hold(key)
         with self.writes:
             return super().replace_json(key, value, etag)
@@ -90,12 +90,12 @@ def test_a_conditional_write_s3_answers_409_is_retried_not_taken_for_a_refusal(s
 
     s3_store.client.meta.events.register("before-call.s3.PutObject", conflict_once)
     try:
-        assert s3_store.create_json("locks/run.json", {"execution": "a"}) is True
+        assert s3_store.create_json("locks/run.json", {"execution": "a"}) is not None
     finally:
         s3_store.client.meta.events.unregister("before-call.s3.PutObject", conflict_once)
     assert conflicts == []  # the conflict was met, and the retry took the lock
     assert s3_store.get_json("locks/run.json") == {"execution": "a"}
-    assert s3_store.create_json("locks/run.json", {"execution": "b"}) is False  # a real 412 is a refusal
+    assert s3_store.create_json("locks/run.json", {"execution": "b"}) is None  # a real 412 is a refusal
 
 
 @pytest.fixture(autouse=True)

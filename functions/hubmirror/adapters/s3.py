@@ -56,8 +56,9 @@ class Store:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
         return key
 
-    def create_json(self, key: str, value: Any) -> bool:
-        """Write ``key`` only if it does not exist yet (S3 conditional write); False if it did."""
+    def create_json(self, key: str, value: Any) -> str | None:
+        """Write ``key`` only if it does not exist yet (S3 conditional write): the ETag written,
+        or None if it did exist."""
         body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
         return self._conditionally(
             {"If-None-Match": "*"},
@@ -74,8 +75,9 @@ class Store:
             raise
         return json.loads(found["Body"].read()), str(found["ETag"])
 
-    def replace_json(self, key: str, value: Any, etag: str) -> bool:
-        """Write ``key`` only if it still holds what was read (its ETag); False if it changed or went."""
+    def replace_json(self, key: str, value: Any, etag: str) -> str | None:
+        """Write ``key`` only if it still holds what was read (its ETag): the new ETag, or None if
+        it changed or went. The ETag returned lets its writer replace it again without a read."""
         body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
         return self._conditionally(
             {"If-Match": etag},
@@ -84,26 +86,30 @@ class Store:
 
     def delete_if(self, key: str, etag: str) -> bool:
         """Delete ``key`` only if it still holds what was read (its ETag); False if it changed or went."""
-        return self._conditionally({"If-Match": etag}, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+        return (
+            self._conditionally({"If-Match": etag}, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+            is not None
+        )
 
-    def _conditionally(self, headers: dict[str, str], call: Callable[[], object]) -> bool:
-        """Make a conditional call: True if its condition held, False if not (412, or the key is
-        gone); a 409 (a concurrent conditional request won the race for a moment) is retried."""
+    def _conditionally(self, headers: dict[str, str], call: Callable[[], Any]) -> str | None:
+        """Make a conditional call: the ETag it answers ("" for none) if its condition held, None
+        if not (412, or the key is gone); a 409 (a concurrent conditional request won the race for
+        a moment) is retried."""
         for attempt in range(CONFLICT_RETRIES + 1):
             _conditional.headers = headers
             try:
-                call()
-                return True
+                answer = call()
+                return str((answer or {}).get("ETag", ""))
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
                 if code in PRECONDITION_FAILED or _missing(exc):
-                    return False
+                    return None
                 if code != "ConditionalRequestConflict" or attempt == CONFLICT_RETRIES:
                     raise
             finally:
                 _conditional.headers = {}
             time.sleep(0.05 * 2**attempt)
-        return False  # not reached: the last attempt returns or raises
+        return None  # not reached: the last attempt returns or raises
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))

@@ -23,10 +23,10 @@ CLAIM_STALE_SECONDS = 60.0
 
 class JsonStore(Protocol):
     def put_json(self, key: str, value: Any) -> str: ...
-    def create_json(self, key: str, value: Any) -> bool: ...
+    def create_json(self, key: str, value: Any) -> str | None: ...
     def find_json(self, key: str) -> Any | None: ...
     def read_json(self, key: str) -> tuple[Any, str] | None: ...
-    def replace_json(self, key: str, value: Any, etag: str) -> bool: ...
+    def replace_json(self, key: str, value: Any, etag: str) -> str | None: ...
 
 
 class BlobIndex(Protocol):
@@ -100,6 +100,7 @@ class S3BlobIndex:
         self.clock = clock
         self.holder = uuid.uuid4().hex
         self._known: dict[str, list[str]] = {}
+        self._etags: dict[str, str] = {}  # the claims this copier holds: the ETag it last wrote
         self._lock = threading.Lock()
 
     def where(self, digest: str, *, fresh: bool = False) -> list[str]:
@@ -119,12 +120,19 @@ class S3BlobIndex:
             return
         key = keys.blob(digest)
         places = [repository]
+        if not self.where(digest) and self.store.create_json(key, {"repositories": places}) is not None:
+            with self._lock:  # a new blob's first record: one write, no read
+                self._known[digest] = places
+            return
         for _ in range(RECORD_ATTEMPTS):
             found = self.store.read_json(key)
             held = found[0] if found is not None and isinstance(found[0], dict) else {}
             places = [repository, *[str(p) for p in held.get("repositories", []) if p != repository]][:8]
             value = {"repositories": places}
-            if self.store.create_json(key, value) if found is None else self.store.replace_json(key, value, found[1]):
+            written = (
+                self.store.create_json(key, value) if found is None else self.store.replace_json(key, value, found[1])
+            )
+            if written is not None:
                 break
         with self._lock:
             self._known[digest] = places
@@ -132,21 +140,26 @@ class S3BlobIndex:
     def claim(self, digest: str) -> bool:
         """Take the claim on fetching ``digest``: True when this copier should fetch it."""
         key = keys.blob(digest, ".claim")
-        if self.store.create_json(key, self._claim()):
+        if (etag := self.store.create_json(key, self._claim())) is not None:
+            self._hold(digest, etag)
             return True
         try:
             found = self.store.read_json(key)
         except Exception:
             return False  # cannot tell: let the others' claim stand; the wait gives up in time
         if found is None:  # released and gone a moment ago: take it as new
-            return self.store.create_json(key, self._claim())
+            etag = self.store.create_json(key, self._claim())
+            self._hold(digest, etag)
+            return etag is not None
         held, etag = found
         own = isinstance(held, dict) and held.get("by") == self.holder  # a release of ours that failed
         if not own and not self._lapsed(held):
             return False
         # released, or its copier died: take it over only if it is still what was read, so of
         # several copiers taking over one claim exactly one fetches
-        return self.store.replace_json(key, self._claim(), etag)
+        taken = self.store.replace_json(key, self._claim(), etag)
+        self._hold(digest, taken)
+        return taken is not None
 
     def heartbeat(self, digest: str) -> None:
         """Renew a claim this copier holds; nothing is written if it is no longer its own."""
@@ -161,12 +174,28 @@ class S3BlobIndex:
     def _claim(self) -> dict[str, Any]:
         return {"at": self.clock(), "by": self.holder}
 
+    def _hold(self, digest: str, etag: str | None) -> None:
+        """Remember the ETag of the claim this copier last wrote (None: it holds none)."""
+        with self._lock:
+            if etag:
+                self._etags[digest] = etag
+            else:
+                self._etags.pop(digest, None)
+
     def _rewrite(self, digest: str, value: dict[str, Any]) -> bool:
+        """Write over this copier's own claim. With the ETag of its last write, no read is
+        needed: the write lands only if the claim is still exactly that (nobody took it over)."""
         key = keys.blob(digest, ".claim")
-        found = self.store.read_json(key)
-        if found is None or not isinstance(found[0], dict) or found[0].get("by") != self.holder:
-            return False
-        return self.store.replace_json(key, value, found[1])
+        with self._lock:
+            etag = self._etags.get(digest)
+        if etag is None:
+            found = self.store.read_json(key)
+            if found is None or not isinstance(found[0], dict) or found[0].get("by") != self.holder:
+                return False
+            etag = found[1]
+        written = self.store.replace_json(key, value, etag)
+        self._hold(digest, written if written and not value.get("released") else None)
+        return written is not None
 
     def released(self, digest: str) -> bool:
         """Whether nobody holds the claim: released, or not renewed for :data:`CLAIM_STALE_SECONDS`."""

@@ -158,7 +158,7 @@ def plan_run(
             return _skipped(run, store, options, map_concurrency, f"{exc}; that run starts one for this version")
     if options.allowlist_version is not None and allowlist is not None and not options.dry_run:
         marker = keys.allowlist_run(allowlist.version)
-        if not store.create_json(marker, {"execution": run}):
+        if store.create_json(marker, {"execution": run}) is None:
             started = (store.find_json(marker) or {}).get("execution")
             if started != run:  # not this run's own plan, retried
                 release_run_lock(store, run)

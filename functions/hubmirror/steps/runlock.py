@@ -26,12 +26,12 @@ class RunLockedError(RuntimeError):
 
 
 class LockStore(Protocol):
-    def create_json(self, key: str, value: Any) -> bool: ...
+    def create_json(self, key: str, value: Any) -> str | None: ...
     def put_json(self, key: str, value: Any) -> str: ...
     def find_json(self, key: str) -> Any | None: ...
     def delete(self, key: str) -> None: ...
     def read_json(self, key: str) -> tuple[Any, str] | None: ...
-    def replace_json(self, key: str, value: Any, etag: str) -> bool: ...
+    def replace_json(self, key: str, value: Any, etag: str) -> str | None: ...
     def delete_if(self, key: str, etag: str) -> bool: ...
 
 
@@ -49,7 +49,7 @@ def take_run_lock(store: LockStore, run: str, *, now: float | None = None) -> No
     lock = {"execution": run, "at": now, "expires": now + RUN_LOCK_SECONDS}
     held: Any = {}
     for _ in range(LOCK_ATTEMPTS):
-        if store.create_json(RUN_LOCK_KEY, lock):
+        if store.create_json(RUN_LOCK_KEY, lock) is not None:
             return
         found = store.read_json(RUN_LOCK_KEY)
         if found is None:
@@ -61,7 +61,7 @@ def take_run_lock(store: LockStore, run: str, *, now: float | None = None) -> No
             break  # held, and live
         # lapsed (or unreadable): take it over only if it is still what was read, so of two
         # executions taking over one lapsed lock exactly one wins; the other looks again
-        if store.replace_json(RUN_LOCK_KEY, lock, etag):
+        if store.replace_json(RUN_LOCK_KEY, lock, etag) is not None:
             return
     if not isinstance(held, dict):
         held = {}
