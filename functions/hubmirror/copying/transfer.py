@@ -341,7 +341,8 @@ class Transfer:
     def _spools(self, size: int) -> bool:
         """Whether to keep a local copy of a blob of ``size`` bytes about to be fetched; if so,
         it counts against the bound from now on (while it downloads too), and the least recently
-        used copies are dropped to make room. A blob larger than the bound is never kept."""
+        used copies are dropped to make room. A blob larger than the bound, or one that would
+        not fit beside the downloads already counted, is not kept."""
         if self.spool_limit is not None and size > self.spool_limit:
             return False
         dropped: list[Path] = []
@@ -353,10 +354,13 @@ class Transfer:
                 self._dropped.add(old)
                 dropped.append(old_path)
                 self.stats.spool_evicted += 1
+            kept = self.spool_limit is None or self._spool_bytes <= self.spool_limit
+            if not kept:  # other downloads fill the bound: this one streams without a copy
+                self._spool_bytes -= size
             self.stats.spool_peak_bytes = max(self.stats.spool_peak_bytes, self._spool_bytes)
         for old_path in dropped:
             old_path.unlink(missing_ok=True)
-        return True
+        return kept
 
     def _keep(self, digest: str, path: Path, size: int) -> None:
         """Keep a fetched blob's local copy (counted since :meth:`_spools`)."""
