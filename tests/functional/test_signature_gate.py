@@ -25,12 +25,15 @@ from devstack.hubfront import HubFront
 from devstack.images import Blob, seed
 from devstack.referrers import Referrers, push_referrer
 from devstack.sigstore import Sigstore, key_bundle
+from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.publickeys import KeyReader
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.domain.items import WorkItem
+from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.domain.registry.model import Credentials
 from hubmirror.domain.signing import UnusableKeyError, signature_problem
 from hubmirror.domain.sigstore import TrustRoot, TrustRootError
+from hubmirror.steps.check import ItemCheck, check_item
 from hubmirror.steps.verify import inline_keys, unverified
 from tests.cosign_fixture import load
 from tests.fakes import FakeRegistry
@@ -288,3 +291,44 @@ def test_a_cosign_3_image_with_a_bundle_referrer_and_no_sig_tag_passes_a_key_pol
         )
     finally:
         front.referrers = None
+
+
+def test_a_bundle_s_pulls_are_reserved_one_by_one_and_a_budget_that_cannot_take_them_defers_the_item(
+    registries: Registries, front: HubFront
+) -> None:
+    """The check reserves the copy's pull and one for the ``.sig``; a cosign 3 image without
+    the referrers API spends two more (the tag schema's index, the bundle's manifest), each
+    reserved before it is made. Two pulls above the floor: the item waits, and no pull beyond
+    the two reserved is made; enough budget: it passes with all four."""
+    signer = ec.generate_private_key(ec.SECP256R1())
+    pem = signer.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pusher = registries.hub_pusher()
+    repository = "cosign3/budget"
+    digest = seed(pusher, repository, "1", ["linux/amd64"])
+    head = RegistryClient(front.host, Credentials(*front.admin)).head_manifest(repository, "1")
+    subject = {"mediaType": head.media_type, "digest": digest, "size": head.size}
+    push_referrer(pusher, repository, subject, key_bundle(signer, digest), tag_schema=True)
+    upstream = RegistryClient(front.host, sleep=lambda _: None)
+    target = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD), side="target")
+    entry = WorkItem(f"{front.host}/{repository}", "1", "mirror/budget", "1", verify=("key", pem.decode()))
+
+    def check(remaining: int) -> ItemCheck:
+        front.set_budget(100, remaining)
+        front.reset_counts()
+        return check_item(
+            entry, upstream=lambda _: upstream, target=target, budget=PullBudget(10), force=False, dry_run=False
+        )
+
+    low = check(12)
+    assert low.outcome is not None
+    assert low.outcome.outcome == "deferred"
+    assert low.outcome.reason == (
+        f"signature: {front.host} pull budget low (12 of 100 pulls left): the pull budget cannot take the "
+        f"signature manifest {digest.replace(':', '-')}; deferred to a later run"
+    )
+    assert low.outcome.retry_after is not None
+    assert front.snapshot().get("get_manifest") == 1  # the absent .sig, within what was reserved
+
+    enough = check(14)
+    assert enough.outcome is None  # the gate passed: the item goes to a job
+    assert front.snapshot().get("get_manifest") == 3  # the absent .sig, the index, the bundle

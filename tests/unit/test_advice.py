@@ -58,6 +58,12 @@ PRODUCED = [
     (_check(RegistryUnavailableError("upstream quay.io/x/y: server error 503")), Cause.UPSTREAM_UNAVAILABLE),
     (_job("copy", BlobDownloadError("upstream quay.io/x/y: blob cut short")), Cause.UPSTREAM_UNAVAILABLE),
     ("signature: no cosign signature over sha256:ab verifies; the target tag is left as it is", Cause.SIGNATURE),
+    (
+        "signature: docker.io pull budget low (12 of 100 pulls left): the pull budget cannot take the signature "
+        "manifest sha256-ab; deferred to a later run",
+        Cause.RATE_LIMIT,
+    ),
+    ("signature: rate limited: upstream docker.io/library/nginx: 429; deferred to a later run", Cause.RATE_LIMIT),
     ("build failed: buildah build failed: Error: building at STEP \"RUN false\": exit status 1", Cause.BUILD_LINE),
     ("build failed: internal error: KeyError: 'digest'", Cause.HUBMIRROR),
     ("not started in time (the job ran out of its time); a later run copies it", Cause.HUBMIRROR),

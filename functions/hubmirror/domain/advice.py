@@ -98,6 +98,14 @@ RULES: tuple[tuple[str, str, Cause, str | None], ...] = (
         Cause.ALLOWLIST,
         "upstream has no such image or tag: fix the entry's source or tags in the allowlist (a retry will not help)",
     ),
+    # before "signature:": a signature the budget or a 429 put off is not a bad signature
+    (
+        "pull budget low",
+        "in",
+        Cause.RATE_LIMIT,
+        "nothing to do: a later run syncs it when the pull budget refills (upstream credentials raise the limit)",
+    ),
+    ("rate limited", "in", Cause.RATE_LIMIT, None),
     ("signature:", "start", Cause.SIGNATURE, None),
     (
         "authentication: target",
@@ -157,13 +165,6 @@ RULES: tuple[tuple[str, str, Cause, str | None], ...] = (
     ("buildah build failed", "start", Cause.BUILD_LINE, None),
     ("AWS:", "start", Cause.TARGET, None),
     ("internal error", "start", Cause.HUBMIRROR, None),
-    (
-        "pull budget low",
-        "in",
-        Cause.RATE_LIMIT,
-        "nothing to do: a later run syncs it when the pull budget refills (upstream credentials raise the limit)",
-    ),
-    ("rate limited", "in", Cause.RATE_LIMIT, None),
     ("not checked in time", "start", Cause.HUBMIRROR, "nothing to do: a later run checks it"),
     (
         "not started in time",

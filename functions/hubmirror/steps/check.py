@@ -19,12 +19,19 @@ from hubmirror.domain import keys
 from hubmirror.domain.decisions import Action, Decision, Outcome, OutcomeName, TargetState, decide, is_derived
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import INDEX_MEDIA_TYPES, SCHEMA1_MEDIA_TYPES
-from hubmirror.domain.ratelimit import PullBudget, budget_text, reset_time
+from hubmirror.domain.ratelimit import PullBudget, RateLimit, budget_text, reset_time
 from hubmirror.domain.registry.errors import NotFoundError, RateLimitedError, RegistryError
 from hubmirror.domain.registry.model import MANIFEST_MAX_BYTES, Manifest, ManifestHead
 from hubmirror.domain.sigstore import TrustRoot
 from hubmirror.steps.payloads import CheckResult
-from hubmirror.steps.verify import KeyResolver, SignatureRegistry, inline_keys, shipped_trust_root, unverified
+from hubmirror.steps.verify import (
+    KeyResolver,
+    SignatureBudgetError,
+    SignatureRegistry,
+    inline_keys,
+    shipped_trust_root,
+    unverified,
+)
 
 logger = logging.getLogger(__name__)
 #: Manifest GETs a copy of an index of unknown size is expected to cost (index + platforms).
@@ -228,6 +235,8 @@ def check_item(
             target_digest=target_digest,
             now=now or dt.datetime.now(dt.UTC),
             trust_root=trust_root,
+            reserve=lambda pulls: budget.reserve(ref.registry, head.ratelimit, pulls),
+            ratelimit=head.ratelimit,
         )
     return result
 
@@ -241,11 +250,22 @@ def signature_gate(
     target_digest: str | None,
     now: dt.datetime,
     trust_root: Callable[[], TrustRoot] = shipped_trust_root,
+    reserve: Callable[[int], bool] = lambda pulls: True,
+    ratelimit: RateLimit | None = None,
 ) -> Outcome | None:
     """None when a signature over ``digest`` verifies; else the item's ``failed`` (or ``deferred``) outcome."""
     digests = {"upstream_digest": digest, "target_digest": target_digest}
     try:
-        problem = unverified(registry, item, digest, public_keys, trust_root)
+        problem = unverified(registry, item, digest, public_keys, trust_root, reserve=reserve)
+    except SignatureBudgetError as exc:
+        return Outcome.for_item(
+            item,
+            OutcomeName.DEFERRED,
+            f"signature: {item.upstream.registry} pull budget low ({budget_text(ratelimit)}): {exc}; "
+            "deferred to a later run",
+            retry_after=reset_time(ratelimit, now),
+            **digests,
+        )
     except RateLimitedError as exc:
         return Outcome.for_item(
             item,

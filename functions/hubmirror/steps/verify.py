@@ -4,7 +4,10 @@ identity it names (:mod:`hubmirror.domain.sigstore`, against the trust root hubm
 
 It costs one manifest GET upstream (the signature manifest, ``sha256-<hex>.sig``: a pull on
 Docker Hub, reserved in the pull budget with the copy's) and one blob GET per signature in
-it (blob GETs are not pulls). It runs only for an item the check decided to copy or build:
+it (blob GETs are not pulls). An image with no ``.sig`` (cosign 3) costs the manifest GETs of
+its Sigstore bundles too (and of the referrers tag schema's index where the registry has no
+referrers API), each reserved before it is made: a budget that cannot take one defers the item.
+It runs only for an item the check decided to copy or build:
 an unchanged image was verified when it was copied, and a warm run looks at no signature.
 """
 
@@ -64,6 +67,14 @@ class SignatureRegistry(Protocol):
     def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None: ...
 
 
+class SignatureBudgetError(Exception):
+    """The pull budget cannot take the next signature pull: the item waits for a later run."""
+
+
+def _unlimited(pulls: int) -> bool:
+    return True
+
+
 #: What ``verify:`` holds for a keyless signer (its other kinds are the key sources).
 KEYLESS = "keyless"
 
@@ -80,12 +91,16 @@ def unverified(
     digest: str,
     keys: KeyResolver,
     trust_root: Callable[[], TrustRoot] = shipped_trust_root,
+    *,
+    reserve: Callable[[int], bool] = _unlimited,
 ) -> str | None:
     """Why no cosign signature over ``digest`` verifies as the item's ``verify:`` asks; None
     when one does.
 
     Registry errors other than a missing signature are raised, for the check to name by
-    side and cause (a 429 defers the item, as any other).
+    side and cause (a 429 defers the item, as any other). ``reserve(n)`` takes ``n`` pulls from
+    the budget for each pull beyond the ``.sig`` (already reserved with the copy's); when it
+    cannot, :class:`SignatureBudgetError` is raised before the pull is made.
     """
     assert item.verify is not None
     kind, value = item.verify
@@ -119,7 +134,7 @@ def unverified(
     try:
         manifest = registry.get_manifest(repository, tag)
     except NotFoundError:
-        bundles = sigstore_bundles(registry, repository, digest)
+        bundles = sigstore_bundles(registry, repository, digest, reserve)
         if not bundles:
             return f"{where} has no cosign signature of {digest} (no tag {tag}); {signer}"
         try:
@@ -154,15 +169,23 @@ def unverified(
     return f"none of the {len(layers)} cosign signature(s) in {where}:{tag} verifies: {shown}"
 
 
-def sigstore_bundles(registry: SignatureRegistry, repository: str, digest: str) -> list[bytes]:
+def sigstore_bundles(
+    registry: SignatureRegistry, repository: str, digest: str, reserve: Callable[[int], bool] = _unlimited
+) -> list[bytes]:
     """The Sigstore bundles (cosign 3's signatures) among the referrers of ``digest``: from the
     referrers API (not a pull), else the referrers tag schema's index (one pull where it
     exists); each bundle's manifest is a pull, its bundle a blob GET. At most
-    :data:`~hubmirror.domain.signing.MAX_SIGNATURES`."""
+    :data:`~hubmirror.domain.signing.MAX_SIGNATURES`. Each pull is reserved first (``reserve``)."""
+
+    def pull(reference: str) -> Manifest:
+        if not reserve(1):
+            raise SignatureBudgetError(f"the pull budget cannot take the signature manifest {reference}")
+        return registry.get_manifest(repository, reference)
+
     listed: Sequence[Mapping[str, Any]] | None = registry.referrers(repository, digest)
     if listed is None:
         try:
-            index = registry.get_manifest(repository, referrers_tag(digest)).document()
+            index = pull(referrers_tag(digest)).document()
         except (NotFoundError, ValueError):
             return []
         listed = [d for d in index.get("manifests") or [] if isinstance(d, Mapping)]
@@ -171,7 +194,7 @@ def sigstore_bundles(registry: SignatureRegistry, repository: str, digest: str) 
         if descriptor.get("artifactType") not in BUNDLE_MEDIA_TYPES or len(found) >= MAX_SIGNATURES:
             continue
         try:
-            document = registry.get_manifest(repository, str(descriptor["digest"])).document()
+            document = pull(str(descriptor["digest"])).document()
         except ValueError:
             continue
         for layer in document.get("layers") or []:
