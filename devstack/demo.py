@@ -129,7 +129,11 @@ def main() -> int:
     stop_on_sigterm()
     print("hubmirror demo: starting the local stack (hub, ECR, moto with real Lambdas and CodeBuild)")
     runs: list[dict[str, Any]] = []
-    parameters = {"RunOnAllowlistChange": "true", "AllowlistWriterRoles": f"arn:aws:iam::{ACCOUNT}:role/{WRITER}"}
+    parameters = {
+        "RunOnAllowlistChange": "true",
+        "SigstoreTufUrl": "",
+        "AllowlistWriterRoles": f"arn:aws:iam::{ACCOUNT}:role/{WRITER}",
+    }
     with Stack(DEMO / "stack", parameters=parameters) as stack:
         assert stack.front is not None
         assert stack.ecr is not None

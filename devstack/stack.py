@@ -297,7 +297,8 @@ class Stack:
             target_registry=self.ecr.host,
             # a stored allowlist starts a run only where a test asks for it (RunOnAllowlistChange):
             # elsewhere a test writes its allowlist, then starts the run it waits for
-            parameters={"RunOnAllowlistChange": "false", **self.parameters},
+            # and the local stack has no route to Sigstore's TUF repository: its trust root is the shipped one
+            parameters={"RunOnAllowlistChange": "false", "SigstoreTufUrl": "", **self.parameters},
             extra_environment=self.extra_environment,
             without=self.without_statements,
             timeouts=self.lambda_timeouts,

@@ -47,6 +47,9 @@ class Settings:
     #: the SSM parameter holding the Sigstore trust root keyless signatures verify against
     #: (None: Sigstore's public one, shipped with hubmirror)
     sigstore_trusted_root_parameter: str | None = None
+    #: the TUF repository Sigstore's trust root is refreshed from (None: no refresh, the shipped
+    #: root); a private root (above) takes precedence
+    sigstore_tuf_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -106,4 +109,5 @@ class Settings:
             run_on_allowlist_change=env.get("HUBMIRROR_RUN_ON_ALLOWLIST_CHANGE", "").strip().lower() == "true",
             pullers=pullers,
             sigstore_trusted_root_parameter=env.get("HUBMIRROR_SIGSTORE_TRUSTED_ROOT_PARAMETER", "").strip() or None,
+            sigstore_tuf_url=env.get("HUBMIRROR_SIGSTORE_TUF_URL", "").strip() or None,
         )

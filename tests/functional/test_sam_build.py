@@ -114,3 +114,10 @@ def test_the_runner_ships_with_the_functions_and_no_allowlist_does(build: Path) 
         assert (package / "allowlist" / "allowlist.schema.json").exists()
         assert (package / "runner" / "buildspec.yml").read_bytes() == (ROOT / "buildspec.yml").read_bytes()
         assert (package / "runner" / "install-tools.sh").exists()
+    # the check refreshes Sigstore's trust root: the TUF client, and the TUF root it starts from
+    check = build / "CheckFunction"
+    assert (check / "hubmirror" / "domain" / "sigstore_tuf_root.json").read_bytes() == (
+        ROOT / "functions" / "hubmirror" / "domain" / "sigstore_tuf_root.json"
+    ).read_bytes()
+    assert (check / "tuf" / "ngclient" / "updater.py").exists()
+    assert (check / "securesystemslib" / "signer" / "__init__.py").exists()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import replace
 
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget, RateLimit
 from hubmirror.domain.registry.model import MANIFEST_MAX_BYTES, ManifestHead
+from hubmirror.domain.sigstore import TrustRoot
 from hubmirror.steps.check import NOT_CHECKED_IN_TIME, ItemCheck, check_batch, check_item
 from tests.fakes import FakeRegistry, MemoryStore
 
@@ -146,3 +148,41 @@ def test_an_item_that_needs_a_copy_gets_no_outcome_here() -> None:
     assert result.decision is not None
     assert result.decision.action == "copy"
     assert "does not exist in the target" in result.decision.reason
+
+
+def test_a_trust_root_the_gate_used_with_a_notice_puts_the_notice_in_the_batch_s_notices_once() -> None:
+    """A failed refresh of Sigstore's trust root (the adapter's notice) reaches the report once
+    per batch, however many keyless items used it; a batch whose gate needed no trust root says nothing."""
+    head = ManifestHead(DIGEST, OCI_MANIFEST, 100)
+    upstream = FakeRegistry({"1": head, "2": head, "3": head})
+    keyless = ("keyless", '{"identity":"who@example.com","issuer":"https://accounts.example.com"}')
+    items = [replace(item(tag), verify=keyless) for tag in ("1", "2")] + [item("3")]
+    fallback = replace(TrustRoot.shipped(), notice="upstream tuf.example: Sigstore's trust root could not be refreshed")
+    asked: list[int] = []
+
+    def trust_root() -> TrustRoot:
+        asked.append(1)
+        return fallback
+
+    def run(batch: str, entries: list[WorkItem]) -> None:
+        check_batch(
+            run="r",
+            batch=batch,
+            items=entries,
+            store=store,
+            upstream=lambda _: upstream,
+            target=FakeRegistry({}),
+            target_registry="target.example",
+            floor=0,
+            concurrency=2,
+            force=False,
+            dry_run=False,
+            trust_root=trust_root,
+        )
+
+    store = MemoryStore({})
+    run("00000", items)
+    assert len(asked) == 2  # each keyless item's gate asked for the root
+    assert store.objects["runs/r/notices/00000.json"] == [fallback.notice]
+    run("00001", [item("3")])
+    assert "runs/r/notices/00001.json" not in store.objects

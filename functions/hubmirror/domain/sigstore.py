@@ -19,9 +19,11 @@ does it (https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md), 
    Fulcio wrote in it match the policy, exactly or by regular expression.
 
 What it does not do (yet): Rekor inclusion proofs and checkpoints (cosign 2's SET is the
-promise cosign itself checks offline), timestamp authorities, Sigstore bundles (cosign 3),
-GitHub workflow claims beyond the identity and issuer, and refreshing the trust root from
-Sigstore's TUF repository (the root ships with hubmirror: :data:`TRUSTED_ROOT`).
+promise cosign itself checks offline; Sigstore bundles, cosign 3, are
+:mod:`hubmirror.domain.bundles`), timestamp authorities, GitHub workflow claims beyond the
+identity and issuer. The trust root ships with hubmirror
+(:data:`TRUSTED_ROOT`) and is refreshed from Sigstore's TUF repository by
+:mod:`hubmirror.adapters.sigstoretuf`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,9 @@ BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
 #: Sigstore's production trust root (Fulcio, Rekor and CT log keys), as its TUF repository
 #: publishes it: https://github.com/sigstore/root-signing (Apache-2.0).
 TRUSTED_ROOT = Path(__file__).with_name("sigstore_trusted_root.json")
+#: The root metadata of Sigstore's TUF repository, as sigstore-python embeds it: where a refresh
+#: of :data:`TRUSTED_ROOT` starts (:mod:`hubmirror.adapters.sigstoretuf`).
+TUF_ROOT = Path(__file__).with_name("sigstore_tuf_root.json")
 #: The OIDC issuer Fulcio writes into a certificate: the DER UTF8String form, then the first, raw one.
 _ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 _ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
@@ -124,6 +129,8 @@ class TrustRoot:
     authorities: tuple[tuple[x509.Certificate, ...], ...]
     rekor: Mapping[bytes, _Log]
     ctlogs: Mapping[bytes, _Log]
+    #: what the run's report should say about where this root came from (a failed refresh)
+    notice: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> TrustRoot:

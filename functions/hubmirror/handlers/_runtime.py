@@ -9,6 +9,7 @@ from hubmirror.adapters.eventbridge import EventBus
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import for_host, load_credentials
+from hubmirror.adapters.sigstoretuf import TufTrustRoot
 from hubmirror.adapters.stepfunctions import Executions
 from hubmirror.domain.registry.model import Credentials
 from hubmirror.settings import Settings
@@ -55,3 +56,10 @@ def event_bus() -> EventBus:
 @cache
 def executions() -> Executions:
     return Executions()
+
+
+@cache
+def tuf_trust_root(url: str) -> TufTrustRoot:
+    """Sigstore's trust root from the TUF repository at ``url``, refreshed at most once an hour
+    per warm function (never per image)."""
+    return TufTrustRoot(url)

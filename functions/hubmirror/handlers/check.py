@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -11,7 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from hubmirror.adapters.publickeys import KeyReader
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.pullpolicy import statements
-from hubmirror.handlers._runtime import ecr, settings, store, target_client, upstream_client
+from hubmirror.domain.sigstore import TrustRoot
+from hubmirror.handlers._runtime import ecr, settings, store, target_client, tuf_trust_root, upstream_client
 from hubmirror.observability import logger, metrics, tracer
 from hubmirror.steps.check import CHECK_RESERVE_SECONDS, check_batch
 from hubmirror.steps.payloads import CheckEvent, CheckResult
@@ -29,6 +31,11 @@ def handler(event: CheckEvent, context: LambdaContext) -> CheckResult:
     items = [WorkItem.from_dict(i) for i in store().get_json(batch["key"])]
     keys = KeyReader()  # keys are read again at each invocation: a rotated key counts at once
     private_root = config.sigstore_trusted_root_parameter
+    trust_root: Callable[[], TrustRoot] = shipped_trust_root
+    if private_root:  # a private Sigstore's root, never refreshed from the public repository
+        trust_root = partial(keys.trust_root, private_root)
+    elif config.sigstore_tuf_url:
+        trust_root = tuf_trust_root(config.sigstore_tuf_url)
     result = check_batch(
         run=run,
         batch=batch["batch"],
@@ -42,7 +49,7 @@ def handler(event: CheckEvent, context: LambdaContext) -> CheckResult:
         force=bool(event.get("force")),
         dry_run=bool(event.get("dry_run")),
         public_keys=keys,
-        trust_root=partial(keys.trust_root, private_root) if private_root else shipped_trust_root,
+        trust_root=trust_root,
         item_deadline_seconds=config.item_deadline_seconds,
         deadline=time.monotonic() + context.get_remaining_time_in_millis() / 1000 - CHECK_RESERVE_SECONDS,
         pull_policy=partial(ecr().sync_pull_policy, own=statements(config.pullers)),

@@ -329,10 +329,18 @@ def check_batch(
     registries then cost those items a run, never the whole batch its outcomes.
     ``pull_policy`` brings each target repository's pull statements up to date (not in a dry
     run); a repository it could not update is named in a notice, and the next run tries again.
+    A trust root the gate used with a notice (a refresh that failed) adds that notice.
     """
     budget = PullBudget(floor)
     result = BatchResult(batch=batch)
     notices: list[str] = []
+    used_roots: list[TrustRoot] = []
+
+    def noted_trust_root() -> TrustRoot:
+        root = trust_root()
+        used_roots.append(root)
+        return root
+
     missing_extras: set[str] = set()
     if not dry_run:
         try:  # one request per batch, whatever its size
@@ -359,7 +367,7 @@ def check_batch(
                 dry_run=dry_run,
                 public_keys=public_keys,
                 refusals=store.find_json,
-                trust_root=trust_root,
+                trust_root=noted_trust_root,
                 missing_extras=missing_extras,
             )
         except Exception as exc:  # one bad item never stops the others; it is reported failed
@@ -387,6 +395,7 @@ def check_batch(
     remaining = [c.upstream.ratelimit.remaining for c in checks if c.upstream and c.upstream.ratelimit]
     result.ratelimit_remaining = min(remaining) if remaining else None
     store.put_json(keys.outcomes(run, batch, "check"), outcomes)
+    notices.extend(dict.fromkeys(root.notice for root in used_roots if root.notice))
     if notices:
         store.put_json(keys.notices(run, batch), notices)
 

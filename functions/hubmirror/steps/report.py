@@ -255,6 +255,7 @@ def collect(store: ReportStore, run: str, *, target: TargetLookup | None = None)
     )
     for key in store.keys(keys.folder(run, "notices")):  # what a check could not do besides its items
         report.notices.extend(str(notice) for notice in store.get_json(key))
+    report.notices = list(dict.fromkeys(report.notices))  # each batch may say the same (a trust root's refresh)
     for n, item in enumerate(items):
         found = recorded.get(item.target)
         if found is not None:
