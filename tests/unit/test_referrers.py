@@ -7,7 +7,7 @@ import json
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import OCI_INDEX, OCI_MANIFEST, referrers_tag, sha256_digest
 from hubmirror.domain.registry.model import Manifest, ManifestHead
-from hubmirror.runner.job import find_referrers
+from hubmirror.copying.extras import find_referrers
 from tests.fakes import FakeRegistry
 
 DIGEST = "sha256:" + "c" * 64

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
 import json
 import os
 import shutil
@@ -49,6 +48,8 @@ from hubmirror.adapters.registry.retry import TARGET_RETRY
 from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import CredentialsError, for_host, load_credentials
 from hubmirror.copying.blobindex import S3BlobIndex
+from hubmirror.copying.extras import Extras, copy_extras
+from hubmirror.copying.pulls import DeferredError, reserve_pulls
 from hubmirror.copying.transfer import RefusedImageError, Transfer
 from hubmirror.domain import dockerfile, keys
 from hubmirror.domain.decisions import Outcome, OutcomeName, short
@@ -56,18 +57,16 @@ from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import (
     INDEX_MEDIA_TYPES,
     OCI_INDEX,
-    cosign_tags,
     descriptor_platform,
     index_platforms,
-    referrers_tag,
     rewritten_index,
     select_platforms,
     sha256_digest,
 )
-from hubmirror.domain.ratelimit import PullBudget, RateLimit, budget_text, reset_time
+from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.domain.references import is_loopback
-from hubmirror.domain.registry.errors import NotFoundError, RegistryError
-from hubmirror.domain.registry.model import Credentials, Manifest, ManifestHead
+from hubmirror.domain.registry.errors import RegistryError
+from hubmirror.domain.registry.model import Credentials, Manifest
 
 TOOL_TIMEOUT = 3600
 #: The job's variables buildah sees (locale, search path, proxies); nothing else passes.
@@ -198,29 +197,6 @@ def _single_platform(client: RegistryClient, repository: str, manifest: Manifest
     return descriptor_platform({"platform": config})
 
 
-class DeferredError(RuntimeError):
-    """The item's pulls would take this job's own pull budget below the floor."""
-
-    def __init__(self, message: str, *, retry_after: str | None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def reserve_pulls(budget: PullBudget | None, item: WorkItem, pulls: int, limit: RateLimit | None) -> None:
-    """Reserve ``pulls`` of the budget this job sees, or defer the item (DeferredError).
-
-    The check and the job leave from different addresses, and Docker Hub counts pulls per
-    address: the job goes by the ``ratelimit-*`` headers of its own requests.
-    """
-    if budget is None or budget.reserve(item.upstream.registry, limit, pulls):
-        return
-    raise DeferredError(
-        f"{item.upstream.registry} pull budget low at the copy job ({budget_text(limit)}, "
-        f"{pulls} needed, floor {budget.floor}); deferred to a later run",
-        retry_after=reset_time(limit, dt.datetime.now(dt.UTC)),
-    )
-
-
 def upstream_copy(
     item: WorkItem,
     digest: str,
@@ -257,154 +233,6 @@ def upstream_copy(
     return transfer.copy(
         upstream, item.upstream.repository, digest, repository, tag, keep=keep, before_tag=before_tag, deadline=deadline
     )
-
-
-def target_holds(transfer: Transfer, repository: str, reference: str, digest: str) -> bool:
-    """Whether the target's ``reference`` is ``digest`` already (a HEAD; ECR does not count it)."""
-    try:
-        return transfer.target.head_manifest(repository, reference).digest == digest
-    except NotFoundError:
-        return False
-
-
-def copy_signatures(
-    item: WorkItem,
-    digest: str,
-    *,
-    transfer: Transfer,
-    upstream: RegistryClient,
-    budget: PullBudget | None,
-    deadline: float | None,
-    platform_digests: Sequence[str] = (),
-    index_copied: bool = True,
-) -> str:
-    """Copy the cosign signature, attestations and SBOM of ``digest`` (the tag schema) into the
-    target beside the image, byte for byte; returns what the report says of them.
-
-    Looking costs a HEAD (free on Docker Hub) for the signature of ``digest``. Only an image
-    signed upstream is looked at further: for its other two artifacts, and for the signature
-    of each of ``platform_digests`` (the manifests of an index, as ``cosign sign --recursive``
-    signs them). Each artifact the target lacks costs a pull, reserved first. With ``index_copied``
-    false (the platforms were selected, so the target's index is hubmirror's own), only the
-    platform manifests' signatures can hold there, and only they are copied.
-    """
-    repository = item.upstream.repository
-    signature, *others = cosign_tags(digest)
-    try:
-        found = upstream.head_manifest(repository, signature)
-    except NotFoundError:
-        return "no cosign signature upstream"
-
-    def copy(tag: str, head: ManifestHead) -> None:
-        if target_holds(transfer, item.target_repository, tag, head.digest):
-            return  # already there (a force run, a tag restored): no pull for it
-        reserve_pulls(budget, item, 1, head.ratelimit)
-        transfer.copy(upstream, repository, head.digest, item.target_repository, tag, deadline=deadline)
-
-    def copy_if_there(tag: str) -> bool:
-        try:
-            head = upstream.head_manifest(repository, tag)
-        except NotFoundError:
-            return False
-        copy(tag, head)
-        return True
-
-    said = []
-    if index_copied:
-        copy(signature, found)
-        copied = ["sig", *(tag.rsplit(".", 1)[1] for tag in others if copy_if_there(tag))]
-        said.append(f"cosign {', '.join(copied)} copied")
-    else:
-        said.append("the index written for the selected platforms is hubmirror's own, unsigned")
-    if platform_digests:
-        signed = sum(copy_if_there(cosign_tags(child)[0]) for child in platform_digests)
-        said.append(f"signatures of {signed} of {len(platform_digests)} platform manifests copied")
-    return "; ".join(said)
-
-
-def find_referrers(
-    item: WorkItem, digest: str, *, upstream: RegistryClient, budget: PullBudget | None
-) -> list[dict[str, Any]]:
-    """The descriptors of the manifests that refer to ``digest`` upstream (OCI 1.1).
-
-    The referrers API first (one request, not a pull); where the registry has none, the
-    referrers tag schema: a HEAD (free) of ``sha256-<hex>``, and only if it is there a GET
-    (a pull) of the index it holds. A registry that answers that tag with the image itself
-    (as some without the API do, oras-project/oras#2148) has no referrers.
-    """
-    repository = item.upstream.repository
-    listed = upstream.referrers(repository, digest)
-    if listed is not None:
-        return listed
-    tag = referrers_tag(digest)
-    try:
-        head = upstream.head_manifest(repository, tag)
-    except NotFoundError:
-        return []
-    if head.media_type != OCI_INDEX or head.digest == digest:
-        return []
-    reserve_pulls(budget, item, 1, head.ratelimit)
-    manifests = upstream.get_manifest(repository, tag).document().get("manifests") or []
-    return [d for d in manifests if isinstance(d, dict) and isinstance(d.get("digest"), str)]
-
-
-def copy_referrers(
-    item: WorkItem,
-    digest: str,
-    *,
-    transfer: Transfer,
-    upstream: RegistryClient,
-    budget: PullBudget | None,
-    deadline: float | None,
-) -> str | None:
-    """Copy the OCI 1.1 referrers of ``digest`` (signatures, SBOMs, attestations that name it as
-    their ``subject``) into the target by digest, byte for byte; returns what the report says
-    of them (None when there are none).
-
-    A target that refuses a manifest with a ``subject`` (ECR has answered 405,
-    aws/containers-roadmap#2783) gets it without its ``subject``, layers and config
-    untouched, listed in the referrers tag schema's index ``sha256-<hex>``, where clients
-    without the referrers API look.
-    """
-    found = find_referrers(item, digest, upstream=upstream, budget=budget)
-    if not found:
-        return None
-    repository, target = item.upstream.repository, transfer.target
-    copied, rewritten = 0, []
-    for descriptor in found:
-        if target_holds(transfer, item.target_repository, descriptor["digest"], descriptor["digest"]):
-            copied += 1
-            continue
-        reserve_pulls(budget, item, 1, None)
-        try:
-            transfer.copy(upstream, repository, descriptor["digest"], item.target_repository, None, deadline=deadline)
-            copied += 1
-            continue
-        except RegistryError as exc:
-            if exc.status != 405:
-                raise
-        reserve_pulls(budget, item, 1, None)
-        manifest = upstream.get_manifest(repository, descriptor["digest"])
-        document = {k: v for k, v in manifest.document().items() if k != "subject"}
-        body = json.dumps(document, separators=(",", ":")).encode()
-        landed = target.put_manifest(item.target_repository, sha256_digest(body), body, manifest.media_type)
-        rewritten.append({**descriptor, "digest": landed, "size": len(body)})
-    said = f"OCI referrers: {copied} of {len(found)} copied"
-    if rewritten:
-        tag = referrers_tag(digest)
-        try:
-            listed = list(target.get_manifest(item.target_repository, tag).document().get("manifests") or [])
-        except NotFoundError:
-            listed = []
-        known = {d.get("digest") for d in listed}
-        listed += [d for d in rewritten if d["digest"] not in known]
-        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}, separators=(",", ":"))
-        target.put_manifest(item.target_repository, tag, index.encode(), OCI_INDEX)
-        said += (
-            f"; {len(rewritten)} refused by the target (405 to a manifest with a subject), "
-            f"written without it and listed under the referrers tag {tag}"
-        )
-    return said
 
 
 def copy_item(
@@ -447,46 +275,17 @@ def copy_item(
             raise JobError(f"upstream {short(digest)} is a single {platform} image; the allowlist asks for {wanted}")
 
     def extras(top: Manifest | None) -> None:
-        """The image's signatures, attestations, SBOM and referrers beside it. None of them ever
-        costs the image: a failure is said in the notes, kept in ``pending``, and the next run
-        tries again (:func:`hubmirror.domain.keys.extras`)."""
-        if not item.signatures:
-            return
+        """The image's signatures, attestations, SBOM and referrers beside it, never at its cost."""
         media_type = top.media_type if top is not None else str(entry.get("upstream_media_type") or "")
-        platforms: list[str] = []
-        own_index = item.platforms is not None and media_type in INDEX_MEDIA_TYPES
-        if media_type in INDEX_MEDIA_TYPES:
-            document = top.document() if top is not None else upstream_index()
-            listed = select_platforms(document, item.platforms)[0] if item.platforms else document["manifests"]
-            platforms = [str(d["digest"]) for d in listed]
-
-        def signatures() -> str | None:
-            return copy_signatures(
-                item,
-                digest,
-                transfer=transfer,
-                upstream=upstream,
-                budget=budget,
-                deadline=deadline,
-                platform_digests=platforms,
-                index_copied=not own_index,
-            )
-
-        def referrers() -> str | None:
-            return copy_referrers(item, digest, transfer=transfer, upstream=upstream, budget=budget, deadline=deadline)
-
-        for what, copy in (("cosign signatures", signatures), ("OCI referrers", referrers)):
-            if what == "OCI referrers" and own_index:
-                continue
-            try:
-                said = copy()
-            except (RegistryError, DeferredError) as exc:
-                reason = f"{exc.reason}: {exc}" if isinstance(exc, RegistryError) else str(exc)
-                pending.append(what)
-                notes.append(f"{what} not copied ({reason}); the next run tries again")
-                continue
-            if said:
-                notes.append(said)
+        copy_extras(
+            Extras(item, digest, media_type, top.document if top is not None else upstream_index),
+            transfer=transfer,
+            upstream=upstream,
+            budget=budget,
+            deadline=deadline,
+            notes=notes,
+            pending=pending,
+        )
 
     def upstream_index() -> dict[str, Any]:
         reserve_pulls(budget, item, 1, None)  # the index again: its signatures are per platform
