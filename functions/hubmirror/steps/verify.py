@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hubmirror.domain.bundles import BUNDLE_MEDIA_TYPES, MAX_BUNDLE_BYTES, bundle_problem
@@ -85,6 +86,105 @@ def shipped_trust_root() -> TrustRoot:
     return TrustRoot.shipped()
 
 
+class Verifier(Protocol):
+    """One kind of policy ``verify:`` states, checking the signatures the gate finds in either
+    of cosign's storage forms: a ``.sig`` manifest's layers (cosign 2) or Sigstore bundles
+    among the referrers (cosign 3). :class:`KeyVerifier` and :class:`KeylessVerifier`."""
+
+    @property
+    def wanted(self) -> str:
+        """What a refusal says was needed, e.g. "the allowlist's key verifies none"."""
+        ...
+
+    def layers(self, manifest: Mapping[str, Any]) -> Sequence[tuple[str, Any]]:
+        """The signatures of a ``.sig`` manifest this verifier can judge: (payload digest, parts)."""
+        ...
+
+    def none_in(self, where: str) -> str:
+        """What to say of a ``.sig`` manifest holding none of them."""
+        ...
+
+    def signature(self, payload: bytes, parts: Any, digest: str) -> str | None:
+        """Why one ``.sig`` signature does not verify for ``digest``; None when it does."""
+        ...
+
+    def bundle(self, data: bytes, digest: str) -> str | None:
+        """Why one Sigstore bundle does not verify for ``digest``; None when it does."""
+        ...
+
+
+@dataclass(frozen=True)
+class KeyVerifier:
+    """A signature made with a key (cosign's, a KMS key): simple signing in a ``.sig``, or a
+    bundle whose transparency-log entries, where it carries them, must verify too."""
+
+    key: PublicKey
+    trust_root: Callable[[], TrustRoot] = shipped_trust_root
+
+    @property
+    def wanted(self) -> str:
+        return f"{self.key.name} verifies none"
+
+    def layers(self, manifest: Mapping[str, Any]) -> Sequence[tuple[str, Any]]:
+        return signature_layers(manifest)
+
+    def none_in(self, where: str) -> str:
+        return f"{where} holds no simple-signing signature"
+
+    def signature(self, payload: bytes, parts: Any, digest: str) -> str | None:
+        return signature_problem(payload, str(parts), digest, self.key)
+
+    def bundle(self, data: bytes, digest: str) -> str | None:
+        try:
+            root = self.trust_root()
+        except TrustRootError as exc:
+            return str(exc)
+        return bundle_problem(data, digest, root, key=self.key)
+
+
+@dataclass(frozen=True)
+class KeylessVerifier:
+    """A keyless signature: a Fulcio certificate for the identity and issuer named, logged in
+    Rekor, checked against the trust root (:mod:`hubmirror.domain.sigstore`)."""
+
+    identity: Identity
+    root: TrustRoot
+
+    @property
+    def wanted(self) -> str:
+        return f"a keyless signature by {self.identity.identity or self.identity.identity_regexp} is needed"
+
+    def layers(self, manifest: Mapping[str, Any]) -> Sequence[tuple[str, Any]]:
+        return keyless_signatures(manifest)
+
+    def none_in(self, where: str) -> str:
+        return f"{where} holds no keyless signature (one with a certificate); {self.wanted}"
+
+    def signature(self, payload: bytes, parts: Any, digest: str) -> str | None:
+        return keyless_problem(KeylessSignature.of(payload, parts), digest, self.identity, self.root)
+
+    def bundle(self, data: bytes, digest: str) -> str | None:
+        return bundle_problem(data, digest, self.root, identity=self.identity)
+
+
+def verifier(
+    item: WorkItem, keys: KeyResolver, trust_root: Callable[[], TrustRoot] = shipped_trust_root
+) -> Verifier | str:
+    """The verifier the item's ``verify:`` states, or why there can be none (a key that cannot
+    be read, a trust root that cannot), in words."""
+    assert item.verify is not None
+    kind, value = item.verify
+    if kind == KEYLESS:
+        try:
+            return KeylessVerifier(Identity.from_dict(json.loads(value)), trust_root())
+        except TrustRootError as exc:
+            return str(exc)
+    try:
+        return KeyVerifier(keys(item.verify), trust_root)
+    except UnusableKeyError as exc:
+        return str(exc)
+
+
 def unverified(
     registry: SignatureRegistry,
     item: WorkItem,
@@ -102,32 +202,9 @@ def unverified(
     the budget for each pull beyond the ``.sig`` (already reserved with the copy's); when it
     cannot, :class:`SignatureBudgetError` is raised before the pull is made.
     """
-    assert item.verify is not None
-    kind, value = item.verify
-    check: Callable[[bytes, Any], str | None]
-    if kind == KEYLESS:
-        identity = Identity.from_dict(json.loads(value))
-        try:
-            root = trust_root()
-        except TrustRootError as exc:
-            return str(exc)
-        signer = f"a keyless signature by {identity.identity or identity.identity_regexp} is needed"
-
-        def check(payload: bytes, parts: Any) -> str | None:
-            return keyless_problem(KeylessSignature.of(payload, parts), digest, identity, root)
-
-        read: Callable[[Mapping[str, Any]], Sequence[tuple[str, Any]]] = keyless_signatures
-    else:
-        try:
-            key = keys(item.verify)
-        except UnusableKeyError as exc:
-            return str(exc)
-        signer = f"{key.name} verifies none"
-
-        def check(payload: bytes, signature: Any) -> str | None:
-            return signature_problem(payload, str(signature), digest, key)
-
-        read = signature_layers
+    judge = verifier(item, keys, trust_root)
+    if isinstance(judge, str):
+        return judge
     repository = item.upstream.repository
     tag = cosign_tags(digest)[0]
     where = f"{item.upstream.registry}/{repository}"
@@ -136,13 +213,8 @@ def unverified(
     except NotFoundError:
         bundles = sigstore_bundles(registry, repository, digest, reserve)
         if not bundles:
-            return f"{where} has no cosign signature of {digest} (no tag {tag}); {signer}"
-        try:
-            root = trust_root()
-        except TrustRootError as exc:
-            return str(exc)
-        policy = {"identity": identity} if kind == KEYLESS else {"key": key}
-        refusals = [bundle_problem(bundle, digest, root, **policy) for bundle in bundles]
+            return f"{where} has no cosign signature of {digest} (no tag {tag}); {judge.wanted}"
+        refusals = [judge.bundle(bundle, digest) for bundle in bundles]
         if None in refusals:
             return None
         shown = "; ".join(dict.fromkeys(str(r) for r in refusals))
@@ -153,15 +225,13 @@ def unverified(
         document = manifest.document()
     except ValueError:
         return f"{where}:{tag} is not a JSON manifest"
-    layers = read(document)
+    layers = judge.layers(document)
     if not layers:
-        if kind == KEYLESS:
-            return f"{where}:{tag} holds no keyless signature (one with a certificate); {signer}"
-        return f"{where}:{tag} holds no simple-signing signature"
+        return judge.none_in(f"{where}:{tag}")
     problems: list[str] = []
-    for payload_digest, signature in layers:
+    for payload_digest, parts in layers:
         payload = registry.get_blob(repository, payload_digest, max_bytes=MAX_PAYLOAD_BYTES)
-        problem = check(payload, signature)
+        problem = judge.signature(payload, parts, digest)
         if problem is None:
             return None
         problems.append(problem)
