@@ -16,6 +16,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,14 @@ CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
 BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
 ISSUER_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 SCT_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
+#: The GitHub workflow claims Fulcio writes raw for a GitHub Actions token (its docs/oid-info.md).
+WORKFLOW_OIDS = {
+    "trigger": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.2"),
+    "sha": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.3"),
+    "name": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.4"),
+    "repository": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.5"),
+    "ref": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.6"),
+}
 EPOCH = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
 
@@ -137,10 +146,12 @@ class Sigstore:
         *,
         issued: dt.datetime,
         forged_sct: bool = False,
+        workflow: Mapping[str, str] | None = None,
     ) -> x509.Certificate:
         """A Fulcio-style certificate for ``identity`` (an e-mail, or a URI), valid ten minutes
         from ``issued``, with an SCT from this Sigstore's CT log embedded (``forged_sct``: in
-        the log's name, signed by another key)."""
+        the log's name, signed by another key), and the GitHub ``workflow`` claims given
+        (``repository``, ``ref``, ``trigger``, ``sha``, ``name``), raw, as Fulcio writes them."""
         name = x509.UniformResourceIdentifier(identity) if "://" in identity else x509.RFC822Name(identity)
         builder = (
             x509.CertificateBuilder()
@@ -155,6 +166,8 @@ class Sigstore:
             .add_extension(x509.SubjectAlternativeName([name]), critical=True)
             .add_extension(x509.UnrecognizedExtension(ISSUER_OID, _utf8(issuer)), critical=False)
         )
+        for claim, said in (workflow or {}).items():
+            builder = builder.add_extension(x509.UnrecognizedExtension(WORKFLOW_OIDS[claim], said.encode()), False)
         precertificate = builder.sign(self.intermediate_key, hashes.SHA384())
         tbs = precertificate.tbs_certificate_bytes
         timestamp = int(issued.timestamp() * 1000)
@@ -187,6 +200,7 @@ class Sigstore:
         issued: dt.datetime | None = None,
         logged: dt.datetime | None = None,
         forged_sct: bool = False,
+        workflow: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
         """The annotations of a keyless signature of ``payload``: the signature, the
         certificate, the chain and Rekor's bundle (logged at ``logged``, by default one minute
@@ -194,7 +208,7 @@ class Sigstore:
         issued = issued or dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=2)
         logged = logged or issued + dt.timedelta(minutes=1)
         key = ec.generate_private_key(ec.SECP256R1())
-        certificate = self.certificate(key, identity, issuer, issued=issued, forged_sct=forged_sct)
+        certificate = self.certificate(key, identity, issuer, issued=issued, forged_sct=forged_sct, workflow=workflow)
         signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
         body = {
             "apiVersion": "0.0.1",

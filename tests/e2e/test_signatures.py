@@ -232,14 +232,21 @@ def keyless(world: World, forged: RunResult) -> RunResult:
     allowlist names, one by another repository's; the stack verifies against that Sigstore's
     trust root, kept in the SSM parameter ``SigstoreTrustedRootParameter`` names."""
     pusher, hub = world.stack.hub_pusher(), world.stack.front.host  # type: ignore[union-attr]
-    for name, identity in (("keyless", RELEASE), ("impostor", IMPOSTOR)):
+    for name, identity, repository in (("keyless", RELEASE, "acme/app"), ("impostor", IMPOSTOR, "evil/app")):
         world.digests[name] = seed(pusher, f"library/{name}", "1", ["linux/amd64"])
         world.artifacts[name] = world.sigstore.sign_image(
-            pusher, f"library/{name}", world.digests[name], identity, ACTIONS
+            pusher,
+            f"library/{name}",
+            world.digests[name],
+            identity,
+            ACTIONS,
+            workflow={"repository": repository, "trigger": "push", "ref": "refs/tags/v1.0.0"},
         )
     policy = f"""    verify:
       identity_regexp: ^https://github\\.com/acme/app/\\.github/workflows/release\\.yml@refs/tags/
       issuer: {ACTIONS}
+      github_workflow_repository: acme/app
+      github_workflow_trigger: push
 """
     world.stack.write_allowlist(
         world.allowlist

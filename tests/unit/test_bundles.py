@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,35 @@ def test_merkle_proofs_of_every_leaf_of_a_small_tree_lead_to_its_root() -> None:
         assert merkle_root(index, 7, leaves[index], path) == top, index
     assert merkle_root(6, 7, leaves[6], [n45]) != top
     assert merkle_root(7, 7, leaves[6], []) is None
+
+
+#: What Fulcio wrote into the wheel's certificate for the GitHub Actions run that signed it.
+RUN = {
+    "github_workflow_repository": "trailofbits/rfc8785.py",
+    "github_workflow_ref": "refs/tags/v0.1.2",
+    "github_workflow_trigger": "release",
+    "github_workflow_sha": "d8b4a6445f38c48b9137a8099706d9b8073146e4",
+    "github_workflow_name": "release",
+}
+
+
+@pytest.mark.parametrize("claim", sorted(RUN))
+def test_each_github_workflow_claim_passes_when_it_is_the_run_s_and_fails_naming_what_the_certificate_says(
+    root: TrustRoot, claim: str
+) -> None:
+    """As ``cosign verify --certificate-github-workflow-*``: each claim exact, against the
+    extension Fulcio wrote for the GitHub Actions run (a real bundle, not one made here)."""
+    digest = "sha256:" + hashlib.sha256(WHEEL.read_bytes()).hexdigest()
+    bundle = (DATA / "rfc8785-0.1.2-py3-none-any.whl.sigstore.json").read_bytes()
+    assert bundle_problem(bundle, digest, root, identity=replace(RELEASE, **RUN)) is None
+    other = {"github_workflow_sha": "0" * 40, "github_workflow_ref": "refs/heads/main"}.get(claim, "someone-else")
+    refused = bundle_problem(bundle, digest, root, identity=replace(RELEASE, **{claim: other}))
+    assert refused == f"its certificate says {claim} {RUN[claim]}, not {other}"
+
+
+def test_a_github_claim_on_a_certificate_that_carries_none_is_refused(root: TrustRoot) -> None:
+    """cody@soyland.com signed through GitHub's OAuth login, not a workflow: no claims."""
+    policy = replace(CODY, github_workflow_repository="sigstore/cosign")
+    assert bundle_problem(encoded(attestation()), IMAGE, root, identity=policy) == (
+        "its certificate carries no github_workflow_repository (the policy asks for sigstore/cosign)"
+    )

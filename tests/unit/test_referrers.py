@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from hubmirror.copying.extras import find_referrers
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import OCI_INDEX, OCI_MANIFEST, referrers_tag, sha256_digest
 from hubmirror.domain.registry.model import Manifest, ManifestHead
-from hubmirror.copying.extras import find_referrers
 from tests.fakes import FakeRegistry
 
 DIGEST = "sha256:" + "c" * 64

@@ -14,10 +14,13 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+import yaml
+from jsonschema import Draft202012Validator
 
 from devstack.cosign import SIGNATURE_ANNOTATION
 from devstack.sigstore import BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Sigstore
 from hubmirror.allowlist.rules import AllowlistError, parse_allowlist
+from hubmirror.allowlist.schema import allowlist_schema
 from hubmirror.domain.sigstore import Identity, KeylessSignature, TrustRoot, TrustRootError, keyless_problem
 
 DIGEST = "sha256:" + "a" * 64
@@ -193,10 +196,66 @@ def test_a_keyless_policy_is_read_into_the_item() -> None:
             f"      identity: {WHO}\n      issuer: {ISSUER}\n      audience: x\n",
             "images[0].verify.audience: unknown key 'audience'",
         ),
+        (
+            f"      identity: {WHO}\n      issuer: {ISSUER}\n      github_workflow_ref: main\n",
+            "images[0].verify.github_workflow_ref: 'main' is not the git ref the workflow ran for, such as "
+            "refs/heads/main or refs/tags/v1.2.0",
+        ),
+        (
+            f"      identity: {WHO}\n      issuer: {ISSUER}\n      github_workflow_sha: d8b4a64\n",
+            "images[0].verify.github_workflow_sha: 'd8b4a64' is not the commit the workflow ran at, its full hex digest",
+        ),
+        (
+            "      github_workflow_repository: acme/app\n",
+            "images[0].verify: a keyless signer needs exactly one of identity",
+        ),
     ],
-    ids=["no-issuer", "both-identities", "bad-regexp", "unknown-key"],
+    ids=["no-issuer", "both-identities", "bad-regexp", "unknown-key", "ref-not-a-ref", "short-sha", "claims-alone"],
 )
 def test_validate_refuses_a_broken_keyless_policy_naming_the_entry_field_and_rule(block: str, said: str) -> None:
     with pytest.raises(AllowlistError) as caught:
         parse_allowlist(_verify(block))
     assert said in str(caught.value)
+    if "is not a regular expression" not in said:  # a JSON Schema cannot say what a valid pattern is
+        document = yaml.safe_load(_verify(block))
+        assert list(Draft202012Validator(allowlist_schema()).iter_errors(document)), "the published schema refuses it"
+
+
+def test_github_workflow_claims_are_read_into_the_item_with_the_identity() -> None:
+    text = _verify(
+        f"      identity_regexp: '^https://github.com/acme/'\n      issuer: {ACTIONS}\n"
+        "      github_workflow_repository: acme/app\n      github_workflow_ref: refs/tags/v1.2.0\n"
+    )
+    (entry,) = parse_allowlist(text).entries
+    assert entry.verify is not None
+    assert json.loads(entry.verify[1]) == {
+        "identity_regexp": "^https://github.com/acme/",
+        "issuer": ACTIONS,
+        "github_workflow_repository": "acme/app",
+        "github_workflow_ref": "refs/tags/v1.2.0",
+    }
+    assert not list(Draft202012Validator(allowlist_schema()).iter_errors(yaml.safe_load(text)))
+
+
+def test_a_cosign_2_keyless_signature_is_held_to_the_github_workflow_claims_named(
+    sigstore: Sigstore, root: TrustRoot
+) -> None:
+    run = {"repository": "acme/app", "ref": "refs/tags/v1.2.0", "trigger": "push"}
+    notes = sigstore.sign(payload(), WORKFLOW, ACTIONS, workflow=run)
+    signed = KeylessSignature(
+        payload(),
+        notes[SIGNATURE_ANNOTATION],
+        notes[CERTIFICATE_ANNOTATION],
+        notes[CHAIN_ANNOTATION],
+        notes[BUNDLE_ANNOTATION],
+    )
+    policy = Identity(WORKFLOW, issuer=ACTIONS, github_workflow_repository="acme/app", github_workflow_trigger="push")
+    assert keyless_problem(signed, DIGEST, policy, root) is None
+    fork = replace(policy, github_workflow_repository="evil/app")
+    assert keyless_problem(signed, DIGEST, fork, root) == (
+        "its certificate says github_workflow_repository acme/app, not evil/app"
+    )
+    unsigned_sha = replace(policy, github_workflow_sha="0" * 40)
+    assert keyless_problem(signed, DIGEST, unsigned_sha, root) == (
+        f"its certificate carries no github_workflow_sha (the policy asks for {'0' * 40})"
+    )

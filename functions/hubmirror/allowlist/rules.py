@@ -69,13 +69,34 @@ VERIFY_RULES = {
 #: ``verify`` without a key: who must have signed, keyless (Sigstore's Fulcio and Rekor). One of
 #: each pair is required, as cosign requires ``--certificate-identity[-regexp]`` and
 #: ``--certificate-oidc-issuer[-regexp]``.
-KEYLESS_KEYS = ("identity", "identity_regexp", "issuer", "issuer_regexp")
+#: The GitHub workflow claims, as cosign's ``--certificate-github-workflow-*`` flags check them
+#: (each exact, against the certificate's extension Fulcio writes for a GitHub Actions token).
+GITHUB_CLAIM_KEYS = (
+    "github_workflow_repository",
+    "github_workflow_ref",
+    "github_workflow_trigger",
+    "github_workflow_sha",
+    "github_workflow_name",
+)
+KEYLESS_KEYS = ("identity", "identity_regexp", "issuer", "issuer_regexp", *GITHUB_CLAIM_KEYS)
 KEYLESS_RULES = {
     "identity": "the e-mail address or URI the signing certificate was issued for, exactly",
     "identity_regexp": "a regular expression the certificate's e-mail address or URI must match "
     "(anchor it with ^ and $)",
     "issuer": "the OIDC issuer that vouched for the identity, exactly, such as https://token.actions.githubusercontent.com",
     "issuer_regexp": "a regular expression the OIDC issuer must match",
+    "github_workflow_repository": "the GitHub repository whose workflow signed, owner/name, such as acme/app",
+    "github_workflow_ref": "the git ref the workflow ran for, such as refs/heads/main or refs/tags/v1.2.0",
+    "github_workflow_trigger": "the event that started the workflow, such as push or release",
+    "github_workflow_sha": "the commit the workflow ran at, its full hex digest",
+    "github_workflow_name": "the workflow's name, as its name: says",
+}
+#: What a claim's value must look like (the others: any non-empty text).
+KEYLESS_PATTERNS = {
+    "github_workflow_repository": r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+    "github_workflow_ref": r"^refs/\S+$",
+    "github_workflow_trigger": r"^[a-z_]+$",
+    "github_workflow_sha": r"^([0-9a-f]{40}|[0-9a-f]{64})$",
 }
 #: The largest identity or issuer (a GitHub workflow URI with its ref is a few hundred characters).
 KEYLESS_MAX = 1024
@@ -672,6 +693,9 @@ class _Checker:
                 return None
             if not text.strip() or len(text) > KEYLESS_MAX:
                 self.fail((*here, key), f"must be {KEYLESS_RULES[key]}, at most {KEYLESS_MAX} characters")
+                return None
+            if key in KEYLESS_PATTERNS and not re.match(KEYLESS_PATTERNS[key], text):
+                self.fail((*here, key), f"{text!r} is not {KEYLESS_RULES[key]}")
                 return None
             if key.endswith("_regexp"):
                 try:

@@ -130,7 +130,13 @@ def allowlist_schema() -> dict[str, Any]:
                         "type": "object",
                         "additionalProperties": False,
                         "properties": {
-                            key: {"type": "string", "minLength": 1, "maxLength": rules.KEYLESS_MAX, "description": rule}
+                            key: {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": rules.KEYLESS_MAX,
+                                **({"pattern": rules.KEYLESS_PATTERNS[key]} if key in rules.KEYLESS_PATTERNS else {}),
+                                "description": rule,
+                            }
                             for key, rule in rules.KEYLESS_RULES.items()
                         },
                         "allOf": [

@@ -40,6 +40,7 @@ from hubmirror.domain.sigstore import (
     Identity,
     TrustRoot,
     certificate_problem,
+    github_claims,
     oidc_issuer,
     subjects,
     validity_problem,
@@ -120,7 +121,7 @@ def _check(data: bytes, digest: str, root: TrustRoot, identity: Identity | None,
         problem = validity_problem(leaf, [], root, signed_times[0])
         if problem:
             raise _RefusedError(problem)
-        problem = identity.problem(subjects(leaf), oidc_issuer(leaf))
+        problem = identity.problem(subjects(leaf), oidc_issuer(leaf), github_claims(leaf))
         if problem:
             raise _RefusedError(problem)
 

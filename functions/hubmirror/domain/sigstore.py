@@ -16,12 +16,12 @@ does it (https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md), 
 4. the time Rekor logged it lies within the certificate's validity (a few minutes): the
    certificate was used while it was good;
 5. the certificate's identity (its e-mail or URI subject alternative name) and the OIDC issuer
-   Fulcio wrote in it match the policy, exactly or by regular expression.
+   Fulcio wrote in it match the policy, exactly or by regular expression, and so do the GitHub
+   workflow claims the policy names (repository, ref, trigger, commit, workflow name).
 
 What it does not do (yet): Rekor inclusion proofs and checkpoints (cosign 2's SET is the
 promise cosign itself checks offline; Sigstore bundles, cosign 3, are
-:mod:`hubmirror.domain.bundles`), timestamp authorities, GitHub workflow claims beyond the
-identity and issuer. The trust root ships with hubmirror
+:mod:`hubmirror.domain.bundles`) and timestamp authorities. The trust root ships with hubmirror
 (:data:`TRUSTED_ROOT`) and is refreshed from Sigstore's TUF repository by
 :mod:`hubmirror.adapters.sigstoretuf`.
 """
@@ -67,6 +67,16 @@ TUF_ROOT = Path(__file__).with_name("sigstore_tuf_root.json")
 #: The OIDC issuer Fulcio writes into a certificate: the DER UTF8String form, then the first, raw one.
 _ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 _ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
+#: The GitHub workflow claims Fulcio writes raw into a certificate for a GitHub Actions token,
+#: the extensions cosign's ``--certificate-github-workflow-*`` flags check
+#: (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md, 1.3.6.1.4.1.57264.1.2 to .6).
+GITHUB_CLAIMS = {
+    "github_workflow_trigger": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.2"),
+    "github_workflow_sha": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.3"),
+    "github_workflow_name": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.4"),
+    "github_workflow_repository": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.5"),
+    "github_workflow_ref": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.6"),
+}
 #: A certificate or chain annotation larger than this is not one.
 MAX_PEM_BYTES = 32 * 1024
 
@@ -85,8 +95,17 @@ class Identity:
     identity_regexp: str | None = None
     issuer: str | None = None
     issuer_regexp: str | None = None
+    #: the GitHub workflow claims (:data:`GITHUB_CLAIMS`), each exact, as cosign's
+    #: ``--certificate-github-workflow-*``
+    github_workflow_repository: str | None = None
+    github_workflow_ref: str | None = None
+    github_workflow_trigger: str | None = None
+    github_workflow_sha: str | None = None
+    github_workflow_name: str | None = None
 
-    def problem(self, subjects: Sequence[str], issuer: str | None) -> str | None:
+    def problem(
+        self, subjects: Sequence[str], issuer: str | None, claims: Mapping[str, str] | None = None
+    ) -> str | None:
         """Why a certificate of ``subjects`` from ``issuer`` is not this identity; None if it is.
 
         >>> Identity("a@example.com", issuer="https://accounts.google.com").problem(
@@ -105,6 +124,12 @@ class Identity:
             return f"its identity was vouched for by {issuer or 'no issuer'}, not {self.issuer}"
         if self.issuer_regexp is not None and not (issuer and re.search(self.issuer_regexp, issuer)):
             return f"its identity was vouched for by {issuer or 'no issuer'}, which does not match {self.issuer_regexp}"
+        for name in GITHUB_CLAIMS:
+            wanted, found = getattr(self, name), (claims or {}).get(name)
+            if wanted is not None and found != wanted:
+                if found is None:
+                    return f"its certificate carries no {name} (the policy asks for {wanted})"
+                return f"its certificate says {name} {found}, not {wanted}"
         return None
 
     def to_dict(self) -> dict[str, str]:
@@ -258,7 +283,7 @@ def keyless_problem(signed: KeylessSignature, digest: str, identity: Identity, r
     problem = validity_problem(leaf, chain, root, logged)
     if problem:
         return problem
-    return identity.problem(subjects(leaf), oidc_issuer(leaf))
+    return identity.problem(subjects(leaf), oidc_issuer(leaf), github_claims(leaf))
 
 
 def certificate_problem(leaf: x509.Certificate, chain: Sequence[x509.Certificate], root: TrustRoot) -> str | None:
@@ -309,6 +334,19 @@ def subjects(certificate: x509.Certificate) -> list[str]:
         return []
     assert isinstance(names, x509.SubjectAlternativeName)
     return [*names.get_values_for_type(x509.RFC822Name), *names.get_values_for_type(x509.UniformResourceIdentifier)]
+
+
+def github_claims(certificate: x509.Certificate) -> dict[str, str]:
+    """The GitHub workflow claims the certificate carries, by their ``verify:`` names."""
+    found = {}
+    for name, oid in GITHUB_CLAIMS.items():
+        try:
+            value = certificate.extensions.get_extension_for_oid(oid).value
+        except x509.ExtensionNotFound:
+            continue
+        if isinstance(value, x509.UnrecognizedExtension):
+            found[name] = value.value.decode(errors="replace")
+    return found
 
 
 def oidc_issuer(certificate: x509.Certificate) -> str | None:
