@@ -41,6 +41,10 @@ class MemoryStore:
         self.objects[key] = value
         return key
 
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        self.objects[key] = data
+        return key
+
     def create_json(self, key: str, value: Any) -> str | None:
         if key in self.objects:
             return None

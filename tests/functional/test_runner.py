@@ -19,6 +19,7 @@ from hubmirror.adapters.s3 import Store
 from hubmirror.domain import keys
 from hubmirror.domain.advice import Cause, remedy
 from hubmirror.domain.decisions import short
+from hubmirror.domain.documents import ExtrasMark, RefusalRecord
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import DOCKER_MANIFEST, OCI_INDEX
 from hubmirror.domain.ratelimit import PullBudget
@@ -26,6 +27,7 @@ from hubmirror.domain.registry.errors import NotFoundError
 from hubmirror.domain.registry.model import Credentials
 from hubmirror.runner.job import run_job
 from hubmirror.steps.check import check_item
+from tests.documents import problems
 from tests.functional.conftest import Registries
 
 
@@ -332,8 +334,9 @@ def test_only_a_refusal_of_the_image_itself_is_remembered_and_a_refused_signatur
     assert target.head_manifest("mirror/badsig", "1").digest == signed  # the tag moved
     remembered = [s3_store.get_json(key)["image"] for key in s3_store.keys("refusals/")]
     assert remembered == [f"{hub}/library/refused:1"]
-    assert s3_store.find_json(keys.refusal(refused, None, "mirror/refused")) is not None
+    assert problems(s3_store.find_json(keys.refusal(refused, None, "mirror/refused")), RefusalRecord) == []
     marked = s3_store.get_json(keys.extras(signed, "mirror/badsig"))
+    assert problems(marked, ExtrasMark) == []
     assert (marked["image"], marked["missing"]) == (f"{hub}/library/badsig:1", ["cosign signatures"])
 
 

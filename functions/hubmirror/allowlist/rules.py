@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from hubmirror.allowlist import yamldoc
 from hubmirror.allowlist.yamldoc import Path, format_path
@@ -51,7 +51,9 @@ MAX_PLATFORMS = 16
 TARGET_MAX = ECR_REPOSITORY_MAX - 64
 VARIANT_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$"
 #: ``signatures``: copy the image's cosign signatures, attestations and SBOM with it, or not.
-SIGNATURE_MODES = ("copy", "skip")
+#: What ``signatures:`` may say.
+SignatureMode = Literal["copy", "skip"]
+SIGNATURE_MODES: tuple[SignatureMode, ...] = get_args(SignatureMode)
 #: ``verify``: where the cosign public key is. The check function may read secrets and
 #: parameters under these names only (its role says so), and KMS keys of its own account.
 VERIFY_PATTERNS = {

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from hubmirror.domain import keys
+from hubmirror.domain.documents import BlobRecord, ClaimRecord
 
 #: A claim not renewed for this long belongs to a copier that died; others fetch the blob.
 #: Claimers renew every ten seconds (``transfer.CLAIM_HEARTBEAT_SECONDS``): six missed beats
@@ -120,7 +121,7 @@ class S3BlobIndex:
             return
         key = keys.blob(digest)
         places = [repository]
-        if not self.where(digest) and self.store.create_json(key, {"repositories": places}) is not None:
+        if not self.where(digest) and self.store.create_json(key, BlobRecord(repositories=places)) is not None:
             with self._lock:  # a new blob's first record: one write, no read
                 self._known[digest] = places
             return
@@ -128,7 +129,7 @@ class S3BlobIndex:
             found = self.store.read_json(key)
             held = found[0] if found is not None and isinstance(found[0], dict) else {}
             places = [repository, *[str(p) for p in held.get("repositories", []) if p != repository]][:8]
-            value = {"repositories": places}
+            value = BlobRecord(repositories=places)
             written = (
                 self.store.create_json(key, value) if found is None else self.store.replace_json(key, value, found[1])
             )
@@ -169,10 +170,10 @@ class S3BlobIndex:
         """Give the claim up (the image is written, or its copy failed): a waiting copier
         takes the blob from the target, or fetches it, at once. A claim another copier took
         over meanwhile stays theirs."""
-        self._rewrite(digest, {"at": 0, "released": True})
+        self._rewrite(digest, ClaimRecord(at=0, released=True))
 
-    def _claim(self) -> dict[str, Any]:
-        return {"at": self.clock(), "by": self.holder}
+    def _claim(self) -> ClaimRecord:
+        return ClaimRecord(at=self.clock(), by=self.holder)
 
     def _hold(self, digest: str, etag: str | None) -> None:
         """Remember the ETag of the claim this copier last wrote (None: it holds none)."""
@@ -182,7 +183,7 @@ class S3BlobIndex:
             else:
                 self._etags.pop(digest, None)
 
-    def _rewrite(self, digest: str, value: dict[str, Any]) -> bool:
+    def _rewrite(self, digest: str, value: ClaimRecord) -> bool:
         """Write over this copier's own claim. With the ETag of its last write, no read is
         needed: the write lands only if the claim is still exactly that (nobody took it over)."""
         key = keys.blob(digest, ".claim")

@@ -37,6 +37,7 @@ from hubmirror.domain.oci import (
     INDEX_MEDIA_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
+    Descriptor,
     docker_list_refusal,
     sha256_digest,
 )
@@ -92,7 +93,7 @@ class RefusedImageError(RegistryError):
     """
 
 
-def _blobs(document: Mapping[str, Any], where: str = "the image") -> list[Mapping[str, Any]]:
+def _blobs(document: Mapping[str, Any], where: str = "the image") -> list[Descriptor]:
     """The config and layers of an image manifest, without non-distributable layers.
 
     Only the media type makes a layer non-distributable (Docker's ``foreign``, OCI's
@@ -116,7 +117,7 @@ def _blobs(document: Mapping[str, Any], where: str = "the image") -> list[Mappin
     return blobs
 
 
-BlobSource = Callable[[Mapping[str, Any]], Any]
+BlobSource = Callable[[Descriptor], Any]
 #: A streamed upload cannot be replayed; a failed one is started again from the source.
 UPLOAD_ATTEMPTS = 2
 #: How often a copier waiting for a blob another copier claimed looks at it again.
@@ -187,7 +188,7 @@ class Transfer:
     def ensure_blobs(
         self,
         repository: str,
-        descriptors: Sequence[Mapping[str, Any]],
+        descriptors: Sequence[Descriptor],
         fetch: BlobSource,
         *,
         held: list[str] | None = None,
@@ -223,7 +224,7 @@ class Transfer:
     def _plan_blob(
         self,
         repository: str,
-        descriptor: Mapping[str, Any],
+        descriptor: Descriptor,
         fetch: BlobSource,
         held: list[str] | None,
         deadline: float | None,
@@ -268,7 +269,7 @@ class Transfer:
 
         return upload
 
-    def _wait_for_claimer(self, repository: str, descriptor: Mapping[str, Any], deadline: float | None) -> bool:
+    def _wait_for_claimer(self, repository: str, descriptor: Descriptor, deadline: float | None) -> bool:
         """Wait for the blob another copier claimed to become readable in the target, then take
         it from there; False as soon as that copier lets the claim go, or its heartbeat stops
         (fetch it then). The claimer's own deadlines bound the wait; ``deadline`` bounds it too."""
@@ -322,7 +323,7 @@ class Transfer:
         self.index.record(digest, repository)
         return True
 
-    def _from_spool(self, repository: str, descriptor: Mapping[str, Any]) -> bool:
+    def _from_spool(self, repository: str, descriptor: Descriptor) -> bool:
         """Upload a blob this process fetched before, from its local copy."""
         digest = str(descriptor["digest"])
         with self._lock:
@@ -379,7 +380,7 @@ class Transfer:
         if part is not None:
             part.unlink(missing_ok=True)
 
-    def _from_target(self, repository: str, descriptor: Mapping[str, Any], *, fresh: bool) -> bool:
+    def _from_target(self, repository: str, descriptor: Descriptor, *, fresh: bool) -> bool:
         """Take the blob from a target repository that can serve it: mount it; where the
         registry opens an upload session instead (ECR without ``BLOB_MOUNTING``), copy it
         within the target through that session at once."""
@@ -402,13 +403,13 @@ class Transfer:
             return True
         return False
 
-    def _target_blob(self, repository: str, descriptor: Mapping[str, Any]) -> Any:
+    def _target_blob(self, repository: str, descriptor: Descriptor) -> Any:
         return self.target.open_blob(repository, str(descriptor["digest"]))
 
     def _upload(
         self,
         repository: str,
-        descriptor: Mapping[str, Any],
+        descriptor: Descriptor,
         fetch: BlobSource,
         *,
         session: str | None = None,
@@ -586,7 +587,7 @@ class ImageSource(Protocol):
     pulls: bool
 
     def manifest(self, digest: str) -> Manifest: ...
-    def blob(self, descriptor: Mapping[str, Any], *, deadline: float | None = None) -> Any: ...
+    def blob(self, descriptor: Descriptor, *, deadline: float | None = None) -> Any: ...
 
 
 class RegistrySource:
@@ -602,7 +603,7 @@ class RegistrySource:
     def manifest(self, digest: str) -> Manifest:
         return self.client.get_manifest(self.repository, digest)
 
-    def blob(self, descriptor: Mapping[str, Any], *, deadline: float | None = None) -> Any:
+    def blob(self, descriptor: Descriptor, *, deadline: float | None = None) -> Any:
         digest, size = str(descriptor["digest"]), int(descriptor["size"])
         return self.client.open_blob(self.repository, digest, size=size, deadline=deadline)
 
@@ -627,5 +628,5 @@ class LayoutSource:
         fallback = OCI_INDEX if "manifests" in document else OCI_MANIFEST
         return Manifest(digest=digest, media_type=str(document.get("mediaType") or fallback), body=body)
 
-    def blob(self, descriptor: Mapping[str, Any], *, deadline: float | None = None) -> Any:
+    def blob(self, descriptor: Descriptor, *, deadline: float | None = None) -> Any:
         return self._path(str(descriptor["digest"])).open("rb")

@@ -11,10 +11,11 @@ Pure: no I/O, no environment.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from hubmirror.domain.documents import OutcomeRecord
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import ANNOTATION_RECIPE, INDEX_MEDIA_TYPES, canonical_json, sha256_digest
 
@@ -144,30 +145,40 @@ class Outcome:
     """What happened to one item in a run: exactly one per item ends in the report."""
 
     key: str
-    outcome: str
+    outcome: OutcomeName
     reason: str
     target: str
     upstream_digest: str | None = None
     target_digest: str | None = None
-    kind: str = Kind.COPY
+    kind: Kind = Kind.COPY
     retry_after: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+    def to_dict(self) -> OutcomeRecord:
+        record = OutcomeRecord(
+            key=self.key, outcome=str(self.outcome), reason=self.reason, target=self.target, kind=str(self.kind)
+        )
+        if self.upstream_digest is not None:
+            record["upstream_digest"] = self.upstream_digest
+        if self.target_digest is not None:
+            record["target_digest"] = self.target_digest
+        if self.retry_after is not None:
+            record["retry_after"] = self.retry_after
+        return record
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
+        """An outcome as :meth:`to_dict` wrote it (a report of an earlier run included)."""
         return cls(
             key=str(data["key"]),
-            outcome=str(data["outcome"]),
+            outcome=OutcomeName(str(data["outcome"])),
             reason=str(data.get("reason", "")),
             target=str(data.get("target", "")),
             upstream_digest=data.get("upstream_digest"),
             target_digest=data.get("target_digest"),
-            kind=str(data.get("kind", Kind.COPY)),
+            kind=Kind(str(data.get("kind", Kind.COPY))),
             retry_after=data.get("retry_after"),
         )
 
     @classmethod
-    def for_item(cls, item: WorkItem, outcome: str, reason: str, **extra: Any) -> Outcome:
+    def for_item(cls, item: WorkItem, outcome: OutcomeName, reason: str, **extra: Any) -> Outcome:
         return cls(key=item.key, outcome=outcome, reason=reason, target=item.target, kind=item.kind, **extra)

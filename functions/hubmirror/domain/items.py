@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from hubmirror.domain.documents import ItemDocument
 from hubmirror.domain.references import ECR_REPOSITORY_MAX, ECR_REPOSITORY_RE, ImageReference
 
 
@@ -74,12 +75,20 @@ class WorkItem:
     def target(self) -> str:
         return f"{self.target_repository}:{self.target_tag}"
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["platforms"] = list(self.platforms) if self.platforms is not None else None
-        data["build_commands"] = list(self.build_commands)
-        data["verify"] = list(self.verify) if self.verify else None
-        return data
+    def to_dict(self) -> ItemDocument:
+        return ItemDocument(
+            source=self.source,
+            tag=self.tag,
+            target_repository=self.target_repository,
+            target_tag=self.target_tag,
+            platforms=list(self.platforms) if self.platforms is not None else None,
+            build_commands=list(self.build_commands),
+            entry=self.entry,
+            pinned=self.pinned,
+            signatures=self.signatures,
+            verify=list(self.verify) if self.verify else None,
+            build_network=self.build_network,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkItem:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -31,6 +31,18 @@ SCHEMA1_MEDIA_TYPES = frozenset(
 #: as ``platform.features`` has been (https://github.com/aws/containers-roadmap/issues/2439).
 _DOCKER_LIST_FIELDS = frozenset({"schemaVersion", "mediaType", "manifests"})
 _DOCKER_PLATFORM_FIELDS = frozenset({"architecture", "os", "os.version", "os.features", "variant"})
+
+
+class Descriptor(TypedDict):
+    """An OCI content descriptor, as manifests and indexes list them (image-spec descriptor.md)."""
+
+    mediaType: str
+    digest: str
+    size: int
+    urls: NotRequired[list[str]]
+    annotations: NotRequired[dict[str, str]]
+    platform: NotRequired[dict[str, Any]]
+    artifactType: NotRequired[str]
 
 
 def docker_list_refusal(document: Mapping[str, Any]) -> str | None:
@@ -168,7 +180,7 @@ def normalise_platform(platform: str) -> str:
     return "linux/arm64" if platform == "linux/arm64/v8" else platform
 
 
-def descriptor_platform(descriptor: Mapping[str, Any]) -> str | None:
+def descriptor_platform(descriptor: Descriptor | Mapping[str, Any]) -> str | None:
     """``os/arch[/variant]`` of an index entry, or None for entries without a platform."""
     platform = descriptor.get("platform")
     if not isinstance(platform, Mapping):

@@ -53,6 +53,7 @@ from hubmirror.copying.pulls import DeferredError, reserve_pulls
 from hubmirror.copying.transfer import RefusedImageError, Transfer
 from hubmirror.domain import dockerfile, keys
 from hubmirror.domain.decisions import Outcome, OutcomeName, short
+from hubmirror.domain.documents import JOB_DEADLINE_SECONDS, ExtrasMark, JobEntry, JobFile, OutcomeRecord, RefusalRecord
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import (
     INDEX_MEDIA_TYPES,
@@ -79,9 +80,6 @@ BUILD_RUNTIME = "/usr/bin/runc"
 #: large image (1 GB of layers) moves in a few minutes even at 10 MB/s; twenty minutes is
 #: several times that, and four of them still fit a build's two hours many times over.
 ITEM_DEADLINE_SECONDS = 20 * 60
-#: When a job stops starting items: the CodeBuild projects time out after 120 minutes, and
-#: the provisioning and install phases, and the last outcome writes, need the rest.
-JOB_DEADLINE_SECONDS = 100 * 60
 NOT_STARTED_IN_TIME = "not started in time (the job ran out of its time); a later run copies it"
 #: Items of a copy job copied at once (each also fetches its blobs in parallel).
 COPY_WORKERS = 4
@@ -187,7 +185,7 @@ def _last_words(output: str) -> str:
     return text[:600]
 
 
-def _annotations(entry: Mapping[str, Any]) -> dict[str, str]:
+def _annotations(entry: JobEntry) -> dict[str, str]:
     return dockerfile.image_annotations(WorkItem.from_dict(entry), str(entry["upstream_digest"]), str(entry["recipe"]))
 
 
@@ -236,7 +234,7 @@ def upstream_copy(
 
 
 def copy_item(
-    entry: Mapping[str, Any],
+    entry: JobEntry,
     *,
     transfer: Transfer,
     upstream: RegistryClient,
@@ -317,7 +315,7 @@ def copy_item(
 
 
 def build_item(
-    entry: Mapping[str, Any],
+    entry: JobEntry,
     *,
     tools: Toolbox,
     store: Store,
@@ -451,7 +449,7 @@ def annotate_layout_index(layout: Path, ref: str, extra: Mapping[str, str]) -> s
 
 def _attempt(
     item: WorkItem,
-    entry: Mapping[str, Any],
+    entry: JobEntry,
     *,
     job_kind: str,
     refuse: str | None,
@@ -502,7 +500,7 @@ def _attempt(
 class _Job:
     """One job file being worked through: its clients, budget, deadlines and outcomes so far."""
 
-    job: Mapping[str, Any]
+    job: JobFile
     store: Any
     ecr: Ecr
     transfer: Transfer
@@ -512,7 +510,7 @@ class _Job:
     budget: PullBudget
     job_deadline: float
     item_seconds: float
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[OutcomeRecord] = field(default_factory=list)
     failed: int = 0
     _upstreams: dict[str, RegistryClient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -525,7 +523,7 @@ class _Job:
         with self._lock:
             return self._upstreams.setdefault(host, RegistryClient(host, for_host(self.upstream_credentials, host)))
 
-    def process(self, number: int, entry: Mapping[str, Any]) -> None:
+    def process(self, number: int, entry: JobEntry) -> None:
         """Copy or build one item, then write every outcome so far (a job killed later loses none)."""
         item = WorkItem.from_dict(entry)
         upstream = self.upstream(item.upstream.api_host)
@@ -585,7 +583,7 @@ class _Job:
             self.outcomes.append(outcome.to_dict())
             self.store.put_json(self.job["outcomes_key"], self.outcomes)
 
-    def extras_pending(self, entry: Mapping[str, Any], pending: Sequence[str]) -> None:
+    def extras_pending(self, entry: JobEntry, pending: Sequence[str]) -> None:
         """Mark an image whose signatures or referrers did not all arrive, so the next run's
         check sends it back for them alone; clear the mark once they have. A failure to mark
         costs only the retry."""
@@ -593,19 +591,20 @@ class _Job:
         key = keys.extras(str(entry["upstream_digest"]), item.target_repository)
         try:
             if pending:
-                self.store.put_json(key, {"image": item.key, "run": self.job.get("run"), "missing": list(pending)})
+                mark = ExtrasMark(image=item.key, run=self.job["run"], missing=list(pending))
+                self.store.put_json(key, mark)
             elif entry.get("extras_only"):
                 self.store.delete(key)
         except Exception as exc:
             print(f"== could not record what is missing beside {item.key}: {exc}", flush=True)
 
-    def remember(self, entry: Mapping[str, Any], reason: str) -> None:
+    def remember(self, entry: JobEntry, reason: str) -> None:
         """Keep a refusal no run can change (the image as it is), so the next runs report it
         for one HEAD instead of pulling again; a failure to keep it costs only that."""
         item = WorkItem.from_dict(entry)
         key = keys.refusal(str(entry["upstream_digest"]), entry.get("recipe"), item.target_repository)
         try:
-            self.store.put_json(key, {"reason": reason, "run": self.job.get("run"), "image": item.key})
+            self.store.put_json(key, RefusalRecord(reason=reason, run=self.job["run"], image=item.key))
         except Exception as exc:  # the outcome stands; the next run tries the image again
             print(f"== could not remember the refusal of {item.key}: {exc}", flush=True)
 
@@ -632,7 +631,7 @@ def run_job(
         return 2
     bucket, key = uri[5:].split("/", 1)
     store = store_factory(bucket)
-    job = store.get_json(key)
+    job: JobFile = store.get_json(key)
     target_registry = str(job["target_registry"])
     settings = JobSettings.from_env(os.environ if environ is None else environ)
     ecr = ecr or Ecr()

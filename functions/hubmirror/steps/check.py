@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 
 from hubmirror.domain import keys
 from hubmirror.domain.decisions import Action, Decision, Outcome, OutcomeName, TargetState, decide, is_derived
+from hubmirror.domain.documents import JOB_DEADLINE_SECONDS, JobEntry, JobFile, RefusalRecord
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.domain.oci import INDEX_MEDIA_TYPES, SCHEMA1_MEDIA_TYPES
 from hubmirror.domain.ratelimit import PullBudget, RateLimit, budget_text, reset_time
@@ -134,7 +135,7 @@ def check_item(
     dry_run: bool,
     public_keys: KeyResolver = inline_keys,
     now: dt.datetime | None = None,
-    refusals: Callable[[str], Mapping[str, Any] | None] | None = None,
+    refusals: Callable[[str], RefusalRecord | None] | None = None,
     trust_root: Callable[[], TrustRoot] = shipped_trust_root,
     missing_extras: Collection[str] = (),
 ) -> ItemCheck:
@@ -284,8 +285,8 @@ def signature_gate(
 
 
 def _refused(
-    refusals: Callable[[str], Mapping[str, Any] | None] | None, digest: str, recipe: str | None, item: WorkItem
-) -> Mapping[str, Any] | None:
+    refusals: Callable[[str], RefusalRecord | None] | None, digest: str, recipe: str | None, item: WorkItem
+) -> RefusalRecord | None:
     """The refusal a job remembered for this image, if any. A failure to read it costs only the
     memory: the item is tried as if nothing had been remembered."""
     if refusals is None:
@@ -403,16 +404,17 @@ def check_batch(
         work = [c for c in checks if c.outcome is None and c.decision is not None and c.decision.action == Action(kind)]
         if not work:
             continue
-        job = {
-            "run": run,
-            "batch": batch,
-            "kind": kind,
-            "target_registry": target_registry,
-            "ratelimit_floor": floor,
-            "item_deadline_seconds": item_deadline_seconds,
-            "outcomes_key": keys.outcomes(run, batch, kind),
-            "items": [job_item(c) for c in work],
-        }
+        job = JobFile(
+            run=run,
+            batch=batch,
+            kind=str(kind),
+            target_registry=target_registry,
+            ratelimit_floor=floor,
+            item_deadline_seconds=item_deadline_seconds,
+            job_deadline_seconds=JOB_DEADLINE_SECONDS,
+            outcomes_key=keys.outcomes(run, batch, kind),
+            items=[job_item(c) for c in work],
+        )
         key = store.put_json(keys.job(run, batch, kind), job)
         if kind == Kind.COPY:
             result.copy_job = key
@@ -421,16 +423,19 @@ def check_batch(
     return result
 
 
-def job_item(check: ItemCheck) -> dict[str, Any]:
+def job_item(check: ItemCheck) -> JobEntry:
     """One job entry: the item, the digest the check saw, and why it needs work."""
     assert check.upstream is not None
     assert check.decision is not None
-    return {
-        **check.item.to_dict(),
+    # mypy asks ** items to name the entry's optional keys too; unknown keys are still refused
+    entry: JobEntry = {
+        **check.item.to_dict(),  # type: ignore[typeddict-item]
         "upstream_digest": check.upstream.digest,
         "upstream_media_type": check.upstream.media_type,
         "target_digest": check.target.digest if check.target else None,
         "recipe": check.decision.recipe,
         "reason": check.decision.reason,
-        **({"extras_only": True} if check.extras_only else {}),
     }
+    if check.extras_only:
+        entry["extras_only"] = True
+    return entry

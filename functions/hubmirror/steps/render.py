@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 from hubmirror.domain import keys
 from hubmirror.domain.dockerfile import render_context
+from hubmirror.domain.documents import JobFile
 from hubmirror.domain.items import WorkItem
 from hubmirror.steps.payloads import RenderResult
 
@@ -23,11 +24,14 @@ def render_job(store: RenderStore, job_key: str) -> RenderResult:
     The job file is rewritten with each item's ``context`` key and Dockerfile, so the
     build and the report see exactly what was rendered.
     """
-    job = store.get_json(job_key)
+    job: JobFile = store.get_json(job_key)
     rendered = 0
     for entry in job["items"]:
         item = WorkItem.from_dict(entry)
-        context = render_context(item, entry["upstream_digest"], entry["recipe"])
+        recipe = entry["recipe"]
+        if recipe is None:  # the check gives every build its recipe
+            raise ValueError(f"the build job {job_key} has no recipe for {item.key}")
+        context = render_context(item, entry["upstream_digest"], recipe)
         key = keys.context(context.digest)
         if not store.exists(key):
             store.put_bytes(key, context.archive, "application/gzip")

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 from hubmirror import __version__
 from hubmirror.domain import keys
 from hubmirror.domain.advice import remedy
 from hubmirror.domain.decisions import OUTCOMES, Outcome, OutcomeName, TargetState, decide, short
+from hubmirror.domain.documents import JobEntry, JobFile
 from hubmirror.domain.items import Kind, WorkItem
 from hubmirror.steps.payloads import ReportResult
 
@@ -112,9 +113,12 @@ class Report:
         return self.counts.get(OutcomeName.FAILED, 0) + (1 if self.plan_error else 0)
 
     @property
-    def status(self) -> str:
+    def status(self) -> Literal["failed", "succeeded"]:
         return "failed" if self.failed else "succeeded"
 
+
+#: What an e-mail subject says of the run first.
+Subject = Literal["FAILED", "DRY RUN", "OK"]
 
 #: The console's host in each partition (``{region}`` is filled in).
 CONSOLE_HOSTS = {
@@ -148,7 +152,7 @@ def console_links(location: str | None, execution: str | None) -> dict[str, str]
 def item_document(outcome: Outcome, report: Report) -> dict[str, Any]:
     """An item as programs read it: the outcome, its pull reference, and for a failure or a wait
     its cause, next step and whether the next run retries it."""
-    data = outcome.to_dict()
+    data: dict[str, Any] = dict(outcome.to_dict())
     if outcome.outcome in CHANGED or outcome.outcome == OutcomeName.UNCHANGED:
         data["pull"] = report.pull_reference(outcome)
     if outcome.outcome in (OutcomeName.FAILED, OutcomeName.DEFERRED):
@@ -193,7 +197,7 @@ def _error_reason(error: Mapping[str, Any], phase: str) -> str:
 TargetLookup = Callable[[WorkItem], TargetState | None]
 
 
-def _in_place(item: WorkItem, entry: Mapping[str, Any], lookup: TargetLookup, why: str) -> Outcome:
+def _in_place(item: WorkItem, entry: JobEntry, lookup: TargetLookup, why: str) -> Outcome:
     """The outcome of a job item whose job recorded none, asked of the target (truth lives there)."""
     digest = str(entry.get("upstream_digest") or "")
     try:
@@ -208,7 +212,7 @@ def _in_place(item: WorkItem, entry: Mapping[str, Any], lookup: TargetLookup, wh
         return Outcome.for_item(item, OutcomeName.FAILED, why, upstream_digest=digest)
     return Outcome.for_item(
         item,
-        OutcomeName.BUILT if entry.get("kind") == Kind.BUILD else OutcomeName.COPIED,
+        OutcomeName.BUILT if item.kind == Kind.BUILD else OutcomeName.COPIED,
         f"in place in the target (its job recorded no outcome: {why})",
         upstream_digest=digest,
         target_digest=state.digest,
@@ -226,7 +230,7 @@ def collect(store: ReportStore, run: str, *, target: TargetLookup | None = None)
     dry_run = bool(plan.get("options", {}).get("dry_run"))
     recorded: dict[str, Outcome] = {}
     job_of: dict[str, str] = {}
-    job_entry: dict[str, Mapping[str, Any]] = {}
+    job_entry: dict[str, JobEntry] = {}
     errors: dict[str, str] = {}
     for key in store.keys(keys.folder(run, "outcomes")):
         for data in store.get_json(key):
@@ -235,11 +239,11 @@ def collect(store: ReportStore, run: str, *, target: TargetLookup | None = None)
                 continue  # a build's outcome wins over the check's
             recorded[outcome.target] = outcome
     for key in store.keys(keys.folder(run, "jobs")):
-        job = store.get_json(key)
-        for entry in job.get("items", []):
+        job: JobFile = store.get_json(key)
+        for entry in job["items"]:
             target_ref = f"{entry['target_repository']}:{entry['target_tag']}"
             job_of[target_ref] = f"{job['batch']}-{job['kind']}"
-            job_entry[target_ref] = {**entry, "kind": job["kind"]}
+            job_entry[target_ref] = entry
     for key in store.keys(keys.folder(run, "errors")):
         name = key.rsplit("/", 1)[-1].removesuffix(".json")
         batch, _, phase = name.partition("-")
@@ -297,7 +301,9 @@ def subject(report: Report) -> str:
         counts = report.counts
         shown = [f"{n} {name}" for name, n in counts.items() if n and name != OutcomeName.UNCHANGED]
         shown.append(f"{counts.get(OutcomeName.UNCHANGED, 0)} unchanged")
-        status = "FAILED" if report.failed else ("DRY RUN" if report.dry_run else "OK")
+        status: Literal["FAILED", "DRY RUN", "OK"] = (
+            "FAILED" if report.failed else ("DRY RUN" if report.dry_run else "OK")
+        )
         text = f"hubmirror {status}: {', '.join(shown)} of {len(report.outcomes)} ({report.run})"
     text = "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
     return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from hubmirror.domain import keys
+from hubmirror.domain.documents import RunLock
 
 RUN_LOCK_KEY = keys.RUN_LOCK
 #: How long a run lock holds at most: a run that died (its report step never ran) blocks the
@@ -46,7 +47,7 @@ def take_run_lock(store: LockStore, run: str, *, now: float | None = None) -> No
     taken over.
     """
     now = time.time() if now is None else now
-    lock = {"execution": run, "at": now, "expires": now + RUN_LOCK_SECONDS}
+    lock = RunLock(execution=run, at=now, expires=now + RUN_LOCK_SECONDS)
     held: Any = {}
     for _ in range(LOCK_ATTEMPTS):
         if store.create_json(RUN_LOCK_KEY, lock) is not None:

@@ -23,7 +23,7 @@ import urllib3
 from hubmirror.adapters.registry.retry import RETRIED, RetryPolicy, retry_after
 from hubmirror.adapters.registry.stream import describe
 from hubmirror.domain.registry.errors import AuthenticationError, RateLimitedError, RegistryUnavailableError
-from hubmirror.domain.registry.model import Credentials
+from hubmirror.domain.registry.model import Credentials, Side
 
 USER_AGENT = "hubmirror/1"
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
@@ -59,7 +59,7 @@ class TokenAuth:
     def __init__(
         self,
         host: str,
-        side: str,
+        side: Side,
         credentials: Credentials | None,
         pool: urllib3.PoolManager,
         timeout: float,

@@ -41,6 +41,7 @@ from hubmirror.domain.registry.model import (
     Credentials,
     Manifest,
     ManifestHead,
+    Side,
 )
 
 #: Registries send blob downloads elsewhere: Docker Hub to its CDN, ECR to pre-signed S3 URLs.
@@ -74,7 +75,7 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         timeout: float = IDLE_TIMEOUT_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
-        side: str = "upstream",
+        side: Side = "upstream",
     ) -> None:
         self.host = host
         #: which side of the mirror this registry is ("upstream" or "target"), named in every error

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from hubmirror.domain.ratelimit import RateLimit
 from hubmirror.domain.registry.errors import RegistryError
 
+#: Which side of the mirror a registry is, named in every error it causes.
+Side = Literal["upstream", "target"]
 #: The most tags read from one repository (the plan's setting ``tag_list_limit``).
 TAG_LIST_LIMIT = 100_000
 #: The largest manifest hubmirror reads: the size the OCI distribution spec asks registries
