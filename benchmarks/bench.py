@@ -5,7 +5,7 @@ layer, a third of them two-platform). skopeo cannot build, so the compared figur
 copy-only workload: every item is a copy. The items ``plan`` gives build lines (one in 25)
 are measured apart, hubmirror only: added to the synced mirror after the comparison.
 
-Both tools write into the same strict ECR stand-in (:mod:`devstack.ecrfront`: ``PutImage`` at
+Both tools write into the same strict ECR stand-in (:mod:`devstack.registries.ecrfront`: ``PutImage`` at
 10 a second, blob downloads redirected, mounts refused): hubmirror under its prefix, ``skopeo
 sync`` under ``skopeo/``, whose repositories are made first with ``CreateRepository`` (no
 creation template covers that prefix, so ECR would refuse the push otherwise). Every repeat
@@ -42,11 +42,11 @@ from typing import Any
 
 import boto3
 
-from devstack.ecrfront import DEFAULT_RATES, EcrFront
-from devstack.images import platform_image
+from devstack.content.images import platform_image
+from devstack.content.workload import Item, Workload, plan, push, with_builds
 from devstack.procs import stop_on_sigterm
+from devstack.registries.ecrfront import DEFAULT_RATES, EcrFront
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
-from devstack.workload import Item, Workload, plan, push, with_builds
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("head_manifest", "get_manifest", "get_blob", "tags_list", "token", "rejected_429")

@@ -19,10 +19,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from devstack.ecrfront import EcrFront
-from devstack.hubfront import HubFront
-from devstack.images import OCI_LAYER, OCI_MANIFEST, Blob, Pusher, platform_image, tar_layer
-from devstack.registry import BasicAuth, Registry
+from devstack.content.images import OCI_LAYER, OCI_MANIFEST, Blob, Pusher, platform_image, tar_layer
+from devstack.registries.ecrfront import EcrFront
+from devstack.registries.hubfront import HubFront
+from devstack.registries.registry import BasicAuth, Registry
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.copying.blobindex import MemoryBlobIndex

@@ -1,1 +1,8 @@
-"""The local stack hubmirror's tests, demo and benchmarks run against (see stack.py)."""
+"""The local stack hubmirror's tests, demo and benchmarks run against (see stack.py).
+
+Its stand-ins are grouped by the service each plays: ``registries/`` (Docker Hub and ECR's
+registry API, the CDN they redirect to), ``aws/`` (moto and its extensions: IAM, Lambda,
+CodeBuild, Step Functions, EventBridge, and the deployment of ``template.yaml``) and
+``content/`` (the images, signatures and workloads pushed into them). ``stack`` and ``demo``
+put them together; ``procs`` (processes and ports) serves every group.
+"""

@@ -24,9 +24,9 @@ from typing import Any
 
 import boto3
 
-from devstack import cosign
-from devstack.deploy import ACCOUNT
-from devstack.images import platform_image, seed
+from devstack.aws.deploy import ACCOUNT
+from devstack.content import cosign
+from devstack.content.images import platform_image, seed
 from devstack.procs import stop_on_sigterm
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from hubmirror.adapters.registry.client import RegistryClient

@@ -32,13 +32,13 @@ from typing import Any
 
 import boto3
 
-from devstack import codebuild, eventsize, iam, lambdas, mapruns, sfnerrors, sfntargets
-from devstack.deploy import ACCOUNT, REGION, Deployment, access_key, deploy
-from devstack.ecrfront import EcrFront, Principal, Repository, template_for
-from devstack.hubfront import HubFront
-from devstack.images import Pusher
+from devstack.aws import codebuild, eventsize, iam, lambdas, mapruns, sfnerrors, sfntargets
+from devstack.aws.deploy import ACCOUNT, REGION, Deployment, access_key, deploy
+from devstack.content.images import Pusher
 from devstack.procs import free_port
-from devstack.registry import BasicAuth, Registry
+from devstack.registries.ecrfront import EcrFront, Principal, Repository, template_for
+from devstack.registries.hubfront import HubFront
+from devstack.registries.registry import BasicAuth, Registry
 from hubmirror.domain import keys
 
 ECR_USER = "AWS"
@@ -116,7 +116,7 @@ class RunResult:
     lambda_seconds: float = 0.0
     build_seconds: list[float] = field(default_factory=list)
 
-    #: AWS calls IAM refused during the run (devstack.iam): principal, action, resource
+    #: AWS calls IAM refused during the run (devstack.aws.iam): principal, action, resource
     iam_refused: list[Any] = field(default_factory=list)
     #: what the state machine's catchers recorded (``runs/<run>/errors/*.json``): step -> error
     step_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -185,7 +185,7 @@ class Stack:
     ecr_blob_mounting: bool = False
     #: ECR request rates by action, where a test raises a quota (as an account can)
     ecr_rates: dict[str, float] = field(default_factory=dict)
-    #: evaluate every AWS call against its caller's role from template.yaml (devstack.iam)
+    #: evaluate every AWS call against its caller's role from template.yaml (devstack.aws.iam)
     enforce_iam: bool = True
     #: a rule on the default bus that sends hubmirror's events to a queue (RunResult.published);
     #: moto delivers each event to SQS slowly, so a run of thousands of images may go without

@@ -5,7 +5,7 @@
 #   - the copy/build job's tools (functions/hubmirror/runner/install-tools.sh: buildah,
 #     python3-boto3, python3-yaml, qemu-user-static, binfmt-support), the same script
 #     CodeBuild runs (here for qemu's binfmt_misc handlers, which the kernel shares);
-#   - mmdebstrap, and with it the local CodeBuild's build image (devstack/buildimage.py:
+#   - mmdebstrap, and with it the local CodeBuild's build image (devstack/aws/buildimage.py:
 #     Debian 12 minbase, then install-tools.sh inside it), cached under .cache/;
 #   - busybox-static for arm64, unpacked under .cache/, for two-platform seed images.
 set -euo pipefail
@@ -51,5 +51,5 @@ if [ ! -x "$arm64" ]; then
   dpkg-deb -x "$work"/busybox-static_*_arm64.deb "$root/.cache/busybox-arm64"
   rm -rf "$work"
 fi
-(cd "$root" && python3 -m devstack.buildimage)
+(cd "$root" && python3 -m devstack.aws.buildimage)
 echo "system ready: $(docker-registry --version 2>/dev/null | head -1), $(buildah --version | cut -d' ' -f1-3)"

@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.cosign import SIGNATURE_ANNOTATION, SIMPLE_SIGNING, artifact
-from devstack.images import Blob
+from devstack.content.cosign import SIGNATURE_ANNOTATION, SIMPLE_SIGNING, artifact
+from devstack.content.images import Blob
 
 DATA = Path(__file__).parent / "unit" / "data" / "cosign"
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from devstack.images import seed
-from devstack.proxy import Fault
+from devstack.content.images import seed
+from devstack.registries.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from hubmirror.cli import main
 from hubmirror.domain import keys
@@ -385,7 +385,7 @@ def test_only_the_named_writers_change_the_allowlist_and_the_report_names_who_di
     world: World, monkeypatch: pytest.MonkeyPatch, waited: object
 ) -> None:
     """The bucket policy decides (the IAM stand-in evaluates it), not a check in hubmirror's code."""
-    from devstack.iam import user_id
+    from devstack.aws.iam import user_id
 
     path = world.allowlist("allowlist.yaml", FIRST)
     before = world.versions()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.images import seed
+from devstack.content.images import seed
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from tests.support import RegistryReader
 

@@ -26,10 +26,10 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.cdn import DownloadFault
-from devstack.iam import ServiceFault
-from devstack.images import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Blob, Pusher, platform_image
-from devstack.proxy import Fault
+from devstack.aws.iam import ServiceFault
+from devstack.content.images import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Blob, Pusher, platform_image
+from devstack.registries.cdn import DownloadFault
+from devstack.registries.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from tests.support import RegistryReader
 
@@ -647,7 +647,7 @@ def test_two_executions_at_once_sync_once_and_the_second_says_why(world: World, 
 def _published(world: World) -> list[str]:
     from moto.sns.models import sns_backends
 
-    from devstack.deploy import ACCOUNT, REGION
+    from devstack.aws.deploy import ACCOUNT, REGION
 
     assert world.stack.deployment is not None
     topic = sns_backends[ACCOUNT][REGION].topics[world.stack.deployment.topic_arn]

@@ -1,6 +1,6 @@
 """Each step acts under its own role: take a statement the pipeline needs away, and it fails.
 
-The stack is deployed without one statement of template.yaml (devstack.iam evaluates every
+The stack is deployed without one statement of template.yaml (devstack.aws.iam evaluates every
 call against the roles as deployed); the run fails where AWS would fail it, and the refused
 call is named.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.images import seed
+from devstack.content.images import seed
 from devstack.stack import RunResult, Stack
 
 pytestmark = pytest.mark.e2e

@@ -5,7 +5,7 @@ three images: one whose repository does not exist yet (ECR makes it on the first
 the template's settings), one whose repository an older hubmirror made (tagged
 ``managed-by=hubmirror``, with a statement its owner added) and one whose repository someone
 else made under the prefix. Pulls from other accounts go through the ECR stand-in, which
-judges each by the repository's policy (``devstack.iam.repository_policy_allows``).
+judges each by the repository's policy (``devstack.aws.iam.repository_policy_allows``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from devstack.ecrfront import Principal
-from devstack.images import seed
+from devstack.content.images import seed
+from devstack.registries.ecrfront import Principal
 from devstack.stack import RunResult, Stack
 from hubmirror.domain.pullpolicy import Pullers, statements
 

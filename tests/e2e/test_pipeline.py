@@ -15,8 +15,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from devstack.deploy import bucket_lifecycle, load_template
-from devstack.images import Pusher, platform_image, seed
+from devstack.aws.deploy import bucket_lifecycle, load_template
+from devstack.content.images import Pusher, platform_image, seed
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from tests.infrastructure import retention
 from tests.support import RegistryReader, platforms_of
@@ -329,7 +329,7 @@ def test_an_input_that_is_not_an_object_is_refused_with_a_report(
     world: World, with_missing_tag: RunResult, execution_input: object
 ) -> None:
     # AWS fails such an execution States.Runtime, with no report, when a Catch has to put its
-    # error into a non-object input (the local stack does too: devstack.sfnerrors)
+    # error into a non-object input (the local stack does too: devstack.aws.sfnerrors)
     result = world.stack.run(execution_input)
     assert result.status == "FAILED"
     assert result.error != "States.Runtime"

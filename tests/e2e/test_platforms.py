@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.images import platform_image
+from devstack.content.images import platform_image
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from tests.support import RegistryReader, platforms_of
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from devstack.images import seed
+from devstack.content.images import seed
 from devstack.stack import RunResult, Stack
 
 pytestmark = pytest.mark.e2e

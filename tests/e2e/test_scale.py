@@ -2,7 +2,7 @@
 
 The hub holds ten images under 500 tags each. The first run copies all 5,000 tags; the
 second finds them unchanged. Histories of the map run's children are counted from the
-events moto kept (devstack.mapruns); every payload of the parent and of the children is
+events moto kept (devstack.aws.mapruns); every payload of the parent and of the children is
 measured.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.content.workload import allowlist_entries, many_tags, tags_by_repository
 from devstack.stack import RunResult, Stack
-from devstack.workload import allowlist_entries, many_tags, tags_by_repository
 from hubmirror.steps.report import LIST_CAP
 
 pytestmark = pytest.mark.e2e

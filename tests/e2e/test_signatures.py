@@ -11,9 +11,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from devstack import cosign
-from devstack.images import Blob, platform_image, seed
-from devstack.sigstore import Sigstore
+from devstack.content import cosign
+from devstack.content.images import Blob, platform_image, seed
+from devstack.content.sigstore import Sigstore
 from devstack.stack import ECR_PASSWORD, ECR_USER, RunResult, Stack
 from hubmirror.domain.oci import DOCKER_MANIFEST
 from tests.support import Fetched, RegistryReader

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.images import Pusher, platform_image
-from devstack.proxy import Fault
+from devstack.content.images import Pusher, platform_image
+from devstack.registries.proxy import Fault
 from devstack.stack import RunResult, Stack
 
 pytestmark = pytest.mark.e2e

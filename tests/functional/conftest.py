@@ -14,10 +14,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from devstack.ecrfront import EcrFront
-from devstack.hubfront import HubFront
-from devstack.images import Pusher
-from devstack.registry import BasicAuth, Registry
+from devstack.content.images import Pusher
+from devstack.registries.ecrfront import EcrFront
+from devstack.registries.hubfront import HubFront
+from devstack.registries.registry import BasicAuth, Registry
 from devstack.stack import ECR_PASSWORD, ECR_USER, moto_repository
 from hubmirror.adapters.s3 import Store
 

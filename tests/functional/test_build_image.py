@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import buildimage
+from devstack.aws import buildimage
 
 PACKAGE = Path(__file__).resolve().parents[2] / "functions" / "hubmirror"
 INSTALL_TOOLS = buildimage.RUNNER / "install-tools.sh"

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from devstack.deploy import creation_template, load_template
+from devstack.aws.deploy import creation_template, load_template
 from devstack.stack import create_from_template
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.domain.pullpolicy import Pullers, statements

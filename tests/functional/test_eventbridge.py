@@ -1,5 +1,5 @@
 """The run's events against EventBridge's rules (moto, with the size limit and the refusal of
-single entries it lacks: devstack.eventsize).
+single entries it lacks: devstack.aws.eventsize).
 
 AWS refuses a PutEvents request of more than 10 entries, or of 256 KB of entries or more
 (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html,
@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from devstack import eventsize
+from devstack.aws import eventsize
 from hubmirror.adapters import eventbridge
 from hubmirror.adapters.eventbridge import EventBus
 from hubmirror.domain.decisions import Outcome

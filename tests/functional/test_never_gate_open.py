@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from devstack import cosign as cosign_keys
-from devstack.hubfront import HubFront
-from devstack.images import seed
-from devstack.proxy import Fault
+from devstack.content import cosign as cosign_keys
+from devstack.content.images import seed
+from devstack.registries.hubfront import HubFront
+from devstack.registries.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.domain.items import WorkItem

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from devstack.ecrfront import EcrFront
-from devstack.images import platform_image
-from devstack.proxy import Fault
+from devstack.content.images import platform_image
+from devstack.registries.ecrfront import EcrFront
+from devstack.registries.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.s3 import Store

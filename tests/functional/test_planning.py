@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.hubfront import HubFront
-from devstack.images import platform_image
+from devstack.content.images import platform_image
+from devstack.registries.hubfront import HubFront
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.s3 import Store
 from hubmirror.allowlist.rules import AllowlistError

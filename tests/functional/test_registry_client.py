@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.hubfront import HubFront
-from devstack.images import seed
-from devstack.proxy import Fault
+from devstack.content.images import seed
+from devstack.registries.hubfront import HubFront
+from devstack.registries.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.registry.retry import RetryPolicy
@@ -81,7 +81,9 @@ def test_a_missing_blob_and_a_missing_repository_are_named_as_such(registries: R
 def test_basic_auth_registry_with_and_without_credentials(registries: Registries) -> None:
     registries.ecr.create_repository("mirror/x")
     registries.ecr_pusher().image(
-        "mirror/x", "1", __import__("devstack.images", fromlist=["platform_image"]).platform_image("linux/amd64", "x")
+        "mirror/x",
+        "1",
+        __import__("devstack.content.images", fromlist=["platform_image"]).platform_image("linux/amd64", "x"),
     )
     good = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD))
     assert good.head_manifest("mirror/x", "1").digest.startswith("sha256:")
@@ -141,7 +143,7 @@ def test_a_token_service_that_stays_down_is_named_after_bounded_tries(
 
 def test_tag_list_follows_link_pages(registries: Registries, front: HubFront) -> None:
     pusher = registries.hub_pusher()
-    from devstack.images import platform_image
+    from devstack.content.images import platform_image
 
     image = platform_image("linux/amd64", "paged")
     for n in range(7):

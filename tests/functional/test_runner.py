@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from devstack import cosign
-from devstack.ecrfront import EcrFront
-from devstack.images import Blob, platform_image, seed
-from devstack.proxy import Fault
+from devstack.content import cosign
+from devstack.content.images import Blob, platform_image, seed
+from devstack.registries.ecrfront import EcrFront
+from devstack.registries.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.registry.client import RegistryClient

@@ -1,7 +1,7 @@
 """The stand-ins are as strict as the services they play, rule by rule (plain HTTP, no hubmirror code).
 
 Each test pins one documented behaviour of Docker Hub or ECR (the pages are cited in
-devstack/cdn.py, devstack/hubfront.py and devstack/ecrfront.py), so a later change cannot
+devstack/registries/cdn.py, devstack/registries/hubfront.py and devstack/registries/ecrfront.py), so a later change cannot
 quietly make a stand-in lenient again.
 """
 
@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from devstack.ecrfront import DOCKER_LIST, OCI_INDEX
-from devstack.hubfront import HubFront
-from devstack.images import Blob, Pusher, platform_image, tar_layer
+from devstack.content.images import Blob, Pusher, platform_image, tar_layer
+from devstack.registries.ecrfront import DOCKER_LIST, OCI_INDEX
+from devstack.registries.hubfront import HubFront
 from tests.functional.conftest import Registries
 from tests.support import ACCEPT
 

@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 from moto.core.config import default_user_config
 
-from devstack import sfnerrors
+from devstack.aws import sfnerrors
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 

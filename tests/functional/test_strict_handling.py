@@ -15,9 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.ecrfront import DOCKER_LIST
-from devstack.hubfront import HubFront
-from devstack.images import Blob, PlatformImage, index_of, platform_image
+from devstack.content.images import Blob, PlatformImage, index_of, platform_image
+from devstack.registries.ecrfront import DOCKER_LIST
+from devstack.registries.hubfront import HubFront
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.registry.client import RegistryClient

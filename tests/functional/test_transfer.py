@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from devstack.hubfront import HubFront
-from devstack.images import Blob, index_of, platform_image, seed
+from devstack.content.images import Blob, index_of, platform_image, seed
+from devstack.registries.hubfront import HubFront
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.s3 import Store

@@ -1,6 +1,6 @@
 """A blob that does not arrive whole is the source's fault, ends the copy, and blocks no one.
 
-Each test breaks one download at the hub's CDN (``devstack.cdn.DownloadFault``) and checks
+Each test breaks one download at the hub's CDN (``devstack.registries.cdn.DownloadFault``) and checks
 what a copier sees: an error naming the upstream side, the host and the blob, no Python
 object in it, no target tag written, every claim released, so the next copier (or the next
 run) fetches the blob at once instead of waiting for a claimer that is gone.
@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.cdn import DownloadFault
-from devstack.hubfront import HubFront
-from devstack.images import platform_image
+from devstack.content.images import platform_image
+from devstack.registries.cdn import DownloadFault
+from devstack.registries.hubfront import HubFront
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.s3 import Store

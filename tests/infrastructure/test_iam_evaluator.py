@@ -1,10 +1,10 @@
-"""The local stack's IAM evaluator (devstack.iam): actions, resources and conditions all count."""
+"""The local stack's IAM evaluator (devstack.aws.iam): actions, resources and conditions all count."""
 
 from __future__ import annotations
 
 import json
 
-from devstack.iam import Policies, Request, describe
+from devstack.aws.iam import Policies, Request, describe
 
 BUCKET = "arn:aws:s3:::b"
 ROLE = [
@@ -100,7 +100,7 @@ ANYTHING = [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
 
 
 def test_a_bucket_policy_names_its_writers_by_arn_or_tag_and_holds_the_writer_tag_to_the_caller() -> None:
-    from devstack.iam import user_id
+    from devstack.aws.iam import user_id
 
     policies = Policies({"team-ci": ANYTHING, "admin": ANYTHING, "bot": ANYTHING}, [WRITERS_ONLY, NAMES_ITS_WRITER])
     policies.tags["bot"] = {"hubmirror-allowlist-writer": "true"}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from devstack.deploy import load_template, render_definition
+from devstack.aws.deploy import load_template, render_definition
 from tests.infrastructure.asl import ASL, DEFINITION, states
 
 ROOT = Path(__file__).resolve().parents[2]

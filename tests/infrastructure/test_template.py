@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.deploy import bucket_lifecycle, creation_template, load_template
+from devstack.aws.deploy import bucket_lifecycle, creation_template, load_template
 from hubmirror.domain import keys, pullpolicy
 from tests.infrastructure import retention
 

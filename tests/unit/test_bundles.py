@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from devstack.sigstore import key_bundle
+from devstack.content.sigstore import key_bundle
 from hubmirror.domain.bundles import bundle_problem, merkle_root
 from hubmirror.domain.signing import PublicKey
 from hubmirror.domain.sigstore import Identity, TrustRoot

@@ -8,8 +8,8 @@ from pathlib import Path
 import moto
 import pytest
 
-from devstack import mapruns, sfnerrors
-from devstack.motoversion import MOTO_VERSION, MotoVersionError
+from devstack.aws import mapruns, sfnerrors
+from devstack.aws.motoversion import MOTO_VERSION, MotoVersionError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def test_another_moto_is_refused_before_anything_is_patched(monkeypatch: pytest.
     before = ErrorEqualsDecl._eval_body
     monkeypatch.setattr(moto, "__version__", "5.9.0")
     with pytest.raises(
-        MotoVersionError, match=r"devstack\.sfnerrors patches moto 5\.2\.5's internals, and this is moto 5\.9\.0"
+        MotoVersionError, match=r"devstack\.aws\.sfnerrors patches moto 5\.2\.5's internals, and this is moto 5\.9\.0"
     ):
         sfnerrors.install()
     with pytest.raises(MotoVersionError, match=r"install moto\[server\]==5\.2\.5"):

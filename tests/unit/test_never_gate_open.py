@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from devstack.cosign import SIGNATURE_ANNOTATION, SIGNATURE_TYPE, SIMPLE_SIGNING, Key, artifact
-from devstack.images import Blob
+from devstack.content.cosign import SIGNATURE_ANNOTATION, SIGNATURE_TYPE, SIMPLE_SIGNING, Key, artifact
+from devstack.content.images import Blob
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.domain.registry.errors import (

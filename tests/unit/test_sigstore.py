@@ -1,6 +1,6 @@
 """Keyless cosign signatures (domain/sigstore.py) against a Sigstore the tests own.
 
-``devstack.sigstore`` issues what Fulcio, the CT log and Rekor issue, with keys of its own, so
+``devstack.content.sigstore`` issues what Fulcio, the CT log and Rekor issue, with keys of its own, so
 each part of a keyless signature can be made wrong on purpose. The public Sigstore's own
 signatures are checked in ``test_sigstore_fixtures.py``.
 """
@@ -17,8 +17,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from devstack.cosign import SIGNATURE_ANNOTATION
-from devstack.sigstore import BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Sigstore
+from devstack.content.cosign import SIGNATURE_ANNOTATION
+from devstack.content.sigstore import BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Sigstore
 from hubmirror.allowlist.rules import AllowlistError, parse_allowlist
 from hubmirror.allowlist.schema import allowlist_schema
 from hubmirror.domain.sigstore import Identity, KeylessSignature, TrustRoot, TrustRootError, keyless_problem

@@ -4,7 +4,7 @@ ECR speaks the distribution API but is stricter than a Distribution registry. Th
 does what ECR documents, each rule with the page it follows:
 
 * **Blob downloads are redirected.** A blob ``GET`` answers ``307`` to a pre-signed S3 URL
-  (:mod:`devstack.cdn`, which refuses an ``Authorization`` header), and only for a layer an
+  (:mod:`devstack.registries.cdn`, which refuses an ``Authorization`` header), and only for a layer an
   image manifest in that repository references ("You can only get URLs for image layers that
   are referenced in an image"):
   https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetDownloadUrlForLayer.html.
@@ -37,7 +37,7 @@ does what ECR documents, each rule with the page it follows:
   front sends is counted (``rejected_429``, and ``throttled_<action>``), and every manifest it
   accepts (``PutImage``), so a benchmark can set the calls against the rate.
 * **The OCI 1.1 referrers API** lists the manifests pushed with a ``subject``
-  (:mod:`devstack.referrers`; https://docs.aws.amazon.com/AmazonECR/latest/userguide/images.html).
+  (:mod:`devstack.registries.referrers`; https://docs.aws.amazon.com/AmazonECR/latest/userguide/images.html).
   With ``refuse_subject`` set, such a manifest is refused with ``405 UNSUPPORTED``, as ECR has
   refused ``oras copy -r``: https://github.com/aws/containers-roadmap/issues/2783.
 
@@ -67,8 +67,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from devstack.cdn import BlobCdn
-from devstack.proxy import (
+from devstack.registries.cdn import BlobCdn
+from devstack.registries.proxy import (
     Answer,
     Fault,
     Faults,
@@ -83,8 +83,8 @@ from devstack.proxy import (
     request_fault,
     request_kind,
 )
-from devstack.referrers import PATH as REFERRERS
-from devstack.referrers import Referrers
+from devstack.registries.referrers import PATH as REFERRERS
+from devstack.registries.referrers import Referrers
 
 _MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 _BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>sha256:[0-9a-f]{64})$")
@@ -155,7 +155,7 @@ def validate_manifest(content_type: str, body: bytes) -> dict[str, Any]:
     ...                   % DOCKER_LIST.encode())
     Traceback (most recent call last):
     ...
-    devstack.ecrfront.ManifestInvalidError: the manifest has fields the schema does not define: annotations
+    devstack.registries.ecrfront.ManifestInvalidError: the manifest has fields the schema does not define: annotations
     """
     try:
         document = json.loads(body)

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from devstack.deploy import ACCOUNT, REGION, Deployment, access_key
-from devstack.proxy import Faults
+from devstack.aws.deploy import ACCOUNT, REGION, Deployment, access_key
+from devstack.registries.proxy import Faults
 
 #: moto signs the state machine's service integrations with this key.
 STATE_MACHINE_KEY = "ak"
@@ -104,7 +104,7 @@ def _condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mappin
                     return False
                 continue
             if qualifier:
-                raise ValueError(f"condition qualifier {qualifier} is not modelled by devstack.iam")
+                raise ValueError(f"condition qualifier {qualifier} is not modelled by devstack.aws.iam")
             have = context.get(key)
             values = [_variables(str(v), context) for v in _listed(wanted)]
             if operator in ("StringEquals", "ArnEquals"):
@@ -118,7 +118,7 @@ def _condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mappin
             elif operator in ("StringNotLike", "ArnNotLike"):
                 ok = have is None or not any(fnmatch.fnmatchcase(have, v) for v in values)
             else:
-                raise ValueError(f"condition operator {operator} is not modelled by devstack.iam")
+                raise ValueError(f"condition operator {operator} is not modelled by devstack.aws.iam")
             if not ok:
                 return False
     return True
@@ -381,7 +381,7 @@ class Enforcer:
                 body=body,
             )
         except ValueError as exc:
-            self._record(Call(role, f"{service}:?", str(exc), False, "not modelled by devstack.iam"))
+            self._record(Call(role, f"{service}:?", str(exc), False, "not modelled by devstack.aws.iam"))
             return self._refuse(
                 start_response,
                 service=service,

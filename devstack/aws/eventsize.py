@@ -27,7 +27,7 @@ from typing import Any
 from moto.events.exceptions import ValidationException
 from moto.events.models import EventsBackend
 
-from devstack.motoversion import require_moto
+from devstack.aws.motoversion import require_moto
 
 LIMIT_BYTES = 256 * 1024
 

@@ -15,7 +15,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.dist
     DistributedIterationComponent,
 )
 
-from devstack.motoversion import require_moto
+from devstack.aws.motoversion import require_moto
 
 _original_map_run = DistributedIterationComponent._map_run
 _events: dict[str, list[dict[str, Any]]] = {}

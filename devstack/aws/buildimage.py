@@ -18,7 +18,7 @@ The local CodeBuild does the same: each build runs in its own chroot of
   CodeBuild container has them, ``binfmt_misc`` included for qemu), thrown away after it.
 
 Both layers are cached under ``.cache/codebuild-image/`` (about 18 s and 1 to 2 min to make,
-once per machine). ``python -m devstack.buildimage`` makes them ahead of the tests.
+once per machine). ``python -m devstack.aws.buildimage`` makes them ahead of the tests.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "codebuild-image"
 RUNNER = ROOT / "functions" / "hubmirror" / "runner"
 SUITE = "bookworm"

@@ -1,7 +1,7 @@
 """A warm Lambda "container": imports one handler, then serves invocations one at a time.
 
-Started by :mod:`devstack.lambdas` with the function's own environment, like the Lambda
-runtime: ``python -m devstack.lambda_worker MODULE.FUNCTION``. Requests arrive as JSON
+Started by :mod:`devstack.aws.lambdas` with the function's own environment, like the Lambda
+runtime: ``python -m devstack.aws.lambda_worker MODULE.FUNCTION``. Requests arrive as JSON
 lines on stdin; answers go out as JSON lines on the file descriptor named by
 ``DEVSTACK_ANSWER_FD``, so whatever the handler
 prints (its logs) goes to stdout and stderr, as on Lambda.

@@ -32,9 +32,9 @@ from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
-from devstack.motoversion import require_moto
+from devstack.aws.motoversion import require_moto
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CODE_ROOT = ROOT / "functions"
 
 
@@ -95,7 +95,7 @@ class LambdaRuntime:
             "DEVSTACK_ANSWER_FD": str(write_fd),
         }
         proc = subprocess.Popen(
-            [self.python, "-m", "devstack.lambda_worker", handler],
+            [self.python, "-m", "devstack.aws.lambda_worker", handler],
             stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,

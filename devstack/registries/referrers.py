@@ -86,7 +86,7 @@ def push_referrer(
     bundle: an OCI manifest with ``artifactType``, the empty config, one layer and ``subject``.
     With ``tag_schema`` the referrers tag ``sha256-<hex>`` is written too, as a client does for
     a registry without the API. Returns the artifact manifest's digest."""
-    from devstack.images import Blob
+    from devstack.content.images import Blob
 
     layer, config = Blob(artifact_type, payload), Blob(EMPTY_MEDIA_TYPE, EMPTY)
     manifest = {

@@ -26,7 +26,7 @@ from typing import Any, cast
 import boto3
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STACK = "hubmirror"
@@ -50,7 +50,7 @@ def render_definition(path: Path, substitutions: Mapping[str, Any]) -> str:
 
 
 def access_key(role: str) -> str:
-    """The access key a caller acting under ``role`` (a logical id) signs with (devstack.iam)."""
+    """The access key a caller acting under ``role`` (a logical id) signs with (devstack.aws.iam)."""
     return f"role-{role}"
 
 

@@ -24,7 +24,7 @@ def require_moto(extension: str) -> None:
     found = str(getattr(moto, "__version__", "unknown"))
     if found != MOTO_VERSION:
         raise MotoVersionError(
-            f"devstack.{extension} patches moto {MOTO_VERSION}'s internals, and this is moto {found}: "
-            f"install moto[server]=={MOTO_VERSION} (pyproject.toml), or port devstack.{extension} to {found} "
-            "and change MOTO_VERSION in devstack/motoversion.py"
+            f"devstack.aws.{extension} patches moto {MOTO_VERSION}'s internals, and this is moto {found}: "
+            f"install moto[server]=={MOTO_VERSION} (pyproject.toml), or port devstack.aws.{extension} to {found} "
+            "and change MOTO_VERSION in devstack/aws/motoversion.py"
         )

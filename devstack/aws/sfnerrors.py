@@ -14,7 +14,7 @@ from typing import Any
 
 from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 
-from devstack.motoversion import require_moto
+from devstack.aws.motoversion import require_moto
 
 UNCATCHABLE = frozenset({"States.Runtime", "States.DataLimitExceeded"})
 

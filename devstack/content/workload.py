@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from devstack.images import Blob, PlatformImage, Pusher, platform_image
+from devstack.content.images import Blob, PlatformImage, Pusher, platform_image
 
 TWO_PLATFORMS = ["linux/amd64", "linux/arm64"]
 ONE_PLATFORM = ["linux/amd64"]

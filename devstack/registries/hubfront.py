@@ -8,7 +8,7 @@ drives meet the same behaviour as in production:
   basic-auth users, honouring the requested ``scope`` and refusing bad credentials
   (https://distribution.github.io/distribution/spec/auth/token/);
 * blob ``GET`` answered with ``307`` to a signed, expiring URL on a CDN host of its own
-  (:mod:`devstack.cdn`), which refuses an ``Authorization`` header; blob ``HEAD`` is answered
+  (:mod:`devstack.registries.cdn`), which refuses an ``Authorization`` header; blob ``HEAD`` is answered
   directly;
 * pulls counted as Docker Hub counts them (https://docs.docker.com/docker-hub/usage/pulls/):
   a manifest ``GET`` is a pull, a multi-architecture image costs one pull per architecture
@@ -47,8 +47,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.x509.oid import NameOID
 
-from devstack.cdn import BlobCdn
-from devstack.proxy import (
+from devstack.registries.cdn import BlobCdn
+from devstack.registries.proxy import (
     Fault,
     Faults,
     QuietHandler,
@@ -62,8 +62,8 @@ from devstack.proxy import (
     request_fault,
     request_kind,
 )
-from devstack.referrers import Referrers
-from devstack.registry import TokenAuth
+from devstack.registries.referrers import Referrers
+from devstack.registries.registry import TokenAuth
 
 SERVICE = "registry.docker.io"
 ISSUER = "hubmirror-devstack-auth"

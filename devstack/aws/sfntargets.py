@@ -20,7 +20,7 @@ from typing import Any
 
 from moto.events.models import Rule
 
-from devstack.motoversion import require_moto
+from devstack.aws.motoversion import require_moto
 
 _original_send = Rule.send_to_targets
 _PLACEHOLDER = re.compile(r'"(?:[^"\\]|\\.)*"|<([A-Za-z0-9_.-]+)>')

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from devstack.cosign import OCI_CONFIG, OCI_MANIFEST, SIGNATURE_ANNOTATION, SIGNATURE_TYPE, SIMPLE_SIGNING
-from devstack.images import Blob, Pusher
+from devstack.content.cosign import OCI_CONFIG, OCI_MANIFEST, SIGNATURE_ANNOTATION, SIGNATURE_TYPE, SIMPLE_SIGNING
+from devstack.content.images import Blob, Pusher
 
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
 CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"

@@ -9,7 +9,7 @@ supported by its interpreter. :func:`install` changes three things:
   ``privilegedModeOverride``) and starts a real build: the S3 source zip is downloaded and
   unpacked, the ``buildspec.yml`` found in it is parsed, and the commands of its
   ``install``, ``pre_build``, ``build`` and ``post_build`` phases run with ``bash`` in the
-  source directory, inside the build image (:mod:`devstack.buildimage`: a Debian 12 root
+  source directory, inside the build image (:mod:`devstack.aws.buildimage`: a Debian 12 root
   file system holding only what the image and the install phase give), with the project's
   and the override's environment variables and nothing of this machine's, as CodeBuild
   does (a failing command fails the build; ``post_build`` still runs);
@@ -60,8 +60,8 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
-from devstack import buildimage
-from devstack.motoversion import require_moto
+from devstack.aws import buildimage
+from devstack.aws.motoversion import require_moto
 
 PHASES = ("install", "pre_build", "build", "post_build")
 BUILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -87,7 +87,7 @@ class LocalCodeBuild:
     #: phases the next builds fail in, one a build (a fault for the tests: an image that cannot
     #: be pulled, a source that cannot be downloaded, a killed build)
     faults: list[str] = field(default_factory=list)
-    #: project name -> the access key of its service role (devstack.iam)
+    #: project name -> the access key of its service role (devstack.aws.iam)
     roles: dict[str, str] = field(default_factory=dict)
     #: called with each build before it runs, once each (a test moving an upstream tag between
     #: the check and the copy, say)
