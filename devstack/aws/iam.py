@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from devstack.aws.deploy import ACCOUNT, REGION, Deployment, access_key
-from devstack.registries.proxy import Faults
+from devstack.faults import Faults
 
 #: moto signs the state machine's service integrations with this key.
 STATE_MACHINE_KEY = "ak"

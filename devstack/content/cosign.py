@@ -6,7 +6,8 @@ naming the digest), with the base64 signature of those bytes in the layer's
 ``dev.cosignproject.cosign/signature`` annotation; attestations go under ``.att`` as DSSE
 envelopes (https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md,
 https://github.com/sigstore/cosign/blob/main/specs/ATTESTATION_SPEC.md). Keys here are
-ECDSA P-256 with SHA-256, as ``cosign generate-key-pair`` makes them.
+ECDSA P-256 with SHA-256, as ``cosign generate-key-pair`` makes them. cosign 3 writes no tag:
+it pushes a Sigstore bundle as an OCI 1.1 referrer of the image (:func:`push_referrer`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from devstack.content.images import Blob, Pusher
+from devstack.content.images import OCI_INDEX, Blob, Pusher
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"
@@ -27,6 +29,9 @@ SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIGNATURE_TYPE = "cosign container image signature"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+EMPTY = b"{}"
+EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
 @dataclass(frozen=True)
@@ -141,3 +146,41 @@ def verifies(manifest: bytes, layers: dict[str, bytes], digest: str, public_pem:
             continue
         return True
     return False
+
+
+def push_referrer(
+    pusher: Pusher,
+    repository: str,
+    subject: dict[str, Any],
+    payload: bytes,
+    *,
+    artifact_type: str = SIGSTORE_BUNDLE,
+    tag_schema: bool = False,
+) -> str:
+    """Push an artifact that refers to ``subject`` (a descriptor), as cosign 3 pushes a Sigstore
+    bundle: an OCI manifest with ``artifactType``, the empty config, one layer and ``subject``.
+    With ``tag_schema`` the referrers tag ``sha256-<hex>`` is written too, as a client does for
+    a registry without the API. Returns the artifact manifest's digest."""
+    layer, config = Blob(artifact_type, payload), Blob(EMPTY_MEDIA_TYPE, EMPTY)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": config.descriptor(),
+        "layers": [layer.descriptor()],
+        "subject": subject,
+        "annotations": {"org.opencontainers.image.created": "2026-12-01T00:00:00Z"},
+    }
+    pusher.blob(repository, layer)
+    pusher.blob(repository, config)
+    body = Blob(OCI_MANIFEST, json.dumps(manifest, separators=(",", ":")).encode())
+    digest = pusher.manifest(repository, body.digest, body)
+    if tag_schema:
+        index = {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [body.descriptor(artifactType=artifact_type)],
+        }
+        tag = str(subject["digest"]).replace(":", "-")
+        pusher.manifest(repository, tag, Blob(OCI_INDEX, json.dumps(index, separators=(",", ":")).encode()))
+    return str(digest)

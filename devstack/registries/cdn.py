@@ -38,7 +38,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from devstack.registries.proxy import Faults, QuietHandler, QuietServer
+from devstack.faults import Faults
+from devstack.registries.proxy import QuietHandler, QuietServer
 
 CDN_ADDRESS = "127.0.0.2"
 #: ECR's layer URLs are valid for an hour, Docker Hub's a few minutes; the tests can shorten it.

@@ -67,11 +67,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from devstack.faults import Faults
 from devstack.registries.cdn import BlobCdn
 from devstack.registries.proxy import (
     Answer,
     Fault,
-    Faults,
     QuietHandler,
     QuietServer,
     challenge,

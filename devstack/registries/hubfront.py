@@ -47,10 +47,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.x509.oid import NameOID
 
+from devstack.faults import Faults
 from devstack.registries.cdn import BlobCdn
 from devstack.registries.proxy import (
     Fault,
-    Faults,
     QuietHandler,
     QuietServer,
     challenge,

@@ -6,13 +6,12 @@ import http.client
 import json
 import re
 import sys
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Generic, Protocol, TypeVar
+
+from devstack.faults import Faults
 
 HOP_BY_HOP = frozenset(
     {
@@ -169,49 +168,6 @@ class Fault:
     times: int = 1
     repository: str | None = None
     delay: float = 0.0
-
-
-class _Counted(Protocol):
-    times: int
-
-
-FaultT = TypeVar("FaultT", bound=_Counted)
-
-
-class Faults(Generic[FaultT]):
-    """Faults injected into a stand-in (a front, the CDN, AWS), each good for ``times`` requests."""
-
-    def __init__(self) -> None:
-        self._faults: list[FaultT] = []
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._faults)
-
-    def add(self, fault: FaultT) -> None:
-        with self._lock:
-            self._faults.append(fault)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def pending(self) -> list[FaultT]:
-        """The faults not met yet (each with the ``times`` it has left)."""
-        with self._lock:
-            return list(self._faults)
-
-    def take(self, matches: Callable[[FaultT], bool]) -> FaultT | None:
-        """The first fault that ``matches`` this request, one of its ``times`` spent; None if none."""
-        with self._lock:
-            for fault in self._faults:
-                if matches(fault):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
 
 
 def request_fault(faults: Faults[Fault], kind: str, repository: str | None) -> Fault | None:

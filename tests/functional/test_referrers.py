@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from devstack.content.cosign import SIGSTORE_BUNDLE, push_referrer
 from devstack.content.images import seed
 from devstack.registries.proxy import Fault
-from devstack.registries.referrers import SIGSTORE_BUNDLE, Referrers, push_referrer
+from devstack.registries.referrers import Referrers
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.s3 import Store
 from hubmirror.domain import keys

@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from moto import mock_aws
 
-from devstack.content.cosign import SIGNATURE_ANNOTATION, SIMPLE_SIGNING, artifact
+from devstack.content.cosign import SIGNATURE_ANNOTATION, SIMPLE_SIGNING, artifact, push_referrer
 from devstack.content.images import Blob, seed
 from devstack.content.sigstore import Sigstore, key_bundle
 from devstack.registries.hubfront import HubFront
-from devstack.registries.referrers import Referrers, push_referrer
+from devstack.registries.referrers import Referrers
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.publickeys import KeyReader
 from hubmirror.adapters.registry.client import RegistryClient
