@@ -62,6 +62,13 @@ def test_each_folder_imports_only_what_it_may(module: str) -> None:
     assert not wrong, f"{module} imports {sorted(wrong)}; {folder(module)}/ may import only {allowed}"
 
 
+def test_the_package_never_imports_the_local_stack() -> None:
+    """devstack plays the services for the tests; what ships (one CodeUri, the wheel) has none of it."""
+    wrong = {m: sorted(i for i in imports(m) if i.split(".")[0] == "devstack") for m in MODULES}
+    offenders = {m: i for m, i in wrong.items() if i}
+    assert not offenders, f"hubmirror must not import devstack: {offenders}"
+
+
 def test_no_import_cycle() -> None:
     graph = {m: {i for i in imports(m) if i in MODULES and i != m} for m in MODULES}
     state: dict[str, int] = {}
