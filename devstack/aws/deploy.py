@@ -18,7 +18,7 @@ import json
 import re
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -238,6 +238,229 @@ def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     return api
 
 
+@dataclass
+class _Deploying:
+    """What the resource handlers share while a deployment is made."""
+
+    template: dict[str, Any]
+    resolver: _Resolver
+    deployment: Deployment
+    #: the one role moto's resources are created with (each caller's own is judged by devstack.aws.iam)
+    role_arn: str
+    target_registry: str
+    extra_environment: dict[str, str]
+    timeouts: dict[str, int]
+    without: frozenset[tuple[str, str]]
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service)  # type: ignore[call-overload]
+        return self._clients[service]
+
+
+#: A resource handler: what the deployment does with one resource of the template (its logical id).
+_Handler = Callable[[_Deploying, str, Mapping[str, Any]], None]
+
+
+def _role_of(props: Mapping[str, Any], key: str) -> str:
+    value = props[key]
+    assert isinstance(value, _Tag), f"{key} must be !GetAtt ROLE.Arn"
+    assert value.tag == "GetAtt", f"{key} must be !GetAtt ROLE.Arn"
+    name = value.value if isinstance(value.value, str) else ".".join(value.value)
+    return str(name).split(".", 1)[0]
+
+
+def _bucket(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    s3 = run.client("s3")
+    name = f"{STACK}-{logical.lower()}-{ACCOUNT}"
+    s3.create_bucket(Bucket=name)
+    versioning = resource.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
+    if versioning:  # overwrites keep their noncurrent versions, as in the deployed bucket
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning})
+    rules = _lifecycle_rules(run.resolver, resource)
+    if rules:  # what the deployed bucket keeps and for how long, as S3 stores it
+        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration=cast(Any, {"Rules": rules}))
+    run.resolver.values[logical] = name
+    run.resolver.attributes[f"{logical}.Arn"] = f"arn:aws:s3:::{name}"
+
+
+def _topic(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    arn = run.client("sns").create_topic(Name=f"{STACK}-{logical}")["TopicArn"]
+    run.resolver.values[logical] = arn
+    run.resolver.attributes[f"{logical}.TopicName"] = arn.rsplit(":", 1)[1]
+
+
+def _log_group(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    name = run.resolver.resolve(resource["Properties"]["LogGroupName"])
+    run.resolver.values[logical] = name
+    run.resolver.attributes[f"{logical}.Arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}"
+
+
+def _key(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    if not run.resolver.deployed(resource):
+        return
+    key = run.client("kms").create_key(Description=f"{STACK} {logical}")["KeyMetadata"]
+    run.resolver.values[logical] = key["KeyId"]
+    run.resolver.attributes[f"{logical}.Arn"] = key["Arn"]
+
+
+def _role(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    run.resolver.values[logical] = run.role_arn.rsplit("/", 1)[1]
+    run.resolver.attributes[f"{logical}.Arn"] = run.role_arn
+
+
+def _function(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    function_globals = run.template.get("Globals", {}).get("Function", {})
+    globals_env = function_globals.get("Environment", {}).get("Variables", {})
+    props = resource["Properties"]
+    env = {
+        k: str(v)
+        for k, v in run.resolver.resolve({**globals_env, **props.get("Environment", {}).get("Variables", {})}).items()
+    }
+    env["HUBMIRROR_TARGET_REGISTRY"] = run.target_registry
+    # Lambda hands a function its role's credentials in these variables
+    role = _role_of(props, "Role")
+    env["AWS_ACCESS_KEY_ID"] = access_key(role)
+    env.update(run.extra_environment)
+    created = run.client("lambda").create_function(
+        FunctionName=f"{STACK}-{logical}",
+        Runtime=function_globals.get("Runtime", "python3.13"),
+        Role=run.role_arn,
+        Handler=props["Handler"],
+        Code={"ZipFile": _dummy_code()},
+        Timeout=run.timeouts.get(logical) or int(props.get("Timeout", function_globals.get("Timeout", 3))),
+        MemorySize=int(props.get("MemorySize", function_globals.get("MemorySize", 128))),
+        Environment={"Variables": env},
+    )
+    run.resolver.values[logical] = created["FunctionName"]
+    run.resolver.attributes[f"{logical}.Arn"] = created["FunctionArn"]
+    run.deployment.functions[logical] = created["FunctionName"]
+    run.deployment.environment[logical] = env
+
+
+def _project(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    run.deployment.roles_of[f"{STACK}-{logical}"] = _role_of(resource["Properties"], "ServiceRole")
+    props = run.resolver.resolve(resource["Properties"])
+    name = f"{STACK}-{logical}"
+    environment = props["Environment"]
+    created = run.client("codebuild").create_project(
+        name=name,
+        source={"type": props["Source"]["Type"], "location": props["Source"]["Location"]},
+        artifacts={"type": props["Artifacts"]["Type"]},
+        environment={
+            "type": environment["Type"],
+            "image": environment["Image"],
+            "computeType": environment["ComputeType"],
+            "privilegedMode": bool(environment.get("PrivilegedMode", False)),
+            "environmentVariables": [
+                {"name": v["Name"], "value": str(v["Value"]), "type": v.get("Type", "PLAINTEXT")}
+                for v in environment.get("EnvironmentVariables", [])
+            ],
+        },
+        serviceRole=props["ServiceRole"],
+        timeoutInMinutes=int(props.get("TimeoutInMinutes", 60)),
+    )["project"]
+    run.resolver.values[logical] = name
+    run.resolver.attributes[f"{logical}.Arn"] = created["arn"]
+    run.deployment.projects[logical] = name
+
+
+def _state_machine(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    props = resource["Properties"]
+    substitutions = run.resolver.resolve(props.get("DefinitionSubstitutions", {}))
+    definition = render_definition(ROOT / props["DefinitionUri"], substitutions)
+    leftover = re.findall(r"\$\{[A-Za-z0-9]+\}", definition)
+    if leftover:
+        raise ValueError(f"the state machine definition has unsubstituted placeholders: {sorted(set(leftover))}")
+    name = run.resolver.resolve(props.get("Name", f"{STACK}-{logical}"))
+    run.deployment.roles_of[name] = _role_of(props, "Role")
+    run.deployment.state_machine_arn = run.client("stepfunctions").create_state_machine(
+        name=name, definition=definition, roleArn=run.role_arn, type=props.get("Type", "STANDARD")
+    )["stateMachineArn"]
+    run.resolver.values[logical] = run.deployment.state_machine_arn
+    run.resolver.attributes[f"{logical}.Name"] = name
+
+
+def _rule(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    if not run.resolver.deployed(resource):
+        return
+    props = run.resolver.resolve(resource["Properties"])
+    rules = run.client("events")
+    name = f"{STACK}-{logical}"
+    rules.put_rule(Name=name, EventPattern=json.dumps(props["EventPattern"]), State=props.get("State", "ENABLED"))
+    rules.put_targets(
+        Rule=name,
+        Targets=[
+            {k: v for k, v in target.items() if k in ("Id", "Arn", "RoleArn", "Input", "InputTransformer")}
+            for target in props["Targets"]
+        ],
+    )
+    run.resolver.values[logical] = name
+
+
+def _bucket_notifications(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    configuration = resource.get("Properties", {}).get("NotificationConfiguration", {})
+    if configuration.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        run.client("s3").put_bucket_notification_configuration(
+            Bucket=run.resolver.values[logical], NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+
+
+def _role_statements(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    statements = []
+    for policy in run.resolver.resolve(resource["Properties"].get("Policies", [])):  # !If, AWS::NoValue
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if (logical, statement.get("Sid", "")) not in run.without:  # a test takes one away
+                statements.append(statement)
+    run.deployment.role_statements[logical] = statements
+
+
+def _bucket_policy(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    run.deployment.resource_statements.extend(
+        run.resolver.resolve(resource["Properties"]["PolicyDocument"]["Statement"])
+    )
+
+
+def _creation_template(run: _Deploying, logical: str, resource: Mapping[str, Any]) -> None:
+    if run.resolver.deployed(resource):
+        run.deployment.repository_templates.append(repository_template(run.resolver, resource))
+
+
+#: What the deployment does with each type of resource, in passes over the template: a pass
+#: creates what the next one refers to (a function's environment names the bucket and the
+#: topic, the state machine the functions and projects). A type a pass does not name is left
+#: out of it; a type no pass names is not deployed (the dashboard and the alarm, the key's
+#: alias, the topics' policies and subscription).
+_CREATE: tuple[dict[str, _Handler], ...] = (
+    {
+        "AWS::S3::Bucket": _bucket,
+        "AWS::SNS::Topic": _topic,
+        "AWS::Logs::LogGroup": _log_group,
+        "AWS::KMS::Key": _key,
+        "AWS::IAM::Role": _role,
+    },
+    {"AWS::Serverless::Function": _function},
+    {"AWS::CodeBuild::Project": _project},
+    {"AWS::Serverless::StateMachine": _state_machine},
+    {"AWS::Events::Rule": _rule},
+    {"AWS::S3::Bucket": _bucket_notifications},
+)
+#: What the deployment records for devstack.aws.iam and the ECR front, once the stack exists.
+_RECORD: dict[str, _Handler] = {
+    "AWS::IAM::Role": _role_statements,
+    "AWS::S3::BucketPolicy": _bucket_policy,
+    "AWS::ECR::RepositoryCreationTemplate": _creation_template,
+}
+
+
+def _each(run: _Deploying, handlers: Mapping[str, _Handler]) -> None:
+    for logical, resource in run.template["Resources"].items():
+        handler = handlers.get(resource["Type"])
+        if handler is not None:
+            handler(run, logical, resource)
+
+
 def deploy(
     *,
     target_registry: str,
@@ -255,155 +478,16 @@ def deploy(
     template = load_template()
     resolver = _Resolver(template, parameters or {})
     resources: dict[str, Any] = template["Resources"]
-    s3, sns, iam = boto3.client("s3"), boto3.client("sns"), boto3.client("iam")
-    lam, codebuild, sfn = boto3.client("lambda"), boto3.client("codebuild"), boto3.client("stepfunctions")
-
-    role_arn = iam.create_role(
+    role_arn = boto3.client("iam").create_role(
         RoleName=f"{STACK}-local",
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )["Role"]["Arn"]
-
-    for logical, resource in resources.items():
-        kind = resource["Type"]
-        if kind == "AWS::S3::Bucket":
-            name = f"{STACK}-{logical.lower()}-{ACCOUNT}"
-            s3.create_bucket(Bucket=name)
-            versioning = resource.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
-            if versioning:  # overwrites keep their noncurrent versions, as in the deployed bucket
-                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning})
-            rules = _lifecycle_rules(resolver, resource)
-            if rules:  # what the deployed bucket keeps and for how long, as S3 stores it
-                s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration=cast(Any, {"Rules": rules}))
-            resolver.values[logical] = name
-            resolver.attributes[f"{logical}.Arn"] = f"arn:aws:s3:::{name}"
-        elif kind == "AWS::SNS::Topic":
-            arn = sns.create_topic(Name=f"{STACK}-{logical}")["TopicArn"]
-            resolver.values[logical] = arn
-            resolver.attributes[f"{logical}.TopicName"] = arn.rsplit(":", 1)[1]
-        elif kind == "AWS::Logs::LogGroup":
-            name = resolver.resolve(resource["Properties"]["LogGroupName"])
-            resolver.values[logical] = name
-            resolver.attributes[f"{logical}.Arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}"
-        elif (
-            kind == "AWS::KMS::Key" and resolver.condition(resource["Condition"])
-            if "Condition" in resource
-            else kind == "AWS::KMS::Key"
-        ):
-            key = boto3.client("kms").create_key(Description=f"{STACK} {logical}")["KeyMetadata"]
-            resolver.values[logical] = key["KeyId"]
-            resolver.attributes[f"{logical}.Arn"] = key["Arn"]
-        elif kind == "AWS::IAM::Role":
-            resolver.values[logical] = role_arn.rsplit("/", 1)[1]
-            resolver.attributes[f"{logical}.Arn"] = role_arn
-
     deployment = Deployment(bucket="", topic_arn="", state_machine_arn="")
-
-    def role_of(props: dict[str, Any], key: str) -> str:
-        value = props[key]
-        assert isinstance(value, _Tag), f"{key} must be !GetAtt ROLE.Arn"
-        assert value.tag == "GetAtt", f"{key} must be !GetAtt ROLE.Arn"
-        name = value.value if isinstance(value.value, str) else ".".join(value.value)
-        return str(name).split(".", 1)[0]
-
-    globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    for logical, resource in resources.items():
-        if resource["Type"] != "AWS::Serverless::Function":
-            continue
-        props = resource["Properties"]
-        env = {
-            k: str(v)
-            for k, v in resolver.resolve({**globals_env, **props.get("Environment", {}).get("Variables", {})}).items()
-        }
-        env["HUBMIRROR_TARGET_REGISTRY"] = target_registry
-        # Lambda hands a function its role's credentials in these variables
-        role = role_of(props, "Role")
-        env["AWS_ACCESS_KEY_ID"] = access_key(role)
-        env.update(extra_environment or {})
-        function_globals = template.get("Globals", {}).get("Function", {})
-        created = lam.create_function(
-            FunctionName=f"{STACK}-{logical}",
-            Runtime=function_globals.get("Runtime", "python3.13"),
-            Role=role_arn,
-            Handler=props["Handler"],
-            Code={"ZipFile": _dummy_code()},
-            Timeout=(timeouts or {}).get(logical) or int(props.get("Timeout", function_globals.get("Timeout", 3))),
-            MemorySize=int(props.get("MemorySize", function_globals.get("MemorySize", 128))),
-            Environment={"Variables": env},
-        )
-        resolver.values[logical] = created["FunctionName"]
-        resolver.attributes[f"{logical}.Arn"] = created["FunctionArn"]
-        deployment.functions[logical] = created["FunctionName"]
-        deployment.environment[logical] = env
-
-    for logical, resource in resources.items():
-        if resource["Type"] != "AWS::CodeBuild::Project":
-            continue
-        deployment.roles_of[f"{STACK}-{logical}"] = role_of(resource["Properties"], "ServiceRole")
-        props = resolver.resolve(resource["Properties"])
-        name = f"{STACK}-{logical}"
-        environment = props["Environment"]
-        created = codebuild.create_project(
-            name=name,
-            source={"type": props["Source"]["Type"], "location": props["Source"]["Location"]},
-            artifacts={"type": props["Artifacts"]["Type"]},
-            environment={
-                "type": environment["Type"],
-                "image": environment["Image"],
-                "computeType": environment["ComputeType"],
-                "privilegedMode": bool(environment.get("PrivilegedMode", False)),
-                "environmentVariables": [
-                    {"name": v["Name"], "value": str(v["Value"]), "type": v.get("Type", "PLAINTEXT")}
-                    for v in environment.get("EnvironmentVariables", [])
-                ],
-            },
-            serviceRole=props["ServiceRole"],
-            timeoutInMinutes=int(props.get("TimeoutInMinutes", 60)),
-        )["project"]
-        resolver.values[logical] = name
-        resolver.attributes[f"{logical}.Arn"] = created["arn"]
-        deployment.projects[logical] = name
-
-    for logical, resource in resources.items():
-        if resource["Type"] != "AWS::Serverless::StateMachine":
-            continue
-        props = resource["Properties"]
-        substitutions = resolver.resolve(props.get("DefinitionSubstitutions", {}))
-        definition = render_definition(ROOT / props["DefinitionUri"], substitutions)
-        leftover = re.findall(r"\$\{[A-Za-z0-9]+\}", definition)
-        if leftover:
-            raise ValueError(f"the state machine definition has unsubstituted placeholders: {sorted(set(leftover))}")
-        name = resolver.resolve(props.get("Name", f"{STACK}-{logical}"))
-        deployment.roles_of[name] = role_of(props, "Role")
-        deployment.state_machine_arn = sfn.create_state_machine(
-            name=name, definition=definition, roleArn=role_arn, type=props.get("Type", "STANDARD")
-        )["stateMachineArn"]
-        resolver.values[logical] = deployment.state_machine_arn
-        resolver.attributes[f"{logical}.Name"] = name
-
-    for logical, resource in resources.items():
-        if resource["Type"] != "AWS::Events::Rule" or not resolver.deployed(resource):
-            continue
-        props = resolver.resolve(resource["Properties"])
-        rules = boto3.client("events")
-        name = f"{STACK}-{logical}"
-        rules.put_rule(Name=name, EventPattern=json.dumps(props["EventPattern"]), State=props.get("State", "ENABLED"))
-        rules.put_targets(
-            Rule=name,
-            Targets=[
-                {k: v for k, v in target.items() if k in ("Id", "Arn", "RoleArn", "Input", "InputTransformer")}
-                for target in props["Targets"]
-            ],
-        )
-        resolver.values[logical] = name
-
-    for logical, resource in resources.items():
-        configuration = resource.get("Properties", {}).get("NotificationConfiguration", {})
-        if resource["Type"] == "AWS::S3::Bucket" and configuration.get("EventBridgeConfiguration", {}).get(
-            "EventBridgeEnabled"
-        ):
-            s3.put_bucket_notification_configuration(
-                Bucket=resolver.values[logical], NotificationConfiguration={"EventBridgeConfiguration": {}}
-            )
+    run = _Deploying(
+        template, resolver, deployment, role_arn, target_registry, extra_environment or {}, timeouts or {}, without
+    )
+    for handlers in _CREATE:
+        _each(run, handlers)
 
     deployment.bucket = next(
         v for k, v in resolver.values.items() if resources.get(k, {}).get("Type") == "AWS::S3::Bucket"
@@ -418,20 +502,7 @@ def deploy(
     # the local target registry, where AWS has ACCOUNT.dkr.ecr.REGION.amazonaws.com
     deployment.outputs["TargetRepositoryPrefix"] = f"{target_registry}/{resolver.values['TargetPrefix']}"
     _outputs_stack(deployment.outputs)
-    for logical, resource in resources.items():
-        if resource["Type"] == "AWS::IAM::Role":
-            statements = []
-            for policy in resolver.resolve(resource["Properties"].get("Policies", [])):  # !If, AWS::NoValue
-                for statement in policy["PolicyDocument"]["Statement"]:
-                    if (logical, statement.get("Sid", "")) not in without:  # a test takes one away
-                        statements.append(statement)
-            deployment.role_statements[logical] = statements
-        elif resource["Type"] == "AWS::S3::BucketPolicy":
-            deployment.resource_statements.extend(
-                resolver.resolve(resource["Properties"]["PolicyDocument"]["Statement"])
-            )
-        elif resource["Type"] == "AWS::ECR::RepositoryCreationTemplate" and resolver.deployed(resource):
-            deployment.repository_templates.append(repository_template(resolver, resource))
+    _each(run, _RECORD)
     return deployment
 
 
