@@ -58,6 +58,7 @@ def busybox_binary(arch: str) -> Path:
             capture_output=True,
         )
         deb = next(work.glob("*.deb"))
+        CACHE.mkdir(parents=True, exist_ok=True)  # dpkg-deb -x makes the last directory only
         subprocess.run(["dpkg-deb", "-x", str(deb), str(target.parent.parent)], check=True)
     except (subprocess.CalledProcessError, StopIteration) as exc:
         raise SeedError(
