@@ -59,8 +59,8 @@ lint: venv $(SCAN_VENV)/.installed ## ruff, mypy, sam validate --lint, cfn-lint,
 test-unit: venv asl-tools ## Unit and infrastructure tests (pure logic, the template, IAM, the state machine) and the doctests
 	$(VENV)/bin/pytest tests/unit tests/infrastructure functions/hubmirror
 
-test-functional: venv ## Functional tests (moto, local registries)
-	$(VENV)/bin/pytest tests/functional
+test-functional: venv ## Functional tests, and the stand-ins' own tests in tests/devstack (moto, local registries)
+	$(VENV)/bin/pytest tests/devstack tests/functional
 
 test-e2e: setup ## End-to-end tests: the real state machine on the local stack
 	$(VENV)/bin/pytest tests/e2e

@@ -22,6 +22,11 @@ class NetworkInUnitTestError(AssertionError):
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    yield from guard_network(monkeypatch)
+
+
+def guard_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The guard, for a fixture: yields the families refused, and fails the test at teardown if any."""
     opened: list[str] = []
     real = socket.socket
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from devstack.aws.iam import Policies, Request, describe
+
+#: pure: no network, as in the unit tests
+pytestmark = pytest.mark.usefixtures("no_network")
 
 BUCKET = "arn:aws:s3:::b"
 ROLE = [

@@ -11,6 +11,9 @@ import pytest
 from devstack.aws import mapruns, sfnerrors
 from devstack.aws.motoversion import MOTO_VERSION, MotoVersionError
 
+#: pure: no network, as in the unit tests
+pytestmark = pytest.mark.usefixtures("no_network")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
