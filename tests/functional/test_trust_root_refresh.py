@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.sigstore import Sigstore
-from devstack.tufrepo import TufRepository
+from devstack.content.sigstore import Sigstore
+from devstack.registries.tufrepo import TufRepository
 from hubmirror.adapters.sigstoretuf import TufTrustRoot
 from hubmirror.domain.signing import SIGNATURE_ANNOTATION
 from hubmirror.domain.sigstore import (

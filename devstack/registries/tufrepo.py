@@ -32,7 +32,7 @@ from tuf.api.metadata import (  # type: ignore[attr-defined]  # re-exported from
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from devstack.proxy import QuietServer
+from devstack.registries.proxy import QuietServer
 
 ROLES = (Root.type, Timestamp.type, Snapshot.type, Targets.type)
 TRUSTED_ROOT = "trusted_root.json"
