@@ -207,7 +207,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "claims",
         f"{PACKAGE}/copying/transfer.py",
         "self.index.heartbeat(digest)",
-        "self.index.claim(digest)",
+        "self.index.released(digest)",
         (CLAIMS + "test_a_copier_s_heartbeat_keeps_its_claim_while_it_copies_and_lets_it_go_after",),
         "the heartbeat thread runs but never renews: a long copy loses its claim",
     ),
