@@ -35,3 +35,27 @@ def test_another_moto_is_refused_before_anything_is_patched(monkeypatch: pytest.
     with pytest.raises(MotoVersionError, match=r"install moto\[server\]==5\.2\.5"):
         mapruns.install()
     assert ErrorEqualsDecl._eval_body is before
+
+
+def test_the_dispatcher_resolves_each_host_as_moto_does_and_only_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from devstack.aws.iam import dispatcher
+
+    kept, plain = dispatcher(), DomainDispatcherApplication(create_backend_app)
+    hosts = [
+        "s3.us-east-1.amazonaws.com",
+        "states.us-east-1.amazonaws.com",
+        "codebuild.us-east-1.amazonaws.com",
+        "s3",
+        "nothing.example",
+        None,
+    ]
+    assert [kept.get_backend_for_host(h) for h in hosts] == [plain.get_backend_for_host(h) for h in hosts]
+
+    def listed() -> list[str]:
+        raise AssertionError("moto's modules listed again for a host already resolved")
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", listed)
+    assert kept.get_backend_for_host("s3.us-east-1.amazonaws.com") == "s3"
