@@ -525,7 +525,14 @@ class EcrFront:
 
             def _blob(self, repository: Repository, digest: str, body: bytes | None) -> None:
                 if self.command != "GET":
-                    relay(self, self._forward(body=body))
+                    answer = self._forward(body=body)
+                    if self.command == "HEAD" and answer.status == 500:
+                        # the backing registry reads a blob's link file while another request of
+                        # the repository writes it, and answers 500 "invalid checksum digest
+                        # format"; ECR answers such a HEAD 200 or 404, so the front asks again
+                        time.sleep(0.05)
+                        answer = self._forward(body=body)
+                    relay(self, answer)
                     return
                 if not front.referenced(repository.name, digest):
                     front.counts["blob_unknown"] += 1
