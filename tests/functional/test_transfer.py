@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,7 @@ from devstack.registries.hubfront import HubFront
 from devstack.stack import ECR_PASSWORD, ECR_USER
 from hubmirror.adapters.registry.client import RegistryClient
 from hubmirror.adapters.s3 import Store
-from hubmirror.copying.blobindex import MemoryBlobIndex, S3BlobIndex
+from hubmirror.copying.blobindex import Claim, MemoryBlobIndex, S3BlobIndex
 from hubmirror.copying.transfer import Transfer
 from hubmirror.domain.oci import OCI_INDEX, select_platforms
 from hubmirror.domain.registry.errors import RegistryError
@@ -131,6 +133,51 @@ def test_copiers_running_at_once_fetch_each_new_blob_once(
         landed = dict(zip(images, pool.map(copier, images), strict=True))
     assert landed == digests
     assert front.snapshot()["get_blob"] == len(unique)  # base and family layers shared by all four: once
+
+
+class CountingStore:
+    """A store that counts the calls made to it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return method(*args, **kwargs)
+
+        return counted
+
+
+def test_a_new_blob_costs_one_index_read_besides_its_claim_record_and_release(
+    registries: Registries, front: HubFront, target: RegistryClient, s3_store: Store
+) -> None:
+    """A first claim on a blob means no copier ever fetched it: what the index said a moment
+    before stands, and the copier does not read it again (nor ask the target again)."""
+    image = platform_image("linux/amd64", "index-cost")
+    digest = registries.hub_pusher().image("library/indexcost", "1", image)
+    registries.ecr.create_repository("t1/indexcost")
+    store = CountingStore(s3_store)
+    transfer = Transfer(target, S3BlobIndex(store))  # type: ignore[arg-type]
+    assert transfer.copy(RegistryClient(front.host), "library/indexcost", digest, "t1/indexcost", "1") == digest
+    transfer.close()
+    blobs = len(image.layers) + 1
+    assert store.calls["find_json"] + store.calls["read_json"] == blobs
+    assert store.calls["create_json"] == 2 * blobs  # each blob's claim and its first record
+    assert store.calls["replace_json"] == blobs  # each claim released once the image is written
+    assert transfer.stats.transferred == blobs
+
+
+def test_a_claim_says_whether_it_is_the_first_on_its_blob(s3_store: Store) -> None:
+    digest = "sha256:" + "4" * 64
+    first, second = S3BlobIndex(s3_store), S3BlobIndex(s3_store)
+    assert first.claim(digest) is Claim.FIRST
+    assert second.claim(digest) is Claim.HELD
+    first.release(digest)
+    assert second.claim(digest) is Claim.TAKEN  # the blob may have landed meanwhile: look again
 
 
 def test_a_stale_claim_does_not_block_a_fetch(s3_store: Store) -> None:

@@ -7,6 +7,7 @@ let one of several jobs running at once fetch a new blob while the others wait f
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 import uuid
@@ -20,6 +21,18 @@ from hubmirror.domain.documents import BlobRecord, ClaimRecord
 #: Claimers renew every ten seconds (``transfer.CLAIM_HEARTBEAT_SECONDS``): six missed beats
 #: ride out an S3 hiccup, and a crashed copier delays the others by a minute at most.
 CLAIM_STALE_SECONDS = 60.0
+
+
+class Claim(enum.IntEnum):
+    """What :meth:`BlobIndex.claim` got; true when the caller is to fetch the blob.
+
+    ``FIRST``: nobody ever claimed the blob, so no copier fetched it into the target; what the
+    caller saw of the index just before still stands. ``TAKEN``: a claim released, or whose
+    copier died, is now the caller's; the blob may have landed meanwhile, so look again."""
+
+    HELD = 0  # another copier holds it: wait for it
+    TAKEN = 1
+    FIRST = 2
 
 
 class JsonStore(Protocol):
@@ -41,7 +54,7 @@ class BlobIndex(Protocol):
 
     def where(self, digest: str, *, fresh: bool = False) -> list[str]: ...
     def record(self, digest: str, repository: str) -> None: ...
-    def claim(self, digest: str) -> bool: ...
+    def claim(self, digest: str) -> Claim: ...
     def heartbeat(self, digest: str) -> None: ...
     def release(self, digest: str) -> None: ...
     def released(self, digest: str) -> bool: ...
@@ -58,8 +71,8 @@ class MemoryBlobIndex:
         with self._lock:
             return list(self._where.get(digest, []))
 
-    def claim(self, digest: str) -> bool:
-        return True  # one process: its threads are serialised per blob by the transfer
+    def claim(self, digest: str) -> Claim:
+        return Claim.FIRST  # one process: its threads are serialised per blob by the transfer
 
     def heartbeat(self, digest: str) -> None:
         return None
@@ -138,29 +151,29 @@ class S3BlobIndex:
         with self._lock:
             self._known[digest] = places
 
-    def claim(self, digest: str) -> bool:
-        """Take the claim on fetching ``digest``: True when this copier should fetch it."""
+    def claim(self, digest: str) -> Claim:
+        """Take the claim on fetching ``digest``: true when this copier should fetch it."""
         key = keys.blob(digest, ".claim")
         if (etag := self.store.create_json(key, self._claim())) is not None:
             self._hold(digest, etag)
-            return True
+            return Claim.FIRST
         try:
             found = self.store.read_json(key)
         except Exception:
-            return False  # cannot tell: let the others' claim stand; the wait gives up in time
+            return Claim.HELD  # cannot tell: let the others' claim stand; the wait gives up in time
         if found is None:  # released and gone a moment ago: take it as new
             etag = self.store.create_json(key, self._claim())
             self._hold(digest, etag)
-            return etag is not None
+            return Claim.TAKEN if etag is not None else Claim.HELD
         held, etag = found
         own = isinstance(held, dict) and held.get("by") == self.holder  # a release of ours that failed
         if not own and not self._lapsed(held):
-            return False
+            return Claim.HELD
         # released, or its copier died: take it over only if it is still what was read, so of
         # several copiers taking over one claim exactly one fetches
         taken = self.store.replace_json(key, self._claim(), etag)
         self._hold(digest, taken)
-        return taken is not None
+        return Claim.TAKEN if taken is not None else Claim.HELD
 
     def heartbeat(self, digest: str) -> None:
         """Renew a claim this copier holds; nothing is written if it is no longer its own."""

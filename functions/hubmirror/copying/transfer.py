@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypedDict, Unpack
 
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.copying.blobindex import BlobIndex
+from hubmirror.copying.blobindex import BlobIndex, Claim
 from hubmirror.domain.oci import (
     DOCKER_LIST,
     INDEX_MEDIA_TYPES,
@@ -121,7 +121,7 @@ BlobSource = Callable[[Descriptor], Any]
 #: A streamed upload cannot be replayed; a failed one is started again from the source.
 UPLOAD_ATTEMPTS = 2
 #: How often a copier waiting for a blob another copier claimed looks at it again.
-CLAIM_POLL_SECONDS = 1.0
+CLAIM_POLL_SECONDS = 0.5
 #: How often a copier renews the claims it holds (see :data:`hubmirror.copying.blobindex.CLAIM_STALE_SECONDS`).
 CLAIM_HEARTBEAT_SECONDS = 10.0
 
@@ -241,11 +241,15 @@ class Transfer:
                     inflight.result()  # another image of this job is uploading it: wait for that upload
             if self._from_spool(repository, descriptor) or self._from_target(repository, descriptor, fresh=False):
                 return None
-            if not self.index.claim(digest) and self._wait_for_claimer(repository, descriptor, deadline):
+            claimed = self.index.claim(digest)
+            if not claimed and self._wait_for_claimer(repository, descriptor, deadline):
                 return None
-            # the claim is this copier's; what it saw before taking it may be stale: a claim
-            # released meanwhile leaves the blob in this repository, or readable in another
-            if self._present(repository, digest) or self._from_target(repository, descriptor, fresh=True):
+            # the claim is this copier's. A first claim ever: nobody fetched the blob, and what
+            # was just seen stands. A claim taken over: what was seen before may be stale, as a
+            # claim released meanwhile leaves the blob in this repository, or readable in another
+            if claimed is not Claim.FIRST and (
+                self._present(repository, digest) or self._from_target(repository, descriptor, fresh=True)
+            ):
                 self.index.release(digest)
                 return None
             self._hold(digest, held)
