@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,7 +28,7 @@ from hubmirror.copying.transfer import Transfer
 from hubmirror.domain import keys
 from hubmirror.domain.advice import Cause, remedy
 from hubmirror.domain.items import WorkItem
-from hubmirror.domain.oci import OCI_INDEX
+from hubmirror.domain.oci import OCI_INDEX, OCI_MANIFEST
 from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.domain.registry.errors import RegistryError
 from hubmirror.domain.registry.model import Credentials
@@ -38,25 +39,35 @@ from tests.support import RegistryReader, platforms_of
 
 
 def _job(
-    registries: Registries, store: Store, entries: Sequence[tuple[WorkItem, str, str]], *, floor: int = 0
+    registries: Registries,
+    store: Store,
+    entries: Sequence[tuple[WorkItem, str, str]],
+    *,
+    floor: int = 0,
+    batch: str = "00000",
+    jobs_at_once: int = 1,
+    environ: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run one copy job over ``(item, upstream digest, media type)``; the outcomes by target."""
     job = {
         "run": "r",
-        "batch": "00000",
+        "batch": batch,
         "kind": "copy",
         "target_registry": registries.ecr.host,
         "ratelimit_floor": floor,
-        "outcomes_key": "runs/r/outcomes/00000-copy.json",
+        "jobs_at_once": jobs_at_once,
+        "outcomes_key": f"runs/r/outcomes/{batch}-copy.json",
         "items": [
             {**item.to_dict(), "upstream_digest": digest, "upstream_media_type": media_type, "recipe": "sha256:0"}
             for item, digest, media_type in entries
         ],
     }
-    store.put_json("runs/r/jobs/00000-copy.json", job)
+    store.put_json(f"runs/r/jobs/{batch}-copy.json", job)
     ecr = Ecr(client=boto3.client("ecr", region_name="us-east-1"))
-    run_job("s3://runs/runs/r/jobs/00000-copy.json", store_factory=lambda bucket: store, ecr=ecr, environ={})
-    return {o["target"]: o for o in store.get_json("runs/r/outcomes/00000-copy.json")}
+    run_job(
+        f"s3://runs/runs/r/jobs/{batch}-copy.json", store_factory=lambda bucket: store, ecr=ecr, environ=environ or {}
+    )
+    return {o["target"]: o for o in store.get_json(f"runs/r/outcomes/{batch}-copy.json")}
 
 
 @pytest.fixture
@@ -206,6 +217,42 @@ def test_a_throttled_target_is_waited_out_and_every_item_lands(
         fetched = reader.manifest(item.target_repository, "1")
         assert fetched is not None
         assert fetched.digest == digest
+
+
+@pytest.fixture
+def put_image_at_2(registries: Registries) -> Iterator[None]:
+    registries.ecr.set_rate("PutImage", 2.0)
+    yield
+    registries.ecr.set_rate("PutImage", 10.0)
+
+
+def test_two_jobs_at_once_share_the_put_image_rate_without_a_storm_of_429s(
+    registries: Registries, front: HubFront, s3_store: Store, put_image_at_2: None
+) -> None:
+    """ECR throttles PutImage per account (10 a second unless raised; 2 here): jobs running at once
+    share it. Each paces its manifest PUTs at its share and adapts, rather than sending them at
+    once and backing off from a burst of 429s."""
+    pusher = registries.hub_pusher()
+    batches = []
+    for batch in range(2):
+        entries = []
+        for n in range(6):
+            name = f"share{batch}{n:02}"
+            digest = pusher.image(f"library/{name}", "1", platform_image("linux/amd64", name))
+            entries.append((WorkItem(f"{front.host}/library/{name}", "1", f"mirror/{name}", "1"), digest, OCI_MANIFEST))
+        batches.append(entries)
+    throttled_before = registries.ecr.counts["throttled_PutImage"]
+    puts_before = registries.ecr.counts["PutImage"]
+    rate = {"HUBMIRROR_PUT_IMAGE_RATE": "2"}  # the account's quota, as the template passes it
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [
+            pool.submit(_job, registries, s3_store, entries, batch=f"0000{n}", jobs_at_once=2, environ=rate)
+            for n, entries in enumerate(batches)
+        ]
+        outcomes = {target: o for job in jobs for target, o in job.result().items()}
+    assert {o["outcome"] for o in outcomes.values()} == {"copied"}, outcomes
+    assert registries.ecr.counts["PutImage"] - puts_before == 12
+    assert registries.ecr.counts["throttled_PutImage"] - throttled_before <= 5
 
 
 def test_an_index_whose_platforms_would_cross_the_floor_is_deferred_before_any_is_fetched(

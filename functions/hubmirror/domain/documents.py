@@ -71,6 +71,8 @@ class JobFile(TypedDict):
     ratelimit_floor: int
     item_deadline_seconds: int | None
     job_deadline_seconds: int
+    #: how many jobs of the run may run at once: they share the target's PutImage rate
+    jobs_at_once: int
     #: where the job writes its outcomes
     outcomes_key: str
     items: list[JobEntry]

@@ -51,6 +51,7 @@ def handler(event: CheckEvent, context: LambdaContext) -> CheckResult:
         public_keys=keys,
         trust_root=trust_root,
         item_deadline_seconds=config.item_deadline_seconds,
+        jobs_at_once=int(batch.get("jobs_at_once") or 1),
         deadline=time.monotonic() + context.get_remaining_time_in_millis() / 1000 - CHECK_RESERVE_SECONDS,
         pull_policy=partial(ecr().sync_pull_policy, own=statements(config.pullers)),
     )

@@ -44,7 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hubmirror.adapters.ecr import Ecr
 from hubmirror.adapters.registry.client import RegistryClient
-from hubmirror.adapters.registry.retry import TARGET_RETRY
+from hubmirror.adapters.registry.retry import PUT_IMAGE_RATE, TARGET_RETRY, Pacer
 from hubmirror.adapters.s3 import Store
 from hubmirror.adapters.secrets import CredentialsError, for_host, load_credentials
 from hubmirror.copying.blobindex import S3BlobIndex
@@ -82,7 +82,7 @@ BUILD_RUNTIME = "/usr/bin/runc"
 ITEM_DEADLINE_SECONDS = 20 * 60
 NOT_STARTED_IN_TIME = "not started in time (the job ran out of its time); a later run copies it"
 #: Items of a copy job copied at once (each also fetches its blobs in parallel).
-COPY_WORKERS = 4
+COPY_WORKERS = 8
 #: The environment the template sets on the CodeBuild projects (besides HUBMIRROR_JOB).
 UPSTREAM_SECRET_VARIABLE = "HUBMIRROR_UPSTREAM_SECRET"  # noqa: S105 - the variable holding the secret's name
 #: The disk the job's copies of fetched blobs may take: CodeBuild's small and medium on-demand
@@ -90,6 +90,8 @@ UPSTREAM_SECRET_VARIABLE = "HUBMIRROR_UPSTREAM_SECRET"  # noqa: S105 - the varia
 #: (https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-compute-types.html),
 #: shared with the build image, the tools and, in a build, buildah's storage.
 SPOOL_LIMIT_VARIABLE = "HUBMIRROR_SPOOL_LIMIT_GIB"
+#: ECR PutImage requests a second for the account (the template's ``PutImageRate``)
+PUT_IMAGE_RATE_VARIABLE = "HUBMIRROR_PUT_IMAGE_RATE"
 DEFAULT_SPOOL_LIMIT_GIB = 16
 
 
@@ -102,19 +104,30 @@ class JobSettings:
     #: bytes of fetched blobs the job keeps on disk for other repositories (least recently used
     #: dropped first)
     spool_limit: int = DEFAULT_SPOOL_LIMIT_GIB * 2**30
+    #: ECR PutImage requests a second, shared by the jobs running at once
+    put_image_rate: float = PUT_IMAGE_RATE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobSettings:
-        """The job's settings; a malformed spool size falls back to the default.
+        """The job's settings; a malformed spool size or rate falls back to the default.
 
         >>> JobSettings.from_env({"HUBMIRROR_SPOOL_LIMIT_GIB": "2"}).spool_limit
         2147483648
         >>> JobSettings.from_env({"HUBMIRROR_SPOOL_LIMIT_GIB": "²"}).spool_limit == DEFAULT_SPOOL_LIMIT_GIB * 2**30
         True
+        >>> JobSettings.from_env({"HUBMIRROR_PUT_IMAGE_RATE": "50"}).put_image_rate
+        50.0
+        >>> JobSettings.from_env({"HUBMIRROR_PUT_IMAGE_RATE": "fast"}).put_image_rate == PUT_IMAGE_RATE
+        True
         """
         raw = env.get(SPOOL_LIMIT_VARIABLE, "").strip()
         gib = int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else DEFAULT_SPOOL_LIMIT_GIB
-        return cls(upstream_secret=env.get(UPSTREAM_SECRET_VARIABLE), spool_limit=gib * 2**30)
+        rate = env.get(PUT_IMAGE_RATE_VARIABLE, "").strip()
+        return cls(
+            upstream_secret=env.get(UPSTREAM_SECRET_VARIABLE),
+            spool_limit=gib * 2**30,
+            put_image_rate=float(rate) if rate.isascii() and rate.isdigit() and int(rate) > 0 else PUT_IMAGE_RATE,
+        )
 
 
 class JobError(RuntimeError):
@@ -636,7 +649,9 @@ def run_job(
     settings = JobSettings.from_env(os.environ if environ is None else environ)
     ecr = ecr or Ecr()
     target_credentials = ecr.credentials()
-    target = RegistryClient(target_registry, target_credentials, retry=TARGET_RETRY, side="target")
+    rate = settings.put_image_rate
+    pacer = Pacer(rate / max(1, int(job.get("jobs_at_once") or 1)), ceiling=rate)  # an older check's job: alone
+    target = RegistryClient(target_registry, target_credentials, retry=TARGET_RETRY, side="target", pacer=pacer)
     try:
         upstream_credentials = load_credentials(settings.upstream_secret)
     except CredentialsError as exc:
@@ -665,7 +680,7 @@ def run_job(
         shutil.rmtree(workdir, ignore_errors=True)
     print(
         f"hubmirror runner: {len(work.outcomes) - work.failed} done, {work.failed} failed; "
-        f"blobs {transfer.stats.to_dict()}",
+        f"blobs {transfer.stats.to_dict()}; PutImage pace {pacer.to_dict()}",
         flush=True,
     )
     return 1 if work.failed else 0

@@ -323,6 +323,7 @@ def check_batch(
     item_deadline_seconds: int | None = None,
     pull_policy: Callable[[str], bool] | None = None,
     trust_root: Callable[[], TrustRoot] = shipped_trust_root,
+    jobs_at_once: int = 1,
 ) -> BatchResult:
     """Check every item of a batch; write its outcomes and jobs; return the job keys.
 
@@ -412,6 +413,7 @@ def check_batch(
             ratelimit_floor=floor,
             item_deadline_seconds=item_deadline_seconds,
             job_deadline_seconds=JOB_DEADLINE_SECONDS,
+            jobs_at_once=jobs_at_once,
             outcomes_key=keys.outcomes(run, batch, kind),
             items=[job_item(c) for c in work],
         )

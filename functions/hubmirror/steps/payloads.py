@@ -40,6 +40,8 @@ class BatchEntry(TypedDict):
     batch: str
     key: str
     items: int
+    #: how many jobs of the run may run at once (older plans leave it out: one)
+    jobs_at_once: NotRequired[int]
 
 
 class CheckEvent(TypedDict):

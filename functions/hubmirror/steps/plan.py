@@ -200,9 +200,10 @@ def plan_run(
             },
         )
         entries_list = []
+        at_once = max(1, min(len(chunks), map_concurrency))  # the jobs sharing the target's rates
         for chunk in chunks:
             key = store.put_json(keys.batch(run, chunk.id), [i.to_dict() for i in chunk.items])
-            entries_list.append({"batch": chunk.id, "key": key, "items": len(chunk.items)})
+            entries_list.append({"batch": chunk.id, "key": key, "items": len(chunk.items), "jobs_at_once": at_once})
         batches_key = store.put_json(keys.batches(run), entries_list)
         return PlanResult(
             run=run,

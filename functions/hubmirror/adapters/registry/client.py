@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import urllib3
 
 from hubmirror.adapters.registry.auth import USER_AGENT, TokenAuth, scope_for
-from hubmirror.adapters.registry.retry import RETRIED, RetryPolicy, retry_after
+from hubmirror.adapters.registry.retry import RETRIED, Pacer, RetryPolicy, retry_after
 from hubmirror.adapters.registry.stream import BlobStream, describe
 from hubmirror.domain.oci import MANIFEST_MEDIA_TYPES, OCI_INDEX, sha256_digest
 from hubmirror.domain.ratelimit import RateLimit
@@ -76,6 +76,7 @@ class RegistryClient:
         timeout: float = IDLE_TIMEOUT_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         side: Side = "upstream",
+        pacer: Pacer | None = None,
     ) -> None:
         self.host = host
         #: which side of the mirror this registry is ("upstream" or "target"), named in every error
@@ -87,6 +88,8 @@ class RegistryClient:
         self.timeout = timeout
         self.sleep = sleep
         self.auth = TokenAuth(host, side, credentials, self.pool, timeout, retry=self.retry, sleep=sleep)
+        #: spaces out manifest PUTs (ECR's throttled ``PutImage``) when set
+        self.pacer = pacer
         #: False once the registry answered that it has no referrers API: not asked again
         self.referrers_api: bool | None = None
 
@@ -341,7 +344,11 @@ class RegistryClient:
         replayable = body is None or isinstance(body, bytes)
         attempt = redirects = 0
         challenged = False
+        pacer = self.pacer if method == "PUT" and "/manifests/" in path else None
+        paced_until = 0.0
         while True:
+            if pacer is not None:
+                pacer.wait()
             try:
                 response = self._send(method, url, request_headers, body=body, stream=stream, scope=scope)
             except urllib3.exceptions.HTTPError as exc:
@@ -350,6 +357,10 @@ class RegistryClient:
                 attempt += 1
                 continue
             status = response.status
+            if pacer is not None and status == 429:
+                pacer.refused()
+            elif pacer is not None and status in accept:
+                pacer.passed()
             if status in accept:
                 return response
             answer = response.read() if stream else response.data  # an error's body says why
@@ -365,6 +376,13 @@ class RegistryClient:
                 challenged = True
                 self.auth.learn(response.headers.get("WWW-Authenticate", ""), where)
                 self.auth.forget(scope)
+                continue
+            if pacer is not None and status == 429:
+                # sent again at the pace this 429 cut, for as long as the policy's backoff would wait
+                paced_until = paced_until or time.monotonic() + self.retry.patience
+                if not replayable or time.monotonic() > paced_until:
+                    raise self._exhausted(status, response.headers, attempt, where)
+                attempt += 1
                 continue
             if status in RETRIED:
                 if not self._again(attempt, replayable, retry_after(response.headers)):

@@ -1,8 +1,10 @@
-"""How often, and how long apart, a request is tried again."""
+"""How often, and how long apart, a request is tried again; how far apart a throttled one is sent."""
 
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -24,6 +26,11 @@ class RetryPolicy:
         backoff: float = min(self.max_delay, self.base_delay * 2**attempt)
         return backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
 
+    @property
+    def patience(self) -> float:
+        """The longest the policy waits in all, every delay at its longest (no Retry-After)."""
+        return float(sum(min(self.max_delay, self.base_delay * 2.0**attempt) for attempt in range(self.attempts - 1)))
+
     def again(self, attempt: int, retry_after: float | None, sleep: Callable[[float], None]) -> bool:
         """Whether attempt ``attempt`` (from 0) may be followed by another; if so, after
         sleeping the delay the policy gives it."""
@@ -37,6 +44,82 @@ class RetryPolicy:
 #: ``429`` and no ``Retry-After``; concurrent jobs share the account's rate, so a copy job
 #: gives the target more and longer tries (about 30 s in all) than an upstream gets.
 TARGET_RETRY = RetryPolicy(attempts=8, base_delay=0.5, max_delay=10.0)
+
+
+#: ECR's quota for ``PutImage`` (a manifest ``PUT``): 10 a second per account and Region,
+#: adjustable (https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html).
+PUT_IMAGE_RATE = 10.0
+
+
+class Pacer:
+    """Spaces out one throttled action of one process: additive increase, multiplicative decrease.
+
+    Jobs running at once share the account's rate and cannot see each other. Each starts at its
+    share and cuts its rate by 30 % when the service answers 429 (at most once a second: the
+    429s of one burst are one signal). Between, it gains :attr:`step` requests a second each second,
+    and more the longer no 429 came (``step * (1 + seconds since the last``): just after a 429
+    the jobs feel their way back, and a job left alone once the others have ended takes up the
+    rate they leave within seconds. The jobs together stay just under the service's rate,
+    instead of going over it in bursts that end in 429s and backoff.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        ceiling: float,
+        floor: float = 0.5,
+        step: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.ceiling = ceiling
+        self.floor = min(floor, ceiling)
+        self.rate = max(self.floor, min(rate, ceiling))
+        self.step = step
+        self.clock = clock
+        self.sleep = sleep
+        #: 429 answers seen, and how many of them cut the rate
+        self.throttled = 0
+        self.cuts = 0
+        self._next = 0.0
+        self._cut_at: float | None = None
+        self._since: float | None = None  # the first request, or the last cut
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Sleep until this process may send the next request (one every ``1 / rate`` seconds).
+        The slot is taken when it comes, so a cut made meanwhile spaces the waiting requests too."""
+        while True:
+            with self._lock:
+                now = self.clock()
+                if now >= self._next:
+                    self._next = now + 1.0 / self.rate
+                    self._since = now if self._since is None else self._since
+                    return
+                delay = self._next - now
+            self.sleep(delay)
+
+    def passed(self) -> None:
+        """A request went through: the rate grows (by ``1 / rate`` of a second's growth)."""
+        with self._lock:
+            quiet = max(0.0, self.clock() - (self._since or self.clock()))
+            self.rate = min(self.ceiling, self.rate + self.step * (1 + quiet) / self.rate)
+
+    def refused(self) -> None:
+        """The service answered 429: cut the rate by 30 %, unless it was cut less than a second ago."""
+        with self._lock:
+            self.throttled += 1
+            now = self.clock()
+            if self._cut_at is not None and now - self._cut_at < 1.0:
+                return
+            self._cut_at = self._since = now
+            self.cuts += 1
+            self.rate = max(self.floor, self.rate * 0.7)
+            self._next = max(self._next, now + 1.0 / self.rate)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"rate_per_s": round(self.rate, 2), "throttled": self.throttled, "cut": self.cuts}
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
