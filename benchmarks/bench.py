@@ -341,6 +341,9 @@ class Repeat:
                 }
                 self._say(scenario)
 
+            # start the Lambda workers (as a deployed stack's functions are warm after a run):
+            # cold then means cold images, and cold - warm takes out plan, check and report
+            stack.run({"dry_run": True})
             both("cold")
             both("warm")
             change_one_tag(stack, workload, 0)  # the same tag in every repeat (each on a fresh stack)
