@@ -56,11 +56,11 @@ class Pacer:
 
     Jobs running at once share the account's rate and cannot see each other. Each starts at its
     share and cuts its rate by 30 % when the service answers 429 (at most once a second: the
-    429s of one burst are one signal). Between, it gains :attr:`step` requests a second each second,
-    and more the longer no 429 came (``step * (1 + seconds since the last``): just after a 429
-    the jobs feel their way back, and a job left alone once the others have ended takes up the
-    rate they leave within seconds. The jobs together stay just under the service's rate,
-    instead of going over it in bursts that end in 429s and backoff.
+    429s of one burst are one signal). Between, it gains ``step * (1 + seconds since the last
+    cut)`` requests a second each second: just after a 429 the jobs feel their way back, and a
+    job left alone once the others have ended takes up the rate they leave within seconds. The
+    jobs together stay just under the service's rate, instead of going over it in bursts that
+    end in 429s and backoff.
     """
 
     def __init__(
