@@ -268,6 +268,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         },
         lambda_timeouts={"CheckFunction": CHECK_TIMEOUT},
         ecr_rates={"PutImage": 100.0},
+        parameters={"PutImageRate": "100"},
     )
     with stack:
         assert stack.ecr is not None

@@ -28,12 +28,13 @@ PAYLOAD_LIMIT = 256 * 1024
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunResult, RunResult, int]]:
     # ECR's PutImage quota (10 a second by default) is adjustable; at the default a cold run
     # of 5,000 images takes at least 500 s of PutImage alone. An account mirroring that many
-    # raises it, and so does this test (the throttling itself is tested in test_strict_handling).
+    # raises it and tells hubmirror (PutImageRate), and so does this test (the throttling and
+    # the jobs' pacing are tested in test_strict_handling).
     # The run's 5,001 events are put on the bus but not routed to a queue: moto's delivery to
     # SQS takes about 10 ms an event; the events are tested in test_faults and test_signatures.
     stack = Stack(
         Path(tmp_path_factory.mktemp("scale")),
-        parameters={"BatchSize": str(BATCH)},
+        parameters={"BatchSize": str(BATCH), "PutImageRate": "200"},
         ecr_rates={"PutImage": 200.0},
         route_events=False,
     )
