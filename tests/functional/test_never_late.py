@@ -19,7 +19,7 @@ from hubmirror.adapters.s3 import Store
 from hubmirror.domain.items import WorkItem
 from hubmirror.domain.oci import OCI_MANIFEST
 from hubmirror.domain.registry.model import Credentials
-from hubmirror.runner.job import NOT_STARTED_IN_TIME, run_job
+from hubmirror.runner.job import COPY_WORKERS, NOT_STARTED_IN_TIME, run_job
 from tests.functional.conftest import Registries
 from tests.support import RegistryReader
 
@@ -103,11 +103,11 @@ def test_items_not_started_by_the_job_s_deadline_end_deferred_and_cost_nothing(
 def test_items_started_in_time_are_finished_and_the_rest_wait_for_a_later_run(
     registries: Registries, s3_store: Store
 ) -> None:
-    """Four copies start at once (the job's workers); each is slow to get its repository, past the
-    deadline. The two items queued behind them start after it: deferred. The four are copied (the
-    target holds their blobs already, so the deadline cuts no download of theirs)."""
+    """As many copies as the job has workers start at once; each is slow to get its repository,
+    past the deadline. The two items queued behind them start after it: deferred. Those started
+    are copied (the target holds their blobs already, so the deadline cuts no download of theirs)."""
     deadline = 1.5
-    targets = [f"mirror/started-{n}" for n in range(6)]
+    targets = [f"mirror/started-{n}" for n in range(COPY_WORKERS + 2)]
     image = platform_image("linux/amd64", "late")
     for target in targets:
         registries.ecr.create_repository(target)
@@ -118,7 +118,7 @@ def test_items_started_in_time_are_finished_and_the_rest_wait_for_a_later_run(
     started = set(_started(registries.ecr, targets))
     registries.ecr.faults.clear()
     deferred = [t for t in targets if t not in started]
-    assert len(deferred) >= 2  # at most four items were started before the deadline
+    assert len(deferred) >= 2  # at most COPY_WORKERS items were started before the deadline
     reader = RegistryReader(registries.ecr.host, ECR_USER, ECR_PASSWORD)
     for target in targets:
         outcome = seen[f"{target}:1"]
