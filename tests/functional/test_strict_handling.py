@@ -194,14 +194,16 @@ def test_an_immutable_tag_that_points_elsewhere_fails_its_item_and_keeps_its_ima
 
 
 @pytest.fixture
-def slow_put_image(registries: Registries) -> Iterator[None]:
-    registries.ecr.set_rate("PutImage", 1.0)
+def put_image_rate(registries: Registries, request: pytest.FixtureRequest) -> Iterator[None]:
+    """The ECR stand-in's PutImage rate for one test (``indirect`` parameter), then ECR's default."""
+    registries.ecr.set_rate("PutImage", request.param)
     yield
     registries.ecr.set_rate("PutImage", 10.0)
 
 
+@pytest.mark.parametrize("put_image_rate", [1.0], indirect=True)
 def test_a_throttled_target_is_waited_out_and_every_item_lands(
-    registries: Registries, front: HubFront, s3_store: Store, reader: RegistryReader, slow_put_image: None
+    registries: Registries, front: HubFront, s3_store: Store, reader: RegistryReader, put_image_rate: None
 ) -> None:
     pusher = registries.hub_pusher()
     entries = []
@@ -219,15 +221,9 @@ def test_a_throttled_target_is_waited_out_and_every_item_lands(
         assert fetched.digest == digest
 
 
-@pytest.fixture
-def put_image_at_2(registries: Registries) -> Iterator[None]:
-    registries.ecr.set_rate("PutImage", 2.0)
-    yield
-    registries.ecr.set_rate("PutImage", 10.0)
-
-
+@pytest.mark.parametrize("put_image_rate", [2.0], indirect=True)
 def test_two_jobs_at_once_share_the_put_image_rate_without_a_storm_of_429s(
-    registries: Registries, front: HubFront, s3_store: Store, put_image_at_2: None
+    registries: Registries, front: HubFront, s3_store: Store, put_image_rate: None
 ) -> None:
     """ECR throttles PutImage per account (10 a second unless raised; 2 here): jobs running at once
     share it. Each paces its manifest PUTs at its share and adapts, rather than sending them at
