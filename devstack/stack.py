@@ -32,7 +32,7 @@ from typing import Any
 
 import boto3
 
-from devstack.aws import codebuild, eventsize, iam, lambdas, mapruns, sfnerrors, sfntargets
+from devstack.aws import codebuild, eventsize, iam, lambdas, mapruns, s3objects, sfnerrors, sfntargets
 from devstack.aws.deploy import ACCOUNT, REGION, Deployment, access_key, deploy
 from devstack.content.images import Pusher
 from devstack.procs import free_port
@@ -285,6 +285,7 @@ class Stack:
         sfnerrors.install()
         eventsize.install()
         sfntargets.install()
+        s3objects.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto logs every Fail state as an unhandled exception; the tests read the history instead
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -333,6 +334,7 @@ class Stack:
         mapruns.uninstall()
         sfnerrors.uninstall()
         eventsize.uninstall()
+        s3objects.uninstall()
         sfntargets.uninstall()
         if self.lambda_runtime is not None:
             self.lambda_runtime.stop()

@@ -1,8 +1,8 @@
 """The moto version devstack's extensions were written for.
 
-``lambdas``, ``codebuild``, ``mapruns`` and ``sfnerrors`` replace or wrap internals of moto
+``lambdas``, ``codebuild``, ``mapruns``, ``sfnerrors`` and ``s3objects`` replace or wrap internals of moto
 (its Lambda backend's ``invoke``, its Step Functions service factory, its Map run and error
-handling), which change between releases without notice. Each refuses to install on
+handling, its S3 objects), which change between releases without notice. Each refuses to install on
 another version, saying so, rather than misbehave in ways a test would take for
 hubmirror's own.
 """

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from devstack.aws import s3objects
 from devstack.content.images import Pusher
 from devstack.registries.ecrfront import EcrFront
 from devstack.registries.hubfront import HubFront
@@ -59,7 +60,9 @@ def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]
 
 @pytest.fixture
 def s3_store() -> Iterator[Store]:
-    """A bucket in moto (in process), as the run's store."""
+    """A bucket in moto (in process), as the run's store; GETs racing a PUT or DELETE of their
+    object end as on S3 (``devstack.aws.s3objects``)."""
+    s3objects.install()
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="runs")
