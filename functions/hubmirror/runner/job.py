@@ -82,7 +82,7 @@ BUILD_RUNTIME = "/usr/bin/runc"
 ITEM_DEADLINE_SECONDS = 20 * 60
 NOT_STARTED_IN_TIME = "not started in time (the job ran out of its time); a later run copies it"
 #: Items of a copy job copied at once (each also fetches its blobs in parallel).
-COPY_WORKERS = 4
+COPY_WORKERS = 8
 #: The environment the template sets on the CodeBuild projects (besides HUBMIRROR_JOB).
 UPSTREAM_SECRET_VARIABLE = "HUBMIRROR_UPSTREAM_SECRET"  # noqa: S105 - the variable holding the secret's name
 #: The disk the job's copies of fetched blobs may take: CodeBuild's small and medium on-demand
