@@ -6,7 +6,9 @@ and the ECR front, with moto for S3 and ECR's control plane.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +34,7 @@ from hubmirror.domain.oci import OCI_INDEX, OCI_MANIFEST
 from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.domain.registry.errors import RegistryError
 from hubmirror.domain.registry.model import Credentials
+from hubmirror.runner import job as runner
 from hubmirror.runner.job import run_job
 from hubmirror.steps.check import check_item
 from tests.functional.conftest import Registries
@@ -249,6 +252,39 @@ def test_two_jobs_at_once_share_the_put_image_rate_without_a_storm_of_429s(
     assert {o["outcome"] for o in outcomes.values()} == {"copied"}, outcomes
     assert registries.ecr.counts["PutImage"] - puts_before == 12
     assert registries.ecr.counts["throttled_PutImage"] - throttled_before <= 5
+
+
+@pytest.mark.parametrize("put_image_rate", [4.0], indirect=True)
+@pytest.mark.parametrize(("others", "share"), [(0, 4.0), (1, 2.0)])
+def test_a_job_sets_its_share_of_the_put_image_rate_by_the_jobs_still_running(
+    registries: Registries,
+    front: HubFront,
+    s3_store: Store,
+    put_image_rate: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    others: int,
+    share: float,
+) -> None:
+    """The plan said four jobs start at once (1 a second each of the account's 4); the others
+    have ended, or one is still running (its mark in the bucket): the job counts them and
+    takes up the rate they leave, and its own mark is gone once it ends."""
+    monkeypatch.setattr(runner, "SHARE_POLL_SECONDS", 0.2)
+    pusher = registries.hub_pusher()
+    entries = []
+    for n in range(6):
+        name = f"alone{others}{n:02}"
+        digest = pusher.image(f"library/{name}", "1", platform_image("linux/amd64", name))
+        entries.append((WorkItem(f"{front.host}/library/{name}", "1", f"mirror/{name}", "1"), digest, OCI_MANIFEST))
+    still_running = [keys.running("r", f"0999{n}", "copy") for n in range(others)]
+    for mark in still_running:
+        s3_store.put_json(mark, {"started": 0})
+    outcomes = _job(registries, s3_store, entries, jobs_at_once=4, environ={"HUBMIRROR_PUT_IMAGE_RATE": "4"})
+    assert {o["outcome"] for o in outcomes.values()} == {"copied"}, outcomes
+    pace = re.search(r"PutImage pace (\{.*\})", capsys.readouterr().out)
+    assert pace is not None
+    assert ast.literal_eval(pace.group(1))["share_per_s"] == share
+    assert s3_store.keys(keys.folder("r", "running")) == still_running
 
 
 def test_an_index_whose_platforms_would_cross_the_floor_is_deferred_before_any_is_fetched(

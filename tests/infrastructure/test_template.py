@@ -83,6 +83,7 @@ KEY_EXAMPLES = {
     "batches": keys.batches("r1"),
     "batch": keys.batch("r1", "00000"),
     "job": keys.job("r1", "00000", "copy"),
+    "running": keys.running("r1", "00000", "copy"),
     "outcomes": keys.outcomes("r1", "00000", "copy"),
     "errors": keys.errors("r1", "00000", "copy"),
     "report": keys.report("r1"),

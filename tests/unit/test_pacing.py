@@ -21,9 +21,9 @@ class Clock:
         self.now += seconds
 
 
-def _pacer(rate: float, *, ceiling: float = 10.0) -> tuple[Pacer, Clock]:
+def _pacer(share: float) -> tuple[Pacer, Clock]:
     clock = Clock()
-    return Pacer(rate, ceiling=ceiling, clock=clock, sleep=clock.sleep), clock
+    return Pacer(share, clock=clock, sleep=clock.sleep), clock
 
 
 def _sent_at(pacer: Pacer, clock: Clock, requests: int) -> list[float]:
@@ -34,9 +34,13 @@ def _sent_at(pacer: Pacer, clock: Clock, requests: int) -> list[float]:
     return times
 
 
-def test_requests_leave_one_every_1_over_rate_seconds() -> None:
+def test_requests_leave_one_every_1_over_rate_seconds_after_a_second_s_worth_at_once() -> None:
     pacer, clock = _pacer(2.5)
-    assert _sent_at(pacer, clock, 4) == [0.0, 0.4, 0.8, 1.2]
+    assert _sent_at(pacer, clock, 6) == [0.0, 0.0, 0.0, 0.2, 0.6, 1.0]
+    clock.now += 0.3  # a pause shorter than a slot: no slot was left unused
+    assert _sent_at(pacer, clock, 2) == [1.4, 1.8]
+    clock.now += 10.0  # a long pause: a second's worth of slots, no more
+    assert _sent_at(pacer, clock, 4) == [11.8, 11.8, 11.8, 12.0]
 
 
 def test_a_429_cuts_the_rate_by_30_percent_once_a_second_whatever_the_burst() -> None:
@@ -61,28 +65,40 @@ def test_the_next_request_after_a_cut_waits_for_the_cut_rate() -> None:
 
 
 def test_the_rate_grows_faster_the_longer_no_429_came() -> None:
-    pacer, clock = _pacer(2.0)
+    pacer, clock = _pacer(10.0)
+    pacer.refused()  # 7 a second
     pacer.wait()
     pacer.passed()
-    early = pacer.rate - 2.0
+    early = pacer.rate - 7.0
     clock.now += 8.0
     before = pacer.rate
     pacer.passed()
-    assert pacer.rate - before > 4 * early  # a job left alone takes up the rate the others left
+    assert pacer.rate - before > 4 * early
 
 
-@pytest.mark.parametrize("rate", [0.01, 50.0])
-def test_the_rate_stays_within_its_floor_and_ceiling(rate: float) -> None:
-    pacer, clock = _pacer(rate)
-    assert 0.5 <= pacer.rate <= 10.0
+def test_the_rate_stays_within_its_floor_and_its_share() -> None:
+    pacer, clock = _pacer(4.0)
     for _ in range(50):
         pacer.wait()
         pacer.passed()
-    assert pacer.rate == 10.0
+    assert pacer.rate == 4.0  # never over its share, however long no 429 came
     for _ in range(50):
         clock.now += 1.0
         pacer.refused()
     assert pacer.rate == 0.5
+    assert _pacer(0.01)[0].rate == 0.5
+
+
+def test_a_job_left_alone_takes_up_the_share_the_others_leave() -> None:
+    pacer, clock = _pacer(2.5)  # one of four jobs at 10 a second
+    clock.now += 1.0
+    pacer.refused()  # cut to 1.75
+    pacer.reshare(10.0)  # the three others ended
+    assert (pacer.share, pacer.rate) == (10.0, pytest.approx(7.0))
+    pacer.reshare(5.0)  # one started again
+    assert (pacer.share, pacer.rate) == (5.0, pytest.approx(3.5))
+    sent = _sent_at(pacer, clock, 3)
+    assert sent[2] - sent[1] == pytest.approx(1 / 3.5, abs=1e-3)
 
 
 def test_paced_429s_are_retried_for_as_long_as_the_target_s_backoff_would_wait() -> None:

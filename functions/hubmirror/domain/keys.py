@@ -6,6 +6,7 @@ Layout (every key under the bucket)::
     runs/<run>/batches.json                    the Distributed Map's item list: one entry per batch
     runs/<run>/batches/<batch>.json            the items of one batch
     runs/<run>/jobs/<batch>-<kind>.json        what one CodeBuild build copies or builds
+    runs/<run>/running/<batch>-<kind>.json     there while that build runs: the builds sharing the target's rate
     runs/<run>/outcomes/<batch>-<phase>.json   outcomes written by the check and by builds
     runs/<run>/errors/<batch>-<phase>.json     a step that failed as a whole (the state machine's Catch)
     runs/<run>/notices/<batch>.json            what a check could not do besides its items (a pull policy)
@@ -58,6 +59,11 @@ def batch(run: str, batch_id: str) -> str:
 
 def job(run: str, batch_id: str, kind: str) -> str:
     return run_key(run, "jobs", f"{batch_id}-{kind}.json")
+
+
+def running(run: str, batch_id: str, kind: str) -> str:
+    """``running("r1", "00000", "copy")`` -> ``runs/r1/running/00000-copy.json``."""
+    return run_key(run, "running", f"{batch_id}-{kind}.json")
 
 
 def outcomes(run: str, batch_id: str, phase: str) -> str:

@@ -81,6 +81,8 @@ BUILD_RUNTIME = "/usr/bin/runc"
 #: several times that, and four of them still fit a build's two hours many times over.
 ITEM_DEADLINE_SECONDS = 20 * 60
 NOT_STARTED_IN_TIME = "not started in time (the job ran out of its time); a later run copies it"
+#: How often a job counts the jobs running beside it, to set its share of the PutImage rate.
+SHARE_POLL_SECONDS = 2.0
 #: Items of a copy job copied at once (each also fetches its blobs in parallel).
 COPY_WORKERS = 8
 #: The environment the template sets on the CodeBuild projects (besides HUBMIRROR_JOB).
@@ -631,6 +633,49 @@ class _Job:
                 list(pool.map(lambda pair: self.process(*pair), entries))
 
 
+class RunningJobs:
+    """The copy jobs of one run writing to the target at once, counted in the bucket.
+
+    Each copy job leaves a mark under ``runs/<run>/running/`` while it runs, and every
+    :data:`SHARE_POLL_SECONDS` counts the marks there to set its share of the account's
+    ``PutImage`` rate: as the others end, the jobs left take up what they leave. Until the
+    first count it paces at the share the plan gave it (the rate over the jobs it starts at
+    once). A build job writes a handful of manifests after minutes of building: it leaves no
+    mark, so the copies do not slow down for it. A mark that could not be written or read
+    costs only the share: a job not counted takes more than its part, and the 429s that
+    follow slow every job down.
+    """
+
+    def __init__(self, store: Any, job: JobFile, pacer: Pacer, rate: float) -> None:
+        self.store = store
+        self.pacer = pacer
+        self.rate = rate
+        copies = job["kind"] == Kind.COPY
+        self.mark = keys.running(str(job["run"]), str(job["batch"]), str(job["kind"])) if copies else None
+        self.folder = keys.folder(str(job["run"]), "running")
+        self._stop = threading.Event()
+        self._poll = threading.Thread(target=self._count, name="running-jobs", daemon=True)
+
+    def __enter__(self) -> RunningJobs:
+        if self.mark is not None:
+            with contextlib.suppress(Exception):
+                self.store.put_json(self.mark, {"started": time.time()})
+        self._poll.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._poll.join()
+        if self.mark is not None:
+            with contextlib.suppress(Exception):  # a mark left behind only lowers the shares of this run's jobs
+                self.store.delete(self.mark)
+
+    def _count(self) -> None:
+        while not self._stop.wait(SHARE_POLL_SECONDS):
+            with contextlib.suppress(Exception):
+                self.pacer.reshare(self.rate / max(1, len(self.store.keys(self.folder))))
+
+
 def run_job(
     uri: str,
     *,
@@ -650,7 +695,7 @@ def run_job(
     ecr = ecr or Ecr()
     target_credentials = ecr.credentials()
     rate = settings.put_image_rate
-    pacer = Pacer(rate / max(1, int(job.get("jobs_at_once") or 1)), ceiling=rate)  # an older check's job: alone
+    pacer = Pacer(rate / max(1, int(job.get("jobs_at_once") or 1)))  # an older check's job: alone
     target = RegistryClient(target_registry, target_credentials, retry=TARGET_RETRY, side="target", pacer=pacer)
     try:
         upstream_credentials = load_credentials(settings.upstream_secret)
@@ -674,7 +719,8 @@ def run_job(
             job_deadline=time.monotonic() + float(job.get("job_deadline_seconds") or JOB_DEADLINE_SECONDS),
             item_seconds=float(job.get("item_deadline_seconds") or ITEM_DEADLINE_SECONDS),
         )
-        work.run()
+        with RunningJobs(store, job, pacer, rate):
+            work.run()
     finally:
         transfer.close()
         shutil.rmtree(workdir, ignore_errors=True)

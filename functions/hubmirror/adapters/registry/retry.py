@@ -51,31 +51,35 @@ TARGET_RETRY = RetryPolicy(attempts=8, base_delay=0.5, max_delay=10.0)
 PUT_IMAGE_RATE = 10.0
 
 
-class Pacer:
-    """Spaces out one throttled action of one process: additive increase, multiplicative decrease.
+#: How far back a pacer's unused slots are kept: ECR, as AWS's APIs do, throttles with a token
+#: bucket that holds about a second of its rate.
+BURST_SECONDS = 1.0
 
-    Jobs running at once share the account's rate and cannot see each other. Each starts at its
-    share and cuts its rate by 30 % when the service answers 429 (at most once a second: the
-    429s of one burst are one signal). Between, it gains ``step * (1 + seconds since the last
-    cut)`` requests a second each second: just after a 429 the jobs feel their way back, and a
-    job left alone once the others have ended takes up the rate they leave within seconds. The
-    jobs together stay just under the service's rate, instead of going over it in bursts that
-    end in 429s and backoff.
+
+class Pacer:
+    """Spaces out one throttled action of one process: additive increase, multiplicative decrease,
+    up to this process's share of the account's rate.
+
+    Jobs running at once share the account's rate: each paces its requests at its share, which
+    the job sets again as others start and end (:meth:`reshare`). On a 429 it cuts its rate by
+    30 % (at most once a second: the 429s of one burst are one signal). Between, it gains
+    ``step * (1 + seconds since the last cut)`` requests a second each second, back up to its
+    share. The jobs together stay at the service's rate, instead of going over it in bursts that
+    end in 429s and backoff, and a job left alone takes up the rate the others leave.
     """
 
     def __init__(
         self,
-        rate: float,
+        share: float,
         *,
-        ceiling: float,
         floor: float = 0.5,
         step: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.ceiling = ceiling
-        self.floor = min(floor, ceiling)
-        self.rate = max(self.floor, min(rate, ceiling))
+        self.floor = floor
+        self.share = max(floor, share)
+        self.rate = self.share
         self.step = step
         self.clock = clock
         self.sleep = sleep
@@ -89,22 +93,24 @@ class Pacer:
 
     def wait(self) -> None:
         """Sleep until this process may send the next request (one every ``1 / rate`` seconds).
-        The slot is taken when it comes, so a cut made meanwhile spaces the waiting requests too."""
+        The slot is taken when it comes, so a cut made meanwhile spaces the waiting requests too.
+        Slots a job left unused in the last second may be used at once, as the service's own
+        bucket keeps a second of the tokens nobody used: a job's share of that burst."""
         while True:
             with self._lock:
                 now = self.clock()
-                if now >= self._next:
-                    self._next = now + 1.0 / self.rate
+                if now >= self._next:  # a slot left unused within the last BURST_SECONDS is still there
+                    self._next = max(self._next, now - BURST_SECONDS) + 1.0 / self.rate
                     self._since = now if self._since is None else self._since
                     return
                 delay = self._next - now
             self.sleep(delay)
 
     def passed(self) -> None:
-        """A request went through: the rate grows (by ``1 / rate`` of a second's growth)."""
+        """A request went through: the rate grows (by ``1 / rate`` of a second's growth), up to the share."""
         with self._lock:
             quiet = max(0.0, self.clock() - (self._since or self.clock()))
-            self.rate = min(self.ceiling, self.rate + self.step * (1 + quiet) / self.rate)
+            self.rate = min(self.share, self.rate + self.step * (1 + quiet) / self.rate)
 
     def refused(self) -> None:
         """The service answered 429: cut the rate by 30 %, unless it was cut less than a second ago."""
@@ -118,8 +124,20 @@ class Pacer:
             self.rate = max(self.floor, self.rate * 0.7)
             self._next = max(self._next, now + 1.0 / self.rate)
 
+    def reshare(self, share: float) -> None:
+        """Another job started or ended: the rate moves in proportion to the new share."""
+        with self._lock:
+            share = max(self.floor, share)
+            self.rate = max(self.floor, min(share, self.rate * share / self.share))
+            self.share = share
+
     def to_dict(self) -> dict[str, float | int]:
-        return {"rate_per_s": round(self.rate, 2), "throttled": self.throttled, "cut": self.cuts}
+        return {
+            "rate_per_s": round(self.rate, 2),
+            "share_per_s": round(self.share, 2),
+            "throttled": self.throttled,
+            "cut": self.cuts,
+        }
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
