@@ -82,7 +82,7 @@ BUILD_RUNTIME = "/usr/bin/runc"
 ITEM_DEADLINE_SECONDS = 20 * 60
 NOT_STARTED_IN_TIME = "not started in time (the job ran out of its time); a later run copies it"
 #: How often a job counts the jobs running beside it, to set its share of the PutImage rate.
-SHARE_POLL_SECONDS = 2.0
+SHARE_POLL_SECONDS = 1.0
 #: Items of a copy job copied at once (each also fetches its blobs in parallel).
 COPY_WORKERS = 8
 #: The environment the template sets on the CodeBuild projects (besides HUBMIRROR_JOB).
@@ -122,14 +122,17 @@ class JobSettings:
         >>> JobSettings.from_env({"HUBMIRROR_PUT_IMAGE_RATE": "fast"}).put_image_rate == PUT_IMAGE_RATE
         True
         """
-        raw = env.get(SPOOL_LIMIT_VARIABLE, "").strip()
-        gib = int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else DEFAULT_SPOOL_LIMIT_GIB
-        rate = env.get(PUT_IMAGE_RATE_VARIABLE, "").strip()
         return cls(
             upstream_secret=env.get(UPSTREAM_SECRET_VARIABLE),
-            spool_limit=gib * 2**30,
-            put_image_rate=float(rate) if rate.isascii() and rate.isdigit() and int(rate) > 0 else PUT_IMAGE_RATE,
+            spool_limit=_positive_int(env, SPOOL_LIMIT_VARIABLE, DEFAULT_SPOOL_LIMIT_GIB) * 2**30,
+            put_image_rate=float(_positive_int(env, PUT_IMAGE_RATE_VARIABLE, int(PUT_IMAGE_RATE))),
         )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    """The variable's whole number above zero, or ``default`` when it is unset or anything else."""
+    raw = env.get(name, "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else default
 
 
 class JobError(RuntimeError):
