@@ -59,10 +59,14 @@ class Workload:
 
     def skopeo_sync(self, hub: str) -> str:
         """The same copies as a ``skopeo sync --src yaml`` file (skopeo cannot build)."""
-        lines = [f"{hub}:", "  tls-verify: false", "  images:"]
-        for repository, tags in self._copies_by_repository().items():
-            lines.append(f"    {repository}: [{', '.join(repr(t) for t in tags)}]")
-        return "\n".join(lines) + "\n"
+        return skopeo_sync_file(hub, self._copies_by_repository())
+
+
+def skopeo_sync_file(hub: str, tags: dict[str, list[str]]) -> str:
+    """A ``skopeo sync --src yaml`` file of the hub's repositories and their tags."""
+    lines = [f"{hub}:", "  tls-verify: false", "  images:"]
+    lines += [f"    {repository}: [{', '.join(repr(t) for t in names)}]" for repository, names in tags.items()]
+    return "\n".join(lines) + "\n"
 
 
 def tags_by_repository(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
