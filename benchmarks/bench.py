@@ -307,10 +307,13 @@ def skopeo_sync(stack: Stack, yaml_path: Path, log: Path) -> dict[str, Any]:
     }
 
 
-def skopeo_resync(stack: Stack, failed: list[str], workdir: Path, log_prefix: Path) -> dict[str, Any]:
+def skopeo_resync(stack: Stack, cold: dict[str, Any], workdir: Path, log_prefix: Path) -> dict[str, Any]:
     """``skopeo sync`` again over the images a cold sync failed, until none fails (at most
-    :data:`SKOPEO_RESYNCS` times): what completing skopeo's mirror takes after its cold sync."""
+    :data:`SKOPEO_RESYNCS` times): what completing skopeo's mirror takes after its cold sync.
+    A failure that names no image cannot be synced again: the mirror stays incomplete."""
     assert stack.front is not None
+    failed: list[str] = cold["failed_refs"]
+    unnamed = cold["images_failed"] - len(failed)
     seconds, runs = 0.0, 0
     while failed and runs < SKOPEO_RESYNCS:
         runs += 1
@@ -320,8 +323,9 @@ def skopeo_resync(stack: Stack, failed: list[str], workdir: Path, log_prefix: Pa
         said = skopeo_sync(stack, yaml_path, log_prefix.with_name(f"{log_prefix.name}-{runs}.log"))
         seconds += said["seconds"]
         failed = said["failed_refs"]
-    status = "ok" if not failed else "failed"
-    return {"seconds": seconds, "status": status, "resyncs": runs, "images_failed": len(failed)}
+        unnamed += said["images_failed"] - len(failed)
+    status = "ok" if not failed and not unnamed else "failed"
+    return {"seconds": seconds, "status": status, "resyncs": runs, "images_failed": len(failed) + unnamed}
 
 
 def change_one_tag(stack: Stack, workload: Workload, round_: int) -> None:
@@ -394,9 +398,9 @@ class Repeat:
             # cold then means cold images, and cold - warm takes out plan, check and report
             stack.run({"dry_run": True})
             both("cold")
-            failed = self.measures["cold"]["skopeo_sync"].extra["failed_refs"]
+            cold = self.measures["cold"]["skopeo_sync"].extra
             self.measures["cold"]["skopeo_resync"] = measured(
-                stack, lambda: skopeo_resync(stack, failed, self.workdir, logs / f"skopeo-resync-{self.number + 1}")
+                stack, lambda: skopeo_resync(stack, cold, self.workdir, logs / f"skopeo-resync-{self.number + 1}")
             )
             both("warm")
             change_one_tag(stack, workload, 0)  # the same tag in every repeat (each on a fresh stack)
