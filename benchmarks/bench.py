@@ -18,10 +18,10 @@ Measured: wall time; upstream requests by kind and blob bytes (counted at the hu
 transitions and Lambda invocations (map-run children included), CodeBuild builds, the largest
 state payload and a cost estimate per run at published AWS prices. hubmirror's copy time is its
 cold time minus its warm time (plan, check and report taken out), set against the floor the
-``PutImage`` rate sets: calls ÷ rate. skopeo sync fails some images on ECR's throttling; after its cold
-sync it is run again over those alone until none fails, and the cold sync plus those is its time
-to a complete mirror. Writes ``benchmarks/results.json``; ``--markdown FILE``
-prints a results file as the Markdown table CONTRIBUTING.md shows.
+``PutImage`` rate sets: calls ÷ rate. skopeo sync fails some images on ECR's throttling; after
+its cold sync it is run again over those alone until none fails, and the cold sync plus those
+is its time to a complete mirror. Writes ``benchmarks/results.json``; ``--markdown FILE`` prints
+a results file as the Markdown table CONTRIBUTING.md shows.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ SKOPEO_RETRIES = 3
 #: After a cold ``skopeo sync`` that failed images, it is run again over those alone, as an
 #: operator would, up to this often: the time to a complete mirror, set beside hubmirror's.
 SKOPEO_RESYNCS = 3
-_FAILED_REF = re.compile(r'Error copying ref "docker://[^/]+/(?P<repository>[^"]+):(?P<tag>[^":]+)"')
+#: skopeo's words for an image it failed: ``Error copying ref "docker://HOST/REPOSITORY:TAG"``.
+_FAILED_REF = re.compile(r'Error copying ref "docker://[^/]+/(?P<ref>[^"]+:[^":]+)"')
 
 # Published on-demand prices (us-east-1), per unit.
 PRICE_TRANSITION = 0.025 / 1000  # Step Functions Standard, per state transition
@@ -292,7 +293,6 @@ def skopeo_sync(stack: Stack, yaml_path: Path, log: Path) -> dict[str, Any]:
     lines = [_logrus(line) for line in proc.stderr.splitlines() if line.startswith("time=")]
     failed = [f"{f.get('msg', '')}: {f.get('error', '')}" for f in lines if f.get("level") in ("error", "fatal")]
     failed = [reason for reason in failed if not reason.startswith("Sync failed due to previous")]
-    refs = [(m["repository"], m["tag"]) for reason in failed if (m := _FAILED_REF.match(reason))]
     synced = next((m.group(1) for f in lines if (m := re.match(r"Synced (\d+) images", f.get("msg", "")))), None)
     return {
         "seconds": seconds,
@@ -302,7 +302,7 @@ def skopeo_sync(stack: Stack, yaml_path: Path, log: Path) -> dict[str, Any]:
         "images_failed": len(failed),
         "retried": sum(1 for f in lines if f.get("msg", "").startswith("Failed, retrying")),
         "errors": failed[:5],
-        "failed_refs": [f"{repository}:{tag}" for repository, tag in refs],
+        "failed_refs": [m["ref"] for reason in failed if (m := _FAILED_REF.match(reason))],
         "log": str(log.relative_to(ROOT)) if log.is_relative_to(ROOT) else str(log),
     }
 
@@ -449,7 +449,7 @@ def copy_figures(repeats: list[Repeat]) -> dict[str, Any]:
     skopeo_cold = statistics.median(r.measures["cold"]["skopeo_sync"].seconds for r in repeats)
     resyncs = [r.measures["cold"]["skopeo_resync"] for r in repeats]
     skopeo_complete = [
-        r.measures["cold"]["skopeo_sync"].seconds + r.measures["cold"]["skopeo_resync"].seconds for r in repeats
+        r.measures["cold"]["skopeo_sync"].seconds + m.seconds for r, m in zip(repeats, resyncs, strict=True)
     ]
     floor = puts / rate
     copy = statistics.median(copies)
