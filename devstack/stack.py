@@ -55,14 +55,15 @@ def moto_repository(name: str) -> Repository | None:
     return Repository(name, mutable=found.image_tag_mutability != "IMMUTABLE", policy=found.policy)
 
 
-def create_from_template(templates: list[dict[str, Any]], name: str) -> Repository | None:
+def create_from_template(templates: list[dict[str, Any]], name: str, ecr: Any = None) -> Repository | None:
     """What ECR does on a push to a missing repository: create it in moto with the settings of
     the creation template for its name (encryption, tag mutability, tags, lifecycle and
-    repository policies), or refuse (None) when no template applies."""
+    repository policies), or refuse (None) when no template applies. ``ecr``: the client to
+    call moto with (a new one when None)."""
     template = template_for(templates, name)
     if template is None:
         return None
-    ecr = boto3.client("ecr")
+    ecr = ecr or boto3.client("ecr")
     encryption = template.get("EncryptionConfiguration", {"EncryptionType": "AES256"})
     configuration: Any = {"encryptionType": encryption["EncryptionType"]}
     if "KmsKey" in encryption:
@@ -203,8 +204,16 @@ class Stack:
     lambda_runtime: lambdas.LambdaRuntime | None = None
     local_codebuild: codebuild.LocalCodeBuild | None = None
     _moto: Any = None
+    _ecr: Any = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
     _runs: int = 0
+
+    def _ecr_client(self) -> Any:
+        """One ECR client for the stack's creations on push (a client is slow to make, and
+        thread-safe), made once moto's endpoint is set."""
+        if self._ecr is None:
+            self._ecr = boto3.client("ecr")
+        return self._ecr
 
     @property
     def iam_calls(self) -> list[iam.Call]:
@@ -239,7 +248,7 @@ class Stack:
             self.workdir / "ecr",
             repositories=moto_repository,
             create=lambda name: create_from_template(
-                self.deployment.repository_templates if self.deployment else [], name
+                self.deployment.repository_templates if self.deployment else [], name, self._ecr_client()
             ),
             allows=policy_judge,
             blob_mounting=self.ecr_blob_mounting,

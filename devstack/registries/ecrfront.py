@@ -297,7 +297,8 @@ class EcrFront:
         #: answers injected by the tests (a refused push, a server error), by request kind
         self.faults: Faults[Fault] = Faults()
         self._lock = threading.Lock()
-        self._creating = threading.Lock()  # one creation on push at a time
+        #: one creation on push per repository at a time; pushes to other repositories go on
+        self._creating: dict[str, threading.Lock] = {}
         self._buckets = {action: _Bucket(rate) for action, rate in {**DEFAULT_RATES, **(rates or {})}.items()}
         #: repository -> image manifest digest -> the blobs it references
         self._references: dict[str, dict[str, frozenset[str]]] = {}
@@ -343,13 +344,16 @@ class EcrFront:
         """Create a missing repository on a push, with its template's settings (None: no template
         applies). Concurrent pushes to it (a job's uploads of one image's blobs) create it once,
         and every one of them goes on, as on ECR."""
-        with self._creating:
+        with self._lock:
+            creating = self._creating.setdefault(name, threading.Lock())
+        with creating:
             found = self.repositories(name)
             if found is not None:
                 return found
             created = self.create(name)
             if created is not None:
-                self.counts["created_on_push"] += 1
+                with self._lock:
+                    self.counts["created_on_push"] += 1
             return created
 
     def add_principal(self, principal: Principal, authorization: str) -> None:
