@@ -420,6 +420,8 @@ class EcrFront:
                     challenge(self, str(front.backend))  # ECR asks for credentials first, as on any route
                     return
                 if matched is None or "Authorization" not in self.headers:
+                    if matched is not None:
+                        front.counts["challenged"] += 1  # a request sent without the token: a 401
                     relay(self, self._forward(body=body))  # the ping, the catalogue, the 401 challenge
                     return
                 kind, match = matched

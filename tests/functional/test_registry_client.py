@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.content.images import seed
+from devstack.content.images import platform_image, seed
 from devstack.registries.hubfront import HubFront
 from devstack.registries.proxy import Fault
 from devstack.stack import ECR_PASSWORD, ECR_USER
@@ -91,6 +91,26 @@ def test_basic_auth_registry_with_and_without_credentials(registries: Registries
         RegistryClient(registries.ecr.host).head_manifest("mirror/x", "1")
     with pytest.raises(AuthenticationError, match="access denied with the configured credentials"):
         RegistryClient(registries.ecr.host, Credentials(ECR_USER, "wrong")).head_manifest("mirror/x", "1")
+
+
+def test_ecr_s_token_goes_with_the_first_request_and_other_credentials_wait_for_the_challenge(
+    registries: Registries,
+) -> None:
+    """ECR takes its token as basic auth on every request (AWS, "HTTP API authentication"):
+    a copy job's threads each save the 401 round trip a challenge costs; wrong credentials
+    sent that way still end in the same error."""
+    registries.ecr.create_repository("mirror/first")
+    registries.ecr_pusher().image("mirror/first", "1", platform_image("linux/amd64", "first"))
+    challenged = registries.ecr.snapshot().get("challenged", 0)
+    token = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD, preemptive=True))
+    assert token.head_manifest("mirror/first", "1").digest.startswith("sha256:")
+    assert registries.ecr.snapshot().get("challenged", 0) == challenged
+    other = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD))
+    assert other.head_manifest("mirror/first", "1").digest.startswith("sha256:")
+    assert registries.ecr.snapshot().get("challenged", 0) == challenged + 1
+    wrong = RegistryClient(registries.ecr.host, Credentials(ECR_USER, "wrong", preemptive=True))
+    with pytest.raises(AuthenticationError, match="access denied with the configured credentials"):
+        wrong.head_manifest("mirror/first", "1")
 
 
 def test_token_service_refusing_credentials_is_an_authentication_error(

@@ -31,10 +31,11 @@ class Ecr:
         self.client: ECRClient = client or aws.client("ecr")
 
     def credentials(self) -> Credentials:
-        """Basic-auth credentials for the registry API, from ``GetAuthorizationToken``."""
+        """Basic-auth credentials for the registry API, from ``GetAuthorizationToken``: sent
+        from the first request on, as ECR takes them without a challenge first."""
         data = self.client.get_authorization_token()["authorizationData"][0]
         username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-        return Credentials(username=username, password=password)
+        return Credentials(username=username, password=password, preemptive=True)
 
     def sync_pull_policy(self, name: str, own: list[dict[str, Any]]) -> bool:
         """Make hubmirror's pull statements in ``name``'s policy ``own``, keeping every other one.

@@ -2,7 +2,8 @@
 
 A bearer challenge (Docker Hub, ghcr.io, quay.io, public.ecr.aws) sends the client to the
 realm for a token scoped to the repository, with basic auth when credentials are known; a
-basic challenge (ECR, a plain Distribution registry) gets the credentials directly. The
+basic challenge (ECR, a plain Distribution registry) gets the credentials directly; ECR's
+own token is sent before any challenge (:attr:`Credentials.preemptive`). The
 realm, service and scope come from the challenge, never assumed. Tokens are cached per
 scope until shortly before they expire, and fetched once however many threads need one;
 a token service that cannot be reached, or answers 429 or 5xx, is asked again as the
@@ -99,12 +100,13 @@ class TokenAuth:
             self._tokens.pop(scope, None)
 
     def header(self, scope: str) -> str | None:
-        """The ``Authorization`` value for ``scope``; None before the host has challenged."""
+        """The ``Authorization`` value for ``scope``; None before the host has challenged, unless
+        the credentials are sent unasked (ECR's token: a 401 per connection saved)."""
         with self._lock:
             challenge = self._challenge
             cached = self._tokens.get(scope)
         if challenge is None:
-            return None
+            return self.credentials.basic() if self.credentials is not None and self.credentials.preemptive else None
         scheme, params = challenge
         if scheme == "basic":
             return self.credentials.basic() if self.credentials else None

@@ -26,10 +26,17 @@ LAYER_MAX_BYTES = 52_000 * 2**20
 
 @dataclass(frozen=True)
 class Credentials:
-    """A user name and password (or token) for one registry. Never logged."""
+    """A user name and password (or token) for one registry. Never logged.
+
+    ``preemptive``: sent as basic auth with the first request, before the registry challenges.
+    Only for ECR's own token, which ECR takes "with every HTTP request" (HTTP API
+    authentication: https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry_auth.html);
+    any other registry's credentials go where its challenge says (a token service, a realm).
+    """
 
     username: str
     password: str = field(repr=False)
+    preemptive: bool = False
 
     def basic(self) -> str:
         return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
