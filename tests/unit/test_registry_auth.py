@@ -162,7 +162,7 @@ def test_an_unreachable_registry_is_retried_then_described_in_words() -> None:
 
 def test_a_streamed_body_is_not_sent_twice() -> None:
     pool = FakePool()
-    pool.answer("PATCH", f"{BASE}/upload/1", FakeResponse(503))
+    pool.answer("PUT", f"{BASE}/upload/1", FakeResponse(503))
     registry, sleeps = client(pool)
     with pytest.raises(RegistryUnavailableError, match="answered 503 1 times"):
         registry.upload_blob("org/app", DIGEST, 3, io.BytesIO(b"abc"), session=f"{BASE}/upload/1")

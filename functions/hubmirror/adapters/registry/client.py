@@ -261,30 +261,26 @@ class RegistryClient:
     def upload_blob(
         self, repository: str, digest: str, size: int, data: BinaryIO | bytes | Any, *, session: str | None = None
     ) -> None:
-        """Upload a blob whose digest and size are known: POST (unless ``session`` is an open
-        upload location), one PATCH, PUT with the digest."""
+        """Upload a blob whose digest and size are known, monolithically: POST (unless
+        ``session`` is an open upload location), then one PUT with the digest and the bytes.
+
+        Registries take this form (the distribution spec's "POST then PUT" monolithic push,
+        https://github.com/opencontainers/distribution-spec/blob/main/spec.md#post-then-put),
+        ECR among them: it is how containerd, and so BuildKit, pushes every blob
+        (``core/remotes/docker/pusher.go``). One request fewer per blob than a PATCH with the
+        bytes, then an empty PUT.
+        """
         if session is None:
             started = self._request("POST", f"/v2/{repository}/blobs/uploads/", repository, push=True, accept=(202,))
             session = self._absolute(started.headers.get("Location", ""))
-        location = session
-        patched = self._request(
-            "PATCH",
-            location,
+        separator = "&" if "?" in session else "?"
+        self._request(
+            "PUT",
+            f"{session}{separator}{urlencode({'digest': digest})}",
             repository,
             push=True,
             body=data,
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-            accept=(202, 204),
-        )
-        location = self._absolute(patched.headers.get("Location", "") or location)
-        separator = "&" if "?" in location else "?"
-        self._request(
-            "PUT",
-            f"{location}{separator}{urlencode({'digest': digest})}",
-            repository,
-            push=True,
-            body=b"",
-            headers={"Content-Length": "0"},
             accept=(201, 204),
         )
 
