@@ -33,7 +33,7 @@ must pass on the real code and at least one of them must fail on the mutant.
 Equivalent mutants (no test can tell them from the code, so they are left out):
 
 * ``copying/transfer.py``, in ``upload()``: dropping ``self.let_go([digest])`` after a failed
-  upload. ``push`` releases the same claim in its ``finally`` when the copy ends; the only
+  upload. ``push`` releases the same claim when the failed copy ends; the only
   difference is how soon another copier may take that blob, which no test sees without racing
   two copiers.
 * ``copying/transfer.py``, in ``_wait_for_claimer``: ``self.index.released(digest) and
@@ -135,6 +135,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         '            self.let_go(held if __import__("sys").exc_info()[0] is None else [])',
         (F + "test_transfer_faults.py::test_one_broken_download_releases_every_other_claim_of_the_image_too",),
         "a failed copy keeps the claims of its blobs that did arrive: other copiers wait for them",
+    ),
+    Mutation(
+        "claim-on-an-unnamed-blob-left-to-lapse",
+        "claims",
+        f"{PACKAGE}/copying/transfer.py",
+        "        self.let_go(unnamed)",
+        "        self._held.difference_update(unnamed)",
+        (F + "test_transfer.py::test_a_claim_on_a_blob_the_index_may_not_name_is_released_once_the_image_is_written",),
+        "a written image's claim on a blob the index does not name lapses: a waiting copier waits a minute",
     ),
     Mutation(
         "claim-stale-before-heartbeat",

@@ -152,11 +152,12 @@ class CountingStore:
         return counted
 
 
-def test_a_new_blob_costs_one_index_read_besides_its_claim_record_and_release(
+def test_a_new_blob_costs_one_index_read_besides_its_claim_and_record(
     registries: Registries, front: HubFront, target: RegistryClient, s3_store: Store
 ) -> None:
     """A first claim on a blob means no copier ever fetched it: what the index said a moment
-    before stands, and the copier does not read it again (nor ask the target again)."""
+    before stands, and the copier does not read it again (nor ask the target again). Once the
+    image is written its claims are left to lapse: no release is written."""
     image = platform_image("linux/amd64", "index-cost")
     digest = registries.hub_pusher().image("library/indexcost", "1", image)
     registries.ecr.create_repository("t1/indexcost")
@@ -167,8 +168,59 @@ def test_a_new_blob_costs_one_index_read_besides_its_claim_record_and_release(
     blobs = len(image.layers) + 1
     assert store.calls["find_json"] + store.calls["read_json"] == blobs
     assert store.calls["create_json"] == 2 * blobs  # each blob's claim and its first record
-    assert store.calls["replace_json"] == blobs  # each claim released once the image is written
+    assert store.calls["replace_json"] == 0  # the blobs are readable where the index says: nothing to release
     assert transfer.stats.transferred == blobs
+
+
+def test_a_copier_waiting_on_a_claim_takes_the_blob_once_the_claimer_s_image_is_written(
+    registries: Registries, front: HubFront, target: RegistryClient, s3_store: Store
+) -> None:
+    """The claimer of a shared blob writes its image and leaves its claim to lapse: the copier
+    waiting on that claim finds the blob where the index says, readable, at its next look."""
+    pusher = registries.hub_pusher()
+    images = {name: platform_image("linux/amd64", name, family="waiting") for name in ("w1", "w2")}
+    digests = {name: pusher.image(f"library/waiting-{name}", "1", image) for name, image in images.items()}
+    for name in images:
+        registries.ecr.create_repository(f"t7/{name}")
+    shared = min(
+        {b.digest for b in (*images["w1"].layers, images["w1"].config)}
+        & {b.digest for b in (*images["w2"].layers, images["w2"].config)}
+    )
+    claimer = Transfer(RegistryClient(target.host, target.credentials), S3BlobIndex(s3_store))
+    assert claimer.index.claim(shared)  # the claimer is fetching it when the other copier plans it
+    looks: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        looks.append(seconds)
+        if len(looks) == 1:  # while the other copier waits, the claimer writes its image
+            claimer.copy(RegistryClient(front.host), "library/waiting-w1", digests["w1"], "t7/w1", "1")
+        assert len(looks) < 3, "the waiting copier did not find the written blob: it waits for the claim to lapse"
+
+    waiter = Transfer(RegistryClient(target.host, target.credentials), S3BlobIndex(s3_store), sleep=sleep)
+    assert waiter.copy(RegistryClient(front.host), "library/waiting-w2", digests["w2"], "t7/w2", "1") == digests["w2"]
+    assert looks  # it did wait on the claim
+    assert waiter.stats.relayed >= 1  # the shared blob came from the claimer's repository
+    assert not claimer.index.released(shared)  # the claim was never released: it lapses on its own
+
+
+class Unrecorded(S3BlobIndex):
+    """A blob index whose entries others keep changing: no record of this copier lands."""
+
+    def record(self, digest: str, repository: str) -> bool:
+        return False
+
+
+def test_a_claim_on_a_blob_the_index_may_not_name_is_released_once_the_image_is_written(
+    registries: Registries, front: HubFront, target: RegistryClient, s3_store: Store
+) -> None:
+    """Left to lapse, such a claim would keep a waiting copier from a blob it cannot find for
+    a minute: it is released instead, so that copier fetches the blob at once."""
+    image = platform_image("linux/amd64", "unrecorded")
+    digest = registries.hub_pusher().image("library/unrecorded", "1", image)
+    registries.ecr.create_repository("t8/unrecorded")
+    index = Unrecorded(s3_store)
+    assert Transfer(target, index).copy(RegistryClient(front.host), "library/unrecorded", digest, "t8/unrecorded", "1")
+    assert all(index.released(b.digest) for b in (*image.layers, image.config))
 
 
 def test_a_claim_says_whether_it_is_the_first_on_its_blob(s3_store: Store) -> None:

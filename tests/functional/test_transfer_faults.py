@@ -121,16 +121,21 @@ def test_a_stalled_download_ends_at_the_idle_timeout(
         Transfer(target, S3BlobIndex(s3_store)).copy(source, "library/stall", digest, "faults/stall", "1")
 
 
-def test_a_successful_copy_releases_its_claims(
+def test_a_successful_copy_leaves_its_claims_to_lapse(
     registries: Registries, front: HubFront, target: RegistryClient, s3_store: Store
 ) -> None:
+    """The image is written: its blobs are readable where the index says, so nobody needs the
+    claims released (one S3 write per new blob saved); the copier stops holding them, and they
+    lapse as a dead copier's would."""
     digest, blob = _seeded(registries, "released-after")
-    index = S3BlobIndex(s3_store)
-    Transfer(target, index).copy(
-        RegistryClient(front.host), "library/released-after", digest, "faults/released-after", "1"
-    )
+    now = time.time()
+    index = S3BlobIndex(s3_store, clock=lambda: now)
+    transfer = Transfer(target, index)
+    transfer.copy(RegistryClient(front.host), "library/released-after", digest, "faults/released-after", "1")
+    transfer.close()  # releases what it still holds: nothing
     assert s3_store.exists(f"blobs/{blob.replace(':', '/')}.claim")
-    assert index.released(blob)
+    assert not index.released(blob)
+    assert S3BlobIndex(s3_store, clock=lambda: now + CLAIM_STALE_SECONDS + 1).released(blob)
 
 
 def test_a_renewed_claim_stays_held_and_an_abandoned_one_goes_stale(s3_store: Store) -> None:

@@ -53,7 +53,7 @@ class BlobIndex(Protocol):
     """
 
     def where(self, digest: str, *, fresh: bool = False) -> list[str]: ...
-    def record(self, digest: str, repository: str) -> None: ...
+    def record(self, digest: str, repository: str) -> bool: ...
     def claim(self, digest: str) -> Claim: ...
     def heartbeat(self, digest: str) -> None: ...
     def release(self, digest: str) -> None: ...
@@ -83,11 +83,12 @@ class MemoryBlobIndex:
     def released(self, digest: str) -> bool:
         return False
 
-    def record(self, digest: str, repository: str) -> None:
+    def record(self, digest: str, repository: str) -> bool:
         with self._lock:
             places = self._where.setdefault(digest, [])
             if repository not in places:
                 places.append(repository)
+        return True
 
 
 #: How often :meth:`S3BlobIndex.record` reads an entry again that changed under it (a hint: after
@@ -102,11 +103,12 @@ class S3BlobIndex:
     mirrored earlier mounts them instead of fetching them again. Entries are hints: a
     mount that fails falls back to a transfer. A claim (``.claim``, written only if absent)
     lets one of several jobs running at once fetch a new blob while the others wait for it;
-    its holder renews it while it works and releases it when done; a claim not renewed for
-    :data:`CLAIM_STALE_SECONDS` belongs to a copier that died. A claim names its holder (``by``,
-    one per index), and every write to a claim is conditional on what was read: a holder whose
-    claim was taken over (it stalled past the stale time) neither renews nor releases the new
-    holder's claim.
+    its holder renews it while it works and releases it if its copy fails (once the image is
+    written, the blob is readable where the entry says, and the claim is left to lapse); a
+    claim not renewed for :data:`CLAIM_STALE_SECONDS` belongs to a copier that died or is
+    done. A claim names its holder (``by``, one per index), and every write to a claim is
+    conditional on what was read: a holder whose claim was taken over (it stalled past the
+    stale time) neither renews nor releases the new holder's claim.
     """
 
     def __init__(self, store: JsonStore, *, clock: Callable[[], float] = time.time) -> None:
@@ -126,18 +128,20 @@ class S3BlobIndex:
                 self._known[digest] = known
         return list(known)
 
-    def record(self, digest: str, repository: str) -> None:
+    def record(self, digest: str, repository: str) -> bool:
         """Add ``repository`` to where ``digest`` lives (newest first, at most 8). The entry is
         read and written back only if nobody changed it meanwhile (its ETag): two copiers
-        recording one blob at once both stay in it."""
+        recording one blob at once both stay in it. False when others kept changing it and
+        ``repository`` is not in it."""
         if repository in self.where(digest):
-            return
+            return True
         key = keys.blob(digest)
         places = [repository]
         if not self.where(digest) and self.store.create_json(key, BlobRecord(repositories=places)) is not None:
             with self._lock:  # a new blob's first record: one write, no read
                 self._known[digest] = places
-            return
+            return True
+        written: str | None = None
         for _ in range(RECORD_ATTEMPTS):
             found = self.store.read_json(key)
             held = found[0] if found is not None and isinstance(found[0], dict) else {}
@@ -150,6 +154,7 @@ class S3BlobIndex:
                 break
         with self._lock:
             self._known[digest] = places
+        return written is not None
 
     def claim(self, digest: str) -> Claim:
         """Take the claim on fetching ``digest``: true when this copier should fetch it."""

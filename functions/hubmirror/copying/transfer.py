@@ -180,6 +180,8 @@ class Transfer:
         self._inflight: dict[str, Future[None]] = {}
         #: claims this process holds (renewed by a heartbeat thread until released)
         self._held: set[str] = set()
+        #: blobs uploaded whose place the blob index may not name (others kept changing the entry)
+        self._unrecorded: set[str] = set()
         self._claims = threading.Lock()  # a heartbeat and a release of one claim never cross
         self._closing = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -196,9 +198,9 @@ class Transfer:
     ) -> None:
         """Make ``repository`` hold every blob: present, mounted, relayed, or uploaded from ``fetch``.
 
-        Claims taken are added to ``held``: the caller releases them once its image is written
-        or has failed (:meth:`let_go`). ``deadline`` (``time.monotonic()``) bounds the wait for
-        another copier's blob.
+        Claims taken are added to ``held``: the caller settles them once its image is written
+        (:meth:`settle`), or releases them if it failed (:meth:`let_go`). ``deadline``
+        (``time.monotonic()``) bounds the wait for another copier's blob.
 
         A blob another copier fetched becomes readable (and mountable) in the target only once
         an image manifest there references it (ECR's rule), that is once that copier's image
@@ -309,6 +311,18 @@ class Transfer:
                     if digest in self._held:  # not released since: a beat must not revive a released claim
                         self.index.heartbeat(digest)
 
+    def settle(self, digests: Sequence[str]) -> None:
+        """The image that needed these claims is written: each blob is readable in its
+        repository, which the blob index names, so a copier waiting for one takes it from
+        there. The claims are dropped without a write (no more heartbeats; they lapse after
+        :data:`~hubmirror.copying.blobindex.CLAIM_STALE_SECONDS`): one S3 request saved per
+        new blob. A claim on a blob whose place the index may not name is released, so that a
+        waiting copier fetches it at once rather than wait for the lapse."""
+        with self._lock:
+            unnamed = [d for d in digests if d in self._unrecorded]
+            self._held.difference_update(d for d in digests if d not in self._unrecorded)
+        self.let_go(unnamed)
+
     def let_go(self, digests: Sequence[str]) -> None:
         """Release claims: the image that needed them is written, or failed."""
         for digest in digests:
@@ -398,7 +412,7 @@ class Transfer:
                 session = self.target.mount_blob(repository, digest, other)
                 if session is None:
                     self.stats.add("mounted")
-                    self.index.record(digest, repository)
+                    self._record(digest, repository)
                     return True
                 self._upload(repository, descriptor, partial(self._target_blob, other), session=session)
             except RegistryError:
@@ -452,7 +466,16 @@ class Transfer:
             if again:
                 self.stats.add("refetched")
             self._keep(digest, copy.keep(), size)
-        self.index.record(digest, repository)
+        self._record(digest, repository)
+
+    def _record(self, digest: str, repository: str) -> None:
+        """Tell the blob index that ``digest`` now lives in ``repository`` (see :meth:`settle`)."""
+        recorded = self.index.record(digest, repository)
+        with self._lock:
+            if recorded:
+                self._unrecorded.discard(digest)
+            else:
+                self._unrecorded.add(digest)
 
     def _spool_dir(self) -> Path:
         with self._lock:
@@ -515,48 +538,68 @@ class Transfer:
         instead; the image manifests an index lists are always copied byte for byte.
 
         ``deadline`` (``time.monotonic()``) ends a blob download, or a wait for another
-        copier's blob, that is still going on then. The claims the copy took are released when
-        it returns or raises.
+        copier's blob, that is still going on then. The claims the copy took are released if it
+        raises, and left to lapse once the image is written (:meth:`settle`).
         """
         held: list[str] = []
         try:
-            top = self._manifest(source, digest)
-            rewritten = keep(top) if keep else None
-            refused = docker_list_refusal(top.document()) if top.media_type == DOCKER_LIST and not rewritten else None
-            if refused:  # its images would be written first and stay, untagged
-                raise RefusedImageError(
-                    f"{self.target.where(repository)}: ECR refuses this Docker manifest list as it is "
-                    f"(MANIFEST_INVALID: {refused}); nothing was written"
-                )
-            fetch = partial(source.blob, deadline=deadline)
-            ensure = partial(self.ensure_blobs, repository, fetch=fetch, held=held, deadline=deadline)
-            if top.media_type in INDEX_MEDIA_TYPES:
-                listed = (rewritten or top.document())["manifests"]
-                children = []  # every listed manifest read and judged before a byte moves
-                for child_digest in dict.fromkeys(str(child["digest"]) for child in listed):  # each fetched once
-                    manifest = self._manifest(source, child_digest)
-                    if manifest.media_type in INDEX_MEDIA_TYPES:
-                        raise RefusedImageError(
-                            f"{source.where}: {manifest.digest} is an index inside an index; "
-                            "nested indexes are not supported"
-                        )
-                    children.append((manifest, _blobs(manifest.document(), source.where)))
-                for manifest, blobs in children:
-                    ensure(blobs)
-                    self._put(repository, manifest.digest, manifest.body, manifest.media_type)
-                if rewritten is not None:
-                    body = json.dumps(rewritten, separators=(",", ":")).encode()
-                    media_type = str(rewritten.get("mediaType") or OCI_INDEX)
-                    if before_tag is not None:
-                        before_tag(top)
-                    return self._put(repository, tag or sha256_digest(body), body, media_type)
-            else:
-                ensure(_blobs(top.document(), source.where))
-            if before_tag is not None:
-                before_tag(top)
-            return self._put(repository, tag or top.digest, top.body, top.media_type)
-        finally:
-            self.let_go(held)
+            landed = self._write(
+                source, digest, repository, tag, held=held, keep=keep, before_tag=before_tag, deadline=deadline
+            )
+        except BaseException:
+            self.let_go(held)  # the others need not wait: they fetch what this copy claimed
+            raise
+        self.settle(held)
+        return landed
+
+    def _write(
+        self,
+        source: ImageSource,
+        digest: str,
+        repository: str,
+        tag: str | None,
+        *,
+        held: list[str],
+        keep: Callable[[Manifest], dict[str, Any] | None] | None,
+        before_tag: Callable[[Manifest], None] | None,
+        deadline: float | None,
+    ) -> str:
+        """:meth:`push`'s work: blobs, image manifests, then the tag; claims taken go to ``held``."""
+        top = self._manifest(source, digest)
+        rewritten = keep(top) if keep else None
+        refused = docker_list_refusal(top.document()) if top.media_type == DOCKER_LIST and not rewritten else None
+        if refused:  # its images would be written first and stay, untagged
+            raise RefusedImageError(
+                f"{self.target.where(repository)}: ECR refuses this Docker manifest list as it is "
+                f"(MANIFEST_INVALID: {refused}); nothing was written"
+            )
+        fetch = partial(source.blob, deadline=deadline)
+        ensure = partial(self.ensure_blobs, repository, fetch=fetch, held=held, deadline=deadline)
+        if top.media_type in INDEX_MEDIA_TYPES:
+            listed = (rewritten or top.document())["manifests"]
+            children = []  # every listed manifest read and judged before a byte moves
+            for child_digest in dict.fromkeys(str(child["digest"]) for child in listed):  # each fetched once
+                manifest = self._manifest(source, child_digest)
+                if manifest.media_type in INDEX_MEDIA_TYPES:
+                    raise RefusedImageError(
+                        f"{source.where}: {manifest.digest} is an index inside an index; "
+                        "nested indexes are not supported"
+                    )
+                children.append((manifest, _blobs(manifest.document(), source.where)))
+            for manifest, blobs in children:
+                ensure(blobs)
+                self._put(repository, manifest.digest, manifest.body, manifest.media_type)
+            if rewritten is not None:
+                body = json.dumps(rewritten, separators=(",", ":")).encode()
+                media_type = str(rewritten.get("mediaType") or OCI_INDEX)
+                if before_tag is not None:
+                    before_tag(top)
+                return self._put(repository, tag or sha256_digest(body), body, media_type)
+        else:
+            ensure(_blobs(top.document(), source.where))
+        if before_tag is not None:
+            before_tag(top)
+        return self._put(repository, tag or top.digest, top.body, top.media_type)
 
     def _put(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
         """Write one of the image's own manifests; the target's ``MANIFEST_INVALID`` refuses the image."""
