@@ -203,6 +203,33 @@ def test_a_copier_waiting_on_a_claim_takes_the_blob_once_the_claimer_s_image_is_
     assert not claimer.index.released(shared)  # the claim was never released: it lapses on its own
 
 
+def test_a_blob_another_copier_wrote_since_the_index_said_nowhere_is_taken_without_waiting(
+    registries: Registries, front: HubFront, target: RegistryClient, s3_store: Store
+) -> None:
+    """A copier that read "nowhere" for a blob, before another copier wrote an image with it,
+    reads the index again at its next image: it takes the blob from there, and never waits on
+    the other copier's claim (which is left to lapse)."""
+    pusher = registries.hub_pusher()
+    images = {name: platform_image("linux/amd64", name, family="later") for name in ("l1", "l2")}
+    digests = {name: pusher.image(f"library/later-{name}", "1", image) for name, image in images.items()}
+    for name in images:
+        registries.ecr.create_repository(f"t9/{name}")
+    shared = {b.digest for b in (*images["l1"].layers, images["l1"].config)} & {
+        b.digest for b in (*images["l2"].layers, images["l2"].config)
+    }
+    late = S3BlobIndex(s3_store)
+    assert all(late.where(digest) == [] for digest in shared)  # nobody has them yet
+
+    def no_wait(seconds: float) -> None:
+        raise AssertionError("the copier waited on a claim for a blob the index names")
+
+    first = Transfer(RegistryClient(target.host, target.credentials), S3BlobIndex(s3_store))
+    assert first.copy(RegistryClient(front.host), "library/later-l1", digests["l1"], "t9/l1", "1") == digests["l1"]
+    second = Transfer(RegistryClient(target.host, target.credentials), late, sleep=no_wait)
+    assert second.copy(RegistryClient(front.host), "library/later-l2", digests["l2"], "t9/l2", "1") == digests["l2"]
+    assert second.stats.relayed == len(shared)
+
+
 class Unrecorded(S3BlobIndex):
     """A blob index whose entries others keep changing: no record of this copier lands."""
 

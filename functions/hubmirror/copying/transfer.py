@@ -280,8 +280,7 @@ class Transfer:
         it from there; False as soon as that copier lets the claim go, or its heartbeat stops
         (fetch it then). The claimer's own deadlines bound the wait; ``deadline`` bounds it too."""
         digest = str(descriptor["digest"])
-        while True:
-            self.sleep(CLAIM_POLL_SECONDS)
+        while True:  # a look at once: what this copier knew of the index may predate the claimer's image
             if self._present(repository, digest) or self._from_spool(repository, descriptor):
                 return True
             if self._from_target(repository, descriptor, fresh=True):
@@ -292,6 +291,7 @@ class Transfer:
                 raise BlobDownloadError(
                     f"blob {digest}: another copier still holds it at the item's deadline; a later run copies it"
                 )
+            self.sleep(CLAIM_POLL_SECONDS)
 
     def _hold(self, digest: str, held: list[str] | None) -> None:
         with self._lock:
