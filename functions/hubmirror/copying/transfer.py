@@ -178,7 +178,7 @@ class Transfer:
         self._names = itertools.count()  # each local copy a file of its own
         #: uploads from the source under way in this process, by digest
         self._inflight: dict[str, Future[None]] = {}
-        #: claims this process holds (renewed by a heartbeat thread until released)
+        #: claims this process holds (renewed by a heartbeat thread until released or settled)
         self._held: set[str] = set()
         #: blobs uploaded whose place the blob index may not name (others kept changing the entry)
         self._unrecorded: set[str] = set()
@@ -324,7 +324,7 @@ class Transfer:
         self.let_go(unnamed)
 
     def let_go(self, digests: Sequence[str]) -> None:
-        """Release claims: the image that needed them is written, or failed."""
+        """Release claims: the image that needed them failed, or the index may not name their blobs."""
         for digest in digests:
             with self._claims:
                 with self._lock:
