@@ -172,20 +172,27 @@ def test_a_new_blob_costs_one_index_read_besides_its_claim_and_record(
     assert transfer.stats.transferred == blobs
 
 
+def _two_of_a_family(
+    registries: Registries, family: str, names: tuple[str, str], prefix: str
+) -> tuple[dict[str, str], set[str]]:
+    """Two images sharing a base and a family layer, pushed as ``library/FAMILY-NAME:1``, with
+    their target repositories ``PREFIX/NAME`` made: their digests, and the blobs they share."""
+    pusher = registries.hub_pusher()
+    images = {name: platform_image("linux/amd64", name, family=family) for name in names}
+    digests = {name: pusher.image(f"library/{family}-{name}", "1", image) for name, image in images.items()}
+    for name in images:
+        registries.ecr.create_repository(f"{prefix}/{name}")
+    first, second = ({b.digest for b in (*image.layers, image.config)} for image in images.values())
+    return digests, first & second
+
+
 def test_a_copier_waiting_on_a_claim_takes_the_blob_once_the_claimer_s_image_is_written(
     registries: Registries, front: HubFront, target: RegistryClient, s3_store: Store
 ) -> None:
     """The claimer of a shared blob writes its image and leaves its claim to lapse: the copier
     waiting on that claim finds the blob where the index says, readable, at its next look."""
-    pusher = registries.hub_pusher()
-    images = {name: platform_image("linux/amd64", name, family="waiting") for name in ("w1", "w2")}
-    digests = {name: pusher.image(f"library/waiting-{name}", "1", image) for name, image in images.items()}
-    for name in images:
-        registries.ecr.create_repository(f"t7/{name}")
-    shared = min(
-        {b.digest for b in (*images["w1"].layers, images["w1"].config)}
-        & {b.digest for b in (*images["w2"].layers, images["w2"].config)}
-    )
+    digests, blobs = _two_of_a_family(registries, "waiting", ("w1", "w2"), "t7")
+    shared = min(blobs)
     claimer = Transfer(RegistryClient(target.host, target.credentials), S3BlobIndex(s3_store))
     assert claimer.index.claim(shared)  # the claimer is fetching it when the other copier plans it
     looks: list[float] = []
@@ -209,14 +216,7 @@ def test_a_blob_another_copier_wrote_since_the_index_said_nowhere_is_taken_witho
     """A copier that read "nowhere" for a blob, before another copier wrote an image with it,
     reads the index again at its next image: it takes the blob from there, and never waits on
     the other copier's claim (which is left to lapse)."""
-    pusher = registries.hub_pusher()
-    images = {name: platform_image("linux/amd64", name, family="later") for name in ("l1", "l2")}
-    digests = {name: pusher.image(f"library/later-{name}", "1", image) for name, image in images.items()}
-    for name in images:
-        registries.ecr.create_repository(f"t9/{name}")
-    shared = {b.digest for b in (*images["l1"].layers, images["l1"].config)} & {
-        b.digest for b in (*images["l2"].layers, images["l2"].config)
-    }
+    digests, shared = _two_of_a_family(registries, "later", ("l1", "l2"), "t9")
     late = S3BlobIndex(s3_store)
     assert all(late.where(digest) == [] for digest in shared)  # nobody has them yet
 
