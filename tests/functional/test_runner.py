@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from devstack.content import cosign
 from devstack.content.images import Blob, platform_image, seed
@@ -26,7 +26,7 @@ from hubmirror.domain.ratelimit import PullBudget
 from hubmirror.domain.registry.errors import NotFoundError
 from hubmirror.domain.registry.model import Credentials
 from hubmirror.runner.job import run_job
-from hubmirror.steps.check import check_item
+from hubmirror.steps.check import check_batch, check_item
 from tests.documents import problems
 from tests.functional.conftest import Registries
 
@@ -287,6 +287,62 @@ def test_a_refusal_no_run_can_change_is_remembered_and_costs_the_next_run_one_he
         force=False, dry_run=False, refusals=unreadable,
     )  # fmt: skip
     assert tried.outcome is None  # what cannot be read costs only the memory: the image is tried again
+
+
+def test_a_batch_reads_its_remembered_refusals_with_one_listing_not_a_read_per_image(
+    registries: Registries, s3_store: Store
+) -> None:
+    """A cold batch checks many images no job ever refused: one listing of ``refusals/`` tells
+    the check so, and only a refusal listed there is read. A listing S3 refuses leaves the
+    reads key by key, and the remembered refusal still stands."""
+    front = registries.front
+    refused_digest = _nested_index(registries, "library/nested-listed")
+    refused = WorkItem(f"{front.host}/library/nested-listed", "1", "mirror/nested-listed", "1")
+    _copy_job(registries, s3_store, [(refused, refused_digest)])
+    new = [WorkItem(f"{front.host}/library/fresh-{n}", "1", f"mirror/fresh-{n}", "1") for n in range(3)]
+    for one in new:
+        seed(registries.hub_pusher(), one.source.split("/", 1)[1], "1", ["linux/amd64"])
+    target = RegistryClient(registries.ecr.host, Credentials(ECR_USER, ECR_PASSWORD), side="target")
+    calls: list[tuple[str, str]] = []
+    listing_refused = False
+
+    def count(params: dict[str, Any], model: Any, **_: Any) -> None:
+        calls.append((model.name, str(params.get("Key") or params.get("Prefix") or "")))
+        if listing_refused and model.name == "ListObjectsV2" and params.get("Prefix") == "refusals/":
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "ListObjectsV2")
+
+    def batch() -> dict[str, str]:
+        calls.clear()
+        check_batch(
+            run="r2", batch="00000", items=[refused, *new], store=s3_store,
+            upstream=lambda _: RegistryClient(front.host), target=target, target_registry=registries.ecr.host,
+            floor=0, concurrency=4, force=False, dry_run=False,
+        )  # fmt: skip
+        return {o["target"]: o["outcome"] for o in s3_store.get_json("runs/r2/outcomes/00000-check.json")}
+
+    s3_store.client.meta.events.register("provide-client-params.s3", count)
+    try:
+        outcomes = batch()
+        first = list(calls)
+        listing_refused = True
+        refused_listing = batch()
+        second = list(calls)
+    finally:
+        s3_store.client.meta.events.unregister("provide-client-params.s3", count)
+    assert outcomes == refused_listing == {"mirror/nested-listed:1": "failed"}  # the three others go to the job
+    assert [c for c in first if c[1].startswith("refusals/")] == [
+        ("ListObjectsV2", "refusals/"),
+        ("GetObject", keys.refusal(refused_digest, None, "mirror/nested-listed")),
+    ]
+    assert sorted(c for c in second if c[0] == "GetObject" and c[1].startswith("refusals/")) == sorted(
+        ("GetObject", keys.refusal(d, None, one.target_repository))
+        for one, d in [(refused, refused_digest), *((one, target_head(front, one)) for one in new)]
+    )
+
+
+def target_head(front: Any, item: WorkItem) -> str:
+    """The digest upstream serves for ``item`` (what the check keys its refusal by)."""
+    return RegistryClient(front.host).head_manifest(item.upstream.repository, item.tag).digest
 
 
 def _docker_manifest_with_annotations(registries: Registries, repository: str, tag: str, what: str) -> str:

@@ -38,6 +38,8 @@ RUN_LOCK = "locks/run.json"
 ALLOWLIST = "allowlist/allowlist.yaml"
 #: The state machine's ``States.Format`` for a failed step's key: run, batch, then the phase.
 ERRORS_FORMAT = "runs/{}/errors/{}-{}.json"
+#: Where the refusals no run can change are remembered (:func:`refusal`); a check lists it once a batch.
+REFUSALS_PREFIX = "refusals/"
 
 
 def run_key(run: str, *parts: str) -> str:
@@ -119,7 +121,7 @@ def refusal(upstream_digest: str, recipe: str | None, target_repository: str, ve
     False
     """
     hashed = hashlib.sha256(f"{upstream_digest}\n{recipe or ''}\n{target_repository}\n{version}".encode())
-    return f"refusals/{hashed.hexdigest()}.json"
+    return f"{REFUSALS_PREFIX}{hashed.hexdigest()}.json"
 
 
 def extras(upstream_digest: str, target_repository: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -305,6 +306,31 @@ def _retry_time(exc: RateLimitedError, now: dt.datetime) -> str | None:
     return reset_time(exc.ratelimit, now)
 
 
+def remembered_refusals(store: CheckStore) -> Callable[[str], RefusalRecord | None]:
+    """What a check reads remembered refusals with: ``refusals/`` is listed once, the first time
+    an item of the batch needs work, and only a key listed there is read. Most images were never
+    refused, so a batch of fifty images to copy costs one request, not fifty. A listing that
+    fails leaves the reads key by key (each failure of those costs only the memory)."""
+    listed: dict[str, set[str] | None] = {}
+    lock = threading.Lock()
+
+    def find(key: str) -> RefusalRecord | None:
+        with lock:
+            if "keys" not in listed:
+                try:
+                    listed["keys"] = set(store.keys(keys.REFUSALS_PREFIX))
+                except Exception as exc:
+                    logger.warning("could not list the remembered refusals: %s", exc)
+                    listed["keys"] = None
+            known = listed["keys"]
+        if known is not None and key not in known:
+            return None
+        found: RefusalRecord | None = store.find_json(key)
+        return found
+
+    return find
+
+
 def check_batch(
     *,
     run: str,
@@ -358,6 +384,8 @@ def check_batch(
                 logger.warning("pull policy of %s not updated: %s", repository, exc)
                 notices.append(f"the pull policy of {repository} was not updated ({exc}); the next run tries again")
 
+    refusals = remembered_refusals(store)
+
     def one(item: WorkItem) -> ItemCheck:
         try:
             return check_item(
@@ -368,7 +396,7 @@ def check_batch(
                 force=force,
                 dry_run=dry_run,
                 public_keys=public_keys,
-                refusals=store.find_json,
+                refusals=refusals,
                 trust_root=noted_trust_root,
                 missing_extras=missing_extras,
             )
