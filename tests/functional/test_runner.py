@@ -336,13 +336,13 @@ def test_a_batch_reads_its_remembered_refusals_with_one_listing_not_a_read_per_i
     ]
     assert sorted(c for c in second if c[0] == "GetObject" and c[1].startswith("refusals/")) == sorted(
         ("GetObject", keys.refusal(d, None, one.target_repository))
-        for one, d in [(refused, refused_digest), *((one, target_head(front, one)) for one in new)]
+        for one, d in [(refused, refused_digest), *((one, _upstream_digest(front.host, one)) for one in new)]
     )
 
 
-def target_head(front: Any, item: WorkItem) -> str:
+def _upstream_digest(host: str, item: WorkItem) -> str:
     """The digest upstream serves for ``item`` (what the check keys its refusal by)."""
-    return RegistryClient(front.host).head_manifest(item.upstream.repository, item.tag).digest
+    return RegistryClient(host).head_manifest(item.upstream.repository, item.tag).digest
 
 
 def _docker_manifest_with_annotations(registries: Registries, repository: str, tag: str, what: str) -> str:

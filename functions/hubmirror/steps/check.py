@@ -311,20 +311,21 @@ def remembered_refusals(store: CheckStore) -> Callable[[str], RefusalRecord | No
     an item of the batch needs work, and only a key listed there is read. Most images were never
     refused, so a batch of fifty images to copy costs one request, not fifty. A listing that
     fails leaves the reads key by key (each failure of those costs only the memory)."""
-    listed: dict[str, set[str] | None] = {}
     lock = threading.Lock()
+    listed = False
+    known: set[str] | None = None
 
     def find(key: str) -> RefusalRecord | None:
+        nonlocal listed, known
         with lock:
-            if "keys" not in listed:
+            if not listed:
+                listed = True
                 try:
-                    listed["keys"] = set(store.keys(keys.REFUSALS_PREFIX))
+                    known = set(store.keys(keys.REFUSALS_PREFIX))
                 except Exception as exc:
                     logger.warning("could not list the remembered refusals: %s", exc)
-                    listed["keys"] = None
-            known = listed["keys"]
-        if known is not None and key not in known:
-            return None
+            if known is not None and key not in known:
+                return None
         found: RefusalRecord | None = store.find_json(key)
         return found
 
