@@ -40,6 +40,8 @@ ALLOWLIST = "allowlist/allowlist.yaml"
 ERRORS_FORMAT = "runs/{}/errors/{}-{}.json"
 #: Where the refusals no run can change are remembered (:func:`refusal`); a check lists it once a batch.
 REFUSALS_PREFIX = "refusals/"
+#: Where a copy job marks an image whose extras did not all arrive (:func:`extras`); a check lists it once a batch.
+EXTRAS_PREFIX = "extras/"
 
 
 def run_key(run: str, *parts: str) -> str:
@@ -132,7 +134,7 @@ def extras(upstream_digest: str, target_repository: str) -> str:
     True
     """
     hashed = hashlib.sha256(f"{upstream_digest}\n{target_repository}".encode())
-    return f"extras/{hashed.hexdigest()}.json"
+    return f"{EXTRAS_PREFIX}{hashed.hexdigest()}.json"
 
 
 def context(digest: str) -> str:

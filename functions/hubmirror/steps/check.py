@@ -373,7 +373,7 @@ def check_batch(
     missing_extras: set[str] = set()
     if not dry_run:
         try:  # one request per batch, whatever its size
-            missing_extras = set(store.keys("extras/"))
+            missing_extras = set(store.keys(keys.EXTRAS_PREFIX))
         except Exception as exc:  # the images are checked as usual; the next run looks again
             logger.warning("could not list the images missing their signatures or referrers: %s", exc)
     if pull_policy is not None and not dry_run:
