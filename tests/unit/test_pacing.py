@@ -36,11 +36,20 @@ def _sent_at(pacer: Pacer, clock: Clock, requests: int) -> list[float]:
 
 def test_requests_leave_one_every_1_over_rate_seconds_after_a_second_s_worth_at_once() -> None:
     pacer, clock = _pacer(2.5)
-    assert _sent_at(pacer, clock, 6) == [0.0, 0.0, 0.0, 0.2, 0.6, 1.0]
+    # a bucket of 2.5 tokens: two at once, the third when half a token more has come (0.2 s)
+    assert _sent_at(pacer, clock, 6) == [0.0, 0.0, 0.2, 0.6, 1.0, 1.4]
     clock.now += 0.3  # a pause shorter than a slot: no slot was left unused
-    assert _sent_at(pacer, clock, 2) == [1.4, 1.8]
+    assert _sent_at(pacer, clock, 2) == [1.8, 2.2]
     clock.now += 10.0  # a long pause: a second's worth of slots, no more
-    assert _sent_at(pacer, clock, 4) == [11.8, 11.8, 11.8, 12.0]
+    assert _sent_at(pacer, clock, 4) == [12.2, 12.2, 12.4, 12.8]
+
+
+def test_a_full_bucket_lets_as_many_at_once_as_the_service_holds_and_no_more() -> None:
+    # ECR's bucket holds a second of its rate: at 10 a second, 10 requests pass at once and
+    # the 11th is refused unless it waits a tenth of a second (the ECR stand-in's _Bucket).
+    pacer, clock = _pacer(10.0)
+    sent = _sent_at(pacer, clock, 12)
+    assert sent == [0.0] * 10 + [0.1, 0.2]
 
 
 def test_a_429_cuts_the_rate_by_30_percent_once_a_second_whatever_the_burst() -> None:

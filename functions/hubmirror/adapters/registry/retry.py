@@ -95,12 +95,14 @@ class Pacer:
         """Sleep until this process may send the next request (one every ``1 / rate`` seconds).
         The slot is taken when it comes, so a cut made meanwhile spaces the waiting requests too.
         Slots a job left unused in the last second may be used at once, as the service's own
-        bucket keeps a second of the tokens nobody used: a job's share of that burst."""
+        bucket keeps a second of the tokens nobody used: a job's share of that burst, and no
+        more (a bucket of 10 lets 10 requests through at once, not 11)."""
         while True:
             with self._lock:
                 now = self.clock()
                 if now >= self._next:  # a slot left unused within the last BURST_SECONDS is still there
-                    self._next = max(self._next, now - BURST_SECONDS) + 1.0 / self.rate
+                    slot = 1.0 / self.rate
+                    self._next = max(self._next, now - BURST_SECONDS + slot) + slot
                     self._since = now if self._since is None else self._since
                     return
                 delay = self._next - now
