@@ -34,22 +34,23 @@ def _sent_at(pacer: Pacer, clock: Clock, requests: int) -> list[float]:
     return times
 
 
-def test_requests_leave_one_every_1_over_rate_seconds_after_a_second_s_worth_at_once() -> None:
+def test_requests_leave_one_every_1_over_rate_seconds_after_a_burst_s_worth_at_once() -> None:
     pacer, clock = _pacer(2.5)
-    # a bucket of 2.5 tokens: two at once, the third when half a token more has come (0.2 s)
-    assert _sent_at(pacer, clock, 6) == [0.0, 0.0, 0.2, 0.6, 1.0, 1.4]
+    # 0.8 s at 2.5 a second: two at once, then one every 0.4 s
+    assert _sent_at(pacer, clock, 5) == [0.0, 0.0, 0.4, 0.8, 1.2]
     clock.now += 0.3  # a pause shorter than a slot: no slot was left unused
-    assert _sent_at(pacer, clock, 2) == [1.8, 2.2]
-    clock.now += 10.0  # a long pause: a second's worth of slots, no more
-    assert _sent_at(pacer, clock, 4) == [12.2, 12.2, 12.4, 12.8]
+    assert _sent_at(pacer, clock, 2) == [1.6, 2.0]
+    clock.now += 10.0  # a long pause: a burst's worth of slots, no more
+    assert _sent_at(pacer, clock, 4) == [12.0, 12.0, 12.4, 12.8]
 
 
-def test_a_full_bucket_lets_as_many_at_once_as_the_service_holds_and_no_more() -> None:
-    # ECR's bucket holds a second of its rate: at 10 a second, 10 requests pass at once and
-    # the 11th is refused unless it waits a tenth of a second (the ECR stand-in's _Bucket).
+def test_a_burst_leaves_a_fifth_of_the_service_s_bucket_unused() -> None:
+    # ECR's bucket holds a second of its rate (the ECR stand-in's _Bucket): at 10 a second, ten
+    # requests at once pass and an eleventh is refused. The pacer sends eight, so that two
+    # sent later but arriving bunched with them still find a token.
     pacer, clock = _pacer(10.0)
-    sent = _sent_at(pacer, clock, 12)
-    assert sent == [0.0] * 10 + [0.1, 0.2]
+    sent = _sent_at(pacer, clock, 10)
+    assert sent == [0.0] * 8 + [0.1, 0.2]
 
 
 def test_a_429_cuts_the_rate_by_30_percent_once_a_second_whatever_the_burst() -> None:
