@@ -29,6 +29,10 @@ class Settings:
     target_registry: str
     target_prefix: str = "mirror"
     batch_size: int = 50
+    #: items copied as they are (no lines added) go in batches of their own, this large: a copy
+    #: job copies several at once, paced by the account's PutImage rate, where a build job
+    #: builds one after another
+    copy_batch_size: int = 200
     check_concurrency: int = 8
     rate_limit_floor: int = 10
     map_concurrency: int = 10
@@ -98,6 +102,7 @@ class Settings:
             target_registry=required("HUBMIRROR_TARGET_REGISTRY"),
             target_prefix=env.get("HUBMIRROR_TARGET_PREFIX", "mirror").strip().strip("/"),
             batch_size=integer("HUBMIRROR_BATCH_SIZE", 50, 1),
+            copy_batch_size=integer("HUBMIRROR_COPY_BATCH_SIZE", 200, 1),
             check_concurrency=integer("HUBMIRROR_CHECK_CONCURRENCY", 8, 1),
             rate_limit_floor=integer("HUBMIRROR_RATE_LIMIT_FLOOR", 10, 0),
             map_concurrency=integer("HUBMIRROR_MAP_CONCURRENCY", 10, 1),

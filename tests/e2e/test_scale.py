@@ -20,7 +20,7 @@ from hubmirror.steps.report import LIST_CAP
 pytestmark = pytest.mark.e2e
 
 ITEMS = 5000
-BATCH = 50
+BATCH = 200  # items copied as they are: CopyBatchSize, its default
 PAYLOAD_LIMIT = 256 * 1024
 
 
@@ -34,7 +34,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunResult, 
     # SQS takes about 10 ms an event; the events are tested in test_faults and test_signatures.
     stack = Stack(
         Path(tmp_path_factory.mktemp("scale")),
-        parameters={"BatchSize": str(BATCH), "PutImageRate": "200"},
+        parameters={"CopyBatchSize": str(BATCH), "PutImageRate": "200"},
         ecr_rates={"PutImage": 200.0},
         route_events=False,
     )
@@ -64,7 +64,7 @@ def test_histories_are_bounded_per_item_and_payloads_small(runs: tuple[RunResult
     for run in runs[:2]:
         assert len(run.events) < 40  # the parent's history does not grow with the items
         batches = ITEMS // BATCH
-        assert len(run.map_run_events) / batches <= 30  # each child: a handful of states for 50 items
+        assert len(run.map_run_events) / batches <= 30  # each child: a handful of states for its items
         assert run.state_transitions / ITEMS < 0.2
         assert run.largest_payload() < PAYLOAD_LIMIT
 

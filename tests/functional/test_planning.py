@@ -37,7 +37,14 @@ def plan(s3_store: Store, hub: str, allowlist: str, execution_input: object = No
 
 
 def plan_result(
-    s3_store: Store, hub: str, allowlist: StoredAllowlist | None, execution_input: object = None, run: str = "r1"
+    s3_store: Store,
+    hub: str,
+    allowlist: StoredAllowlist | None,
+    execution_input: object = None,
+    run: str = "r1",
+    *,
+    batch_size: int = 50,
+    copy_batch_size: int = 200,
 ) -> dict[str, object]:
     client = RegistryClient(hub)
     return dict(
@@ -46,7 +53,8 @@ def plan_result(
             allowlist=allowlist,
             execution_input=execution_input or {},
             prefix="mirror",
-            batch_size=50,
+            batch_size=batch_size,
+            copy_batch_size=copy_batch_size,
             map_concurrency=4,
             store=s3_store,
             bundle=("runner/x.zip", b"zip"),
@@ -78,6 +86,39 @@ def test_selectors_expand_against_the_registry_tag_list(s3_store: Store, seeded:
     assert counts["tags_list"] == 3 * 4  # 16 tags in pages of 5, once per entry
     assert counts.get("head_manifest", 0) == 0
     assert counts.get("get_manifest", 0) == 0
+
+
+def test_copies_and_builds_are_planned_in_batches_of_their_own_sizes(s3_store: Store, seeded: str) -> None:
+    """Copies go several at once in a job, builds one after another: each kind is batched apart."""
+    text = f"""images:
+  - source: {seeded}/library/nginx
+    tags: ["1.26.0", "1.27.0"]
+    target: nginx
+  - source: {seeded}/library/nginx
+    tags: ["1.26.0", "1.27.0"]
+    target: nginx-data
+    build_commands: ["VOLUME /data"]
+  - source: {seeded}/library/nginx
+    tags: ["1.27.1"]
+    target: nginx-more
+"""
+    stored = StoredAllowlist(text.encode(), "v1", "s3://runs/allowlist/allowlist.yaml")
+    result = plan_result(s3_store, seeded, stored, batch_size=1, copy_batch_size=2)
+    assert (result["items"], result["batches"]) == (5, 4)
+    listed = s3_store.get_json(str(result["batches_key"]))
+    assert [(b["batch"], b["items"]) for b in listed] == [("00000", 2), ("00001", 1), ("00002", 1), ("00003", 1)]
+    held = {
+        b["batch"]: [f"{i['target_repository']}:{i['target_tag']}" for i in s3_store.get_json(b["key"])] for b in listed
+    }
+    assert held == {
+        "00000": ["mirror/nginx:1.26.0", "mirror/nginx:1.27.0"],
+        "00001": ["mirror/nginx-more:1.27.1"],
+        "00002": ["mirror/nginx-data:1.26.0"],
+        "00003": ["mirror/nginx-data:1.27.0"],
+    }
+    written = s3_store.get_json("runs/r1/plan.json")
+    targets = [f"{i['target_repository']}:{i['target_tag']}" for i in written["items"]]
+    assert dict(zip(targets, written["batch_of"], strict=True)) == {t: b for b, ts in held.items() for t in ts}
 
 
 def test_a_selector_over_its_cap_fails_alone(s3_store: Store, seeded: str, front: HubFront) -> None:

@@ -70,7 +70,11 @@ def test_one_version_everywhere() -> None:
     assert TEMPLATE["Metadata"]["AWS::ServerlessRepo::Application"]["SemanticVersion"] == __version__
     assert TEMPLATE["Outputs"]["Version"]["Value"] == __version__
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
-    newest = next(line for line in (ROOT / "CHANGELOG.md").read_text().splitlines() if line.startswith("## ["))
+    newest = next(
+        line
+        for line in (ROOT / "CHANGELOG.md").read_text().splitlines()
+        if line.startswith("## [") and not line.startswith("## [Unreleased]")  # changes not yet released
+    )
     assert newest.startswith(f"## [{__version__}]")
 
 

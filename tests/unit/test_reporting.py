@@ -43,6 +43,20 @@ def test_every_item_gets_exactly_one_outcome_and_builds_win_over_checks() -> Non
     assert report.outcomes[3].reason == "no outcome was recorded (its batch did not finish)"
 
 
+def test_an_item_no_job_recorded_carries_the_error_of_its_own_batch_when_copies_and_builds_are_apart() -> None:
+    built = WorkItem("docker.io/library/app", "b", "mirror/app", "b", build_commands=("VOLUME /data",))
+    objects = run_objects(0)
+    plan = objects["runs/r/plan.json"]
+    plan["items"] = [item(0).to_dict(), built.to_dict(), item(1).to_dict()]
+    plan["batch_of"] = ["00000", "00001", "00000"]  # the copies' batch, then the build's
+    objects["runs/r/outcomes/00000-check.json"] = [outcome(0, "unchanged"), outcome(1, "unchanged")]
+    objects["runs/r/errors/00001-check.json"] = {"Error": "Lambda.Unknown", "Cause": "out of memory"}
+    report = reporting.collect(MemoryStore(objects), "r")
+    assert [o.outcome for o in report.outcomes] == ["unchanged", "failed", "unchanged"]
+    assert report.outcomes[1].target == "mirror/app:b"
+    assert "out of memory" in report.outcomes[1].reason
+
+
 def test_items_of_a_failed_build_carry_the_builds_error() -> None:
     objects = run_objects(2)
     objects["runs/r/outcomes/00000-check.json"] = []

@@ -228,15 +228,28 @@ def target_repository(prefix: str, target: str) -> str:
     return name
 
 
-def batches(items: Sequence[WorkItem], size: int) -> list[Batch]:
+def batches(items: Sequence[WorkItem], size: int, *, copy_size: int | None = None) -> list[Batch]:
     """Split items into batches of at most ``size``, ids zero-padded in order.
+
+    With ``copy_size``, the items copied as they are go in batches of their own, of at most
+    ``copy_size``, before the items built: a job copies several images at once, all paced by
+    the account's ``PutImage`` rate, but builds one image after another. Each kind keeps the
+    allowlist's order.
 
     >>> [b.id for b in batches([WorkItem("a", str(n), "r", str(n)) for n in range(5)], 2)]
     ['00000', '00001', '00002']
+    >>> built = WorkItem("b", "1", "r", "b1", build_commands=("VOLUME /data",))
+    >>> copied = [WorkItem("a", str(n), "r", str(n)) for n in range(3)]
+    >>> [[i.target_tag for i in b.items] for b in batches([built, *copied], 2, copy_size=4)]
+    [['0', '1', '2'], ['b1']]
     """
-    if size < 1:
+    if size < 1 or (copy_size is not None and copy_size < 1):
         raise ValueError("batch size must be at least 1")
-    return [
-        Batch(id=f"{n:05d}", items=tuple(items[start : start + size]))
-        for n, start in enumerate(range(0, len(items), size))
-    ]
+    if copy_size is None:
+        chunks = [items[start : start + size] for start in range(0, len(items), size)]
+    else:
+        copies = [i for i in items if i.kind == Kind.COPY]
+        builds = [i for i in items if i.kind != Kind.COPY]
+        chunks = [copies[start : start + copy_size] for start in range(0, len(copies), copy_size)]
+        chunks += [builds[start : start + size] for start in range(0, len(builds), size)]
+    return [Batch(id=f"{n:05d}", items=tuple(chunk)) for n, chunk in enumerate(chunks)]

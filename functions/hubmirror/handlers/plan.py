@@ -32,6 +32,7 @@ def handler(event: PlanEvent, context: LambdaContext) -> PlanResult:
         execution_input=event.get("input"),
         prefix=config.target_prefix,
         batch_size=config.batch_size,
+        copy_batch_size=config.copy_batch_size,
         map_concurrency=config.map_concurrency,
         store=store(),
         bundle=runner_bundle(),

@@ -126,6 +126,7 @@ def plan_run(
     batch_size: int,
     map_concurrency: int,
     store: PlanStore,
+    copy_batch_size: int | None = None,
     bundle: tuple[str, bytes],
     list_tags: TagLister,
     default_platforms: tuple[str, ...] | None = None,
@@ -183,7 +184,8 @@ def plan_run(
         items = select(expansion.items, parsed, options.only, prefix)
         entries = {e.index: e for e in parsed.entries}
         failures = [f for f in expansion.failures if entry_selected(entries[f.entry], options.only, prefix)]
-        chunks = batches(items, batch_size)
+        chunks = batches(items, batch_size, copy_size=copy_batch_size)
+        batch_of = {item.target: chunk.id for chunk in chunks for item in chunk.items}
 
         bundle_key, bundle_data = bundle
         if not store.exists(bundle_key):
@@ -195,6 +197,9 @@ def plan_run(
                 "failures": [failure_outcome(f).to_dict() for f in failures],
                 "options": options.__dict__,
                 "batch_size": batch_size,
+                # each item's batch, in the order of "items": the report names the batch of an
+                # item no job recorded (copies and builds are batched apart)
+                "batch_of": [batch_of[i.target] for i in items],
                 "allowlist": allowlist_info,
                 "notices": left_out_notices(parsed, source) if allowlist is not None else [NO_ALLOWLIST],
             },
