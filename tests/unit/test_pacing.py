@@ -53,6 +53,14 @@ def test_a_burst_leaves_a_fifth_of_the_service_s_bucket_unused() -> None:
     assert sent == [0.0] * 8 + [0.1, 0.2]
 
 
+@pytest.mark.parametrize("share", [0.5, 1.0, 1.2])
+def test_a_share_whose_slot_is_longer_than_the_burst_still_sends_one_every_1_over_rate_seconds(share: float) -> None:
+    # ten jobs at once share 10 a second at 1 each; a job cut to the floor sends at 0.5
+    pacer, clock = _pacer(share)
+    sent = _sent_at(pacer, clock, 4)
+    assert sent == pytest.approx([0.0, 1 / share, 2 / share, 3 / share], abs=1e-3)
+
+
 def test_a_429_cuts_the_rate_by_30_percent_once_a_second_whatever_the_burst() -> None:
     pacer, clock = _pacer(5.0)
     pacer.wait()

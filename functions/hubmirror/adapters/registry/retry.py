@@ -99,13 +99,14 @@ class Pacer:
         The slot is taken when it comes, so a cut made meanwhile spaces the waiting requests too.
         Slots a job left unused in the last :data:`BURST_SECONDS` may be used at once, as the
         service's own bucket keeps the tokens nobody used: a job's share of that burst, and no
-        more (at 10 a second, 8 requests at once, not 9)."""
+        more (at 10 a second, 8 requests at once where ECR's bucket holds 10)."""
         while True:
             with self._lock:
                 now = self.clock()
                 if now >= self._next:  # a slot left unused within the last BURST_SECONDS is still there
                     slot = 1.0 / self.rate
-                    self._next = max(self._next, now - BURST_SECONDS + slot) + slot
+                    # the burst's slots, none if one slot is longer than the burst (under 1.25/s)
+                    self._next = max(self._next, now - max(0.0, BURST_SECONDS - slot)) + slot
                     self._since = now if self._since is None else self._since
                     return
                 delay = self._next - now
