@@ -107,13 +107,14 @@ def test_copies_and_builds_are_planned_in_batches_of_their_own_sizes(s3_store: S
     assert (result["items"], result["batches"]) == (5, 4)
     listed = s3_store.get_json(str(result["batches_key"]))
     assert [(b["batch"], b["items"]) for b in listed] == [("00000", 2), ("00001", 1), ("00002", 1), ("00003", 1)]
+    assert {b["jobs_at_once"] for b in listed} == {2}  # the copy jobs share PutImage; a build job takes no share
     held = {
         b["batch"]: [f"{i['target_repository']}:{i['target_tag']}" for i in s3_store.get_json(b["key"])] for b in listed
     }
     assert held == {
         "00000": ["mirror/nginx:1.26.0", "mirror/nginx:1.27.0"],
-        "00001": ["mirror/nginx-more:1.27.1"],
-        "00002": ["mirror/nginx-data:1.26.0"],
+        "00001": ["mirror/nginx-data:1.26.0"],
+        "00002": ["mirror/nginx-more:1.27.1"],
         "00003": ["mirror/nginx-data:1.27.0"],
     }
     written = s3_store.get_json("runs/r1/plan.json")

@@ -102,7 +102,7 @@ def test_batches_cover_every_item_once() -> None:
     assert [i for b in chunks for i in b.items] == ITEMS
 
 
-def test_copies_and_builds_are_batched_apart_each_in_the_allowlist_s_order() -> None:
+def test_copies_and_builds_are_batched_apart_each_in_the_allowlist_s_order_and_alternate() -> None:
     def built(n: int) -> WorkItem:
         return WorkItem("docker.io/library/app", f"b{n}", "mirror/app", f"b{n}", build_commands=("VOLUME /data",))
 
@@ -112,7 +112,8 @@ def test_copies_and_builds_are_batched_apart_each_in_the_allowlist_s_order() -> 
     mixed = [copied(0), built(0), copied(1), built(1), copied(2), built(2), copied(3), copied(4)]
     chunks = batches(mixed, 2, copy_size=3)
     assert [b.id for b in chunks] == ["00000", "00001", "00002", "00003"]
-    assert [[i.tag for i in b.items] for b in chunks] == [["c0", "c1", "c2"], ["c3", "c4"], ["b0", "b1"], ["b2"]]
+    # copies and builds alternate: neither kind waits for all of the other
+    assert [[i.tag for i in b.items] for b in chunks] == [["c0", "c1", "c2"], ["b0", "b1"], ["c3", "c4"], ["b2"]]
     assert batches([copied(0), copied(1)], 1, copy_size=5)[0].items == (copied(0), copied(1))
     assert [len(b.items) for b in batches([built(0), built(1)], 1, copy_size=5)] == [1, 1]
     with pytest.raises(ValueError, match="at least 1"):

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import zip_longest
 from typing import Any
 
 from hubmirror.domain.documents import ItemDocument
@@ -232,9 +233,10 @@ def batches(items: Sequence[WorkItem], size: int, *, copy_size: int | None = Non
     """Split items into batches of at most ``size``, ids zero-padded in order.
 
     With ``copy_size``, the items copied as they are go in batches of their own, of at most
-    ``copy_size``, before the items built: a job copies several images at once, all paced by
-    the account's ``PutImage`` rate, but builds one image after another. Each kind keeps the
-    allowlist's order.
+    ``copy_size``, apart from the items built: a job copies several images at once, all paced
+    by the account's ``PutImage`` rate, but builds one image after another. Each kind keeps the
+    allowlist's order, and their batches alternate, so that when there are more batches than
+    run at once, neither kind waits for all of the other.
 
     >>> [b.id for b in batches([WorkItem("a", str(n), "r", str(n)) for n in range(5)], 2)]
     ['00000', '00001', '00002']
@@ -250,6 +252,7 @@ def batches(items: Sequence[WorkItem], size: int, *, copy_size: int | None = Non
     else:
         copies = [i for i in items if i.kind == Kind.COPY]
         builds = [i for i in items if i.kind != Kind.COPY]
-        chunks = [copies[start : start + copy_size] for start in range(0, len(copies), copy_size)]
-        chunks += [builds[start : start + size] for start in range(0, len(builds), size)]
+        copy_chunks = [copies[start : start + copy_size] for start in range(0, len(copies), copy_size)]
+        build_chunks = [builds[start : start + size] for start in range(0, len(builds), size)]
+        chunks = [chunk for pair in zip_longest(copy_chunks, build_chunks) for chunk in pair if chunk is not None]
     return [Batch(id=f"{n:05d}", items=tuple(chunk)) for n, chunk in enumerate(chunks)]

@@ -309,7 +309,7 @@ def _retry_time(exc: RateLimitedError, now: dt.datetime) -> str | None:
 def remembered_refusals(store: CheckStore) -> Callable[[str], RefusalRecord | None]:
     """What a check reads remembered refusals with: ``refusals/`` is listed once, the first time
     an item of the batch needs work, and only a key listed there is read. Most images were never
-    refused, so a batch of fifty images to copy costs one request, not fifty. A listing that
+    refused, so a batch of 200 images to copy costs one request, not 200. A listing that
     fails leaves the reads key by key (each failure of those costs only the memory)."""
     lock = threading.Lock()
     listed = False

@@ -11,7 +11,7 @@ from hubmirror.allowlist.expansion import EntryFailure, entry_selected, expand, 
 from hubmirror.allowlist.rules import Allowlist, ImageEntry, parse_allowlist
 from hubmirror.domain import keys
 from hubmirror.domain.decisions import Outcome, OutcomeName
-from hubmirror.domain.items import InputError, RunOptions, batches, few
+from hubmirror.domain.items import InputError, Kind, RunOptions, batches, few
 from hubmirror.domain.references import ImageReference
 from hubmirror.steps.payloads import PlanResult
 from hubmirror.steps.runlock import LockStore, RunLockedError, release_run_lock, take_run_lock
@@ -205,7 +205,9 @@ def plan_run(
             },
         )
         entries_list = []
-        at_once = max(1, min(len(chunks), map_concurrency))  # the jobs sharing the target's rates
+        # the copy jobs sharing the target's PutImage rate at first (a build job takes no share)
+        copying = [chunk for chunk in chunks if any(item.kind == Kind.COPY for item in chunk.items)]
+        at_once = max(1, min(len(copying) or len(chunks), map_concurrency))
         for chunk in chunks:
             key = store.put_json(keys.batch(run, chunk.id), [i.to_dict() for i in chunk.items])
             entries_list.append({"batch": chunk.id, "key": key, "items": len(chunk.items), "jobs_at_once": at_once})
