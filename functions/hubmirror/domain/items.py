@@ -248,11 +248,13 @@ def batches(items: Sequence[WorkItem], size: int, *, copy_size: int | None = Non
     if size < 1 or (copy_size is not None and copy_size < 1):
         raise ValueError("batch size must be at least 1")
     if copy_size is None:
-        chunks = [items[start : start + size] for start in range(0, len(items), size)]
+        chunks = _chunked(items, size)
     else:
-        copies = [i for i in items if i.kind == Kind.COPY]
-        builds = [i for i in items if i.kind != Kind.COPY]
-        copy_chunks = [copies[start : start + copy_size] for start in range(0, len(copies), copy_size)]
-        build_chunks = [builds[start : start + size] for start in range(0, len(builds), size)]
-        chunks = [chunk for pair in zip_longest(copy_chunks, build_chunks) for chunk in pair if chunk is not None]
+        copies = _chunked([i for i in items if i.kind == Kind.COPY], copy_size)
+        builds = _chunked([i for i in items if i.kind != Kind.COPY], size)
+        chunks = [chunk for pair in zip_longest(copies, builds) for chunk in pair if chunk is not None]
     return [Batch(id=f"{n:05d}", items=tuple(chunk)) for n, chunk in enumerate(chunks)]
+
+
+def _chunked(items: Sequence[WorkItem], size: int) -> list[Sequence[WorkItem]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]

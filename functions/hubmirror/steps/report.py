@@ -249,8 +249,10 @@ def collect(store: ReportStore, run: str, *, target: TargetLookup | None = None)
         batch, _, phase = name.partition("-")
         errors[name] = _error_reason(store.get_json(key), phase)
         errors.setdefault(batch, errors[name])
-    batch_of: list[str] = list(plan.get("batch_of") or [])
-    batch_size = int(plan.get("batch_size") or 0)  # a plan written before batch_of: batches in order
+    batch_size = int(plan.get("batch_size") or 0)
+    batch_of: list[str] = list(  # a plan written before batch_of: the batches follow the items
+        plan.get("batch_of") or [f"{n // batch_size:05d}" if batch_size else "" for n in range(len(items))]
+    )
     report = Report(
         run=run,
         dry_run=dry_run,
@@ -267,12 +269,7 @@ def collect(store: ReportStore, run: str, *, target: TargetLookup | None = None)
             report.outcomes.append(found)
             continue
         job_name = job_of.get(item.target, "")
-        if job_name:
-            batch_id = job_name.split("-")[0]
-        elif n < len(batch_of):
-            batch_id = batch_of[n]
-        else:
-            batch_id = f"{n // batch_size:05d}" if batch_size else ""
+        batch_id = job_name.split("-")[0] if job_name else batch_of[n]
         reason = errors.get(job_name) or errors.get(batch_id) or "no outcome was recorded (its batch did not finish)"
         if target is not None and item.target in job_entry:
             report.outcomes.append(_in_place(item, job_entry[item.target], target, reason))
